@@ -1,0 +1,15 @@
+//! helloguard: a TLS-terminating reverse proxy and decision engine that binds login sessions and
+//! refresh tokens to the TLS fingerprint (JA3/JA4) of the client that created them.
+//!
+//! The crate is organised along the one data path (see `../shared/DESIGN.md`):
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`hello`] | sans-I/O incremental ClientHello reader and the zero-copy [`hello::ClientHello`] view |
+//! | [`fingerprint`] | JA3, JA3N, JA4, JA4_r, JA4_o, JA4_ro and the resumption-stable `ja4_stable` |
+//!
+//! `main.rs` is a thin CLI over these modules: everything it can do, a test can do too.
+#![forbid(unsafe_code)]
+
+pub mod fingerprint;
+pub mod hello;

@@ -1,0 +1,2 @@
+//! The `helloguard` command line: a thin layer over the library.
+fn main() {}
