@@ -88,11 +88,7 @@ impl<'h> Ja4Input<'h> {
     }
 
     fn version_code(&self) -> [u8; 2] {
-        let version = match self.hello.supported_versions {
-            Some(list) => list.iter().filter(|&v| !is_grease(v)).max(),
-            None => Some(self.hello.legacy_version),
-        };
-        match version {
+        match self.hello.offered_version() {
             Some(0x0304) => *b"13",
             Some(0x0303) => *b"12",
             Some(0x0302) => *b"11",

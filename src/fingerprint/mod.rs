@@ -10,18 +10,16 @@
 
 mod ja3;
 mod ja4;
+mod report;
 mod sink;
+
+pub use report::{report, InputError, Report};
 
 use std::fmt;
 
+pub use crate::hello::is_grease;
 use crate::hello::{ClientHello, Transport};
 use ja4::{Ja4Input, Variant};
-
-/// GREASE (RFC 8701): `0x0a0a`, `0x1a1a`, … `0xfafa`.
-#[inline]
-pub fn is_grease(v: u16) -> bool {
-    v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
-}
 
 /// How the ALPN characters of JA4 part a are formed (FINGERPRINTS.md §3.3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

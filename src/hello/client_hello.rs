@@ -6,7 +6,7 @@
 //! fail. Only the first occurrence of those five extensions is read; later duplicates are still
 //! listed as extension entries (FINGERPRINTS.md §1.1).
 
-use super::Transport;
+use super::{is_grease, Transport};
 
 /// Why a handshake message is not a well-formed ClientHello.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -233,6 +233,15 @@ impl<'a> ClientHello<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The highest version offered: the largest non-GREASE value of supported_versions when that
+    /// extension is present (`None` if it holds nothing else), otherwise legacy_version.
+    pub fn offered_version(&self) -> Option<u16> {
+        match self.supported_versions {
+            Some(list) => list.iter().filter(|&v| !is_grease(v)).max(),
+            None => Some(self.legacy_version),
+        }
     }
 
     /// The first host name as text, when it is valid UTF-8.

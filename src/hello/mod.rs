@@ -12,6 +12,12 @@ mod reader;
 pub use client_hello::{ClientHello, Extension, Extensions, ParseError, U16List};
 pub use reader::{HelloReader, Progress, ReadError, DEFAULT_MAX_LEN};
 
+/// GREASE (RFC 8701): `0x0a0a`, `0x1a1a`, … `0xfafa`. Fingerprints drop these values.
+#[inline]
+pub fn is_grease(v: u16) -> bool {
+    v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
+}
+
 /// The transport a ClientHello arrived on. It decides JA4's first character and, for DTLS, the
 /// layout of the handshake header. It is an input: it is never guessed from the hello's content.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
