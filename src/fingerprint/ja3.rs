@@ -18,8 +18,8 @@ pub(crate) enum Order {
 }
 
 pub(crate) fn write(sink: &mut impl Sink, ch: &ClientHello, order: Order) {
-    let (version, start) = decimal(ch.legacy_version);
-    sink.put(&version[start..]);
+    let (version, len) = decimal(ch.legacy_version, None);
+    sink.put_prefix(version, len);
     sink.put(b",");
     put_decimal_list(sink, ch.cipher_suites.iter().filter(|&c| !is_grease(c)));
     sink.put(b",");

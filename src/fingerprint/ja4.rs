@@ -48,43 +48,20 @@ impl<'h> Ja4Input<'h> {
             hello,
             transport,
             alpn,
-            ciphers: hello
-                .cipher_suites
-                .iter()
-                .filter(|&c| !is_grease(c))
-                .collect(),
-            extensions: hello
-                .extensions
-                .kinds()
-                .filter(|&k| !is_grease(k))
-                .collect(),
+            ciphers: hello.cipher_suites.iter().filter(|&c| !is_grease(c)).collect(),
+            extensions: hello.extensions.kinds().filter(|&k| !is_grease(k)).collect(),
         }
     }
 
     /// Part a: protocol, version, SNI, cipher count, extension count, ALPN code.
     pub(crate) fn part_a(&self, variant: Variant) -> [u8; 10] {
-        let extension_count = self
-            .extensions
-            .iter()
-            .filter(|&&k| variant.keeps(k))
-            .count();
+        let extension_count = self.extensions.iter().filter(|&&k| variant.keeps(k)).count();
         let [v0, v1] = self.version_code();
         let [c0, c1] = two_digits(self.ciphers.len());
         let [e0, e1] = two_digits(extension_count);
         let [l0, l1] = alpn_code(self.hello.alpn, self.alpn);
         let sni = if self.hello.has_sni { b'd' } else { b'i' };
-        [
-            self.transport.ja4_letter(),
-            v0,
-            v1,
-            sni,
-            c0,
-            c1,
-            e0,
-            e1,
-            l0,
-            l1,
-        ]
+        [self.transport.ja4_letter(), v0, v1, sni, c0, c1, e0, e1, l0, l1]
     }
 
     fn version_code(&self) -> [u8; 2] {
@@ -111,12 +88,8 @@ impl<'h> Ja4Input<'h> {
     /// `E` of §3.5: sorted extension types without SNI and ALPN (and, for `Stable`, without the
     /// unstable three).
     pub(crate) fn sorted_extensions(&self, variant: Variant) -> Values {
-        let mut sorted: Values = self
-            .extensions
-            .iter()
-            .copied()
-            .filter(|&k| k != SNI && k != ALPN && variant.keeps(k))
-            .collect();
+        let mut sorted: Values =
+            self.extensions.iter().copied().filter(|&k| k != SNI && k != ALPN && variant.keeps(k)).collect();
         sorted.sort_unstable();
         sorted
     }
@@ -129,12 +102,7 @@ impl<'h> Ja4Input<'h> {
     /// Part c's string: the extension list, then `_` and the signature algorithms if any.
     pub(crate) fn write_c(&self, sink: &mut impl Sink, extensions: &[u16]) {
         put_hex4_list(sink, extensions.iter().copied());
-        let mut signatures = self
-            .hello
-            .signature_algorithms
-            .iter()
-            .flat_map(|l| l.iter())
-            .filter(|&s| !is_grease(s));
+        let mut signatures = self.hello.signature_algorithms.iter().flat_map(|l| l.iter()).filter(|&s| !is_grease(s));
         if let Some(first) = signatures.next() {
             sink.put(b"_");
             put_hex4_list(sink, std::iter::once(first).chain(signatures));

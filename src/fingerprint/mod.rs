@@ -132,39 +132,23 @@ pub fn ja4_stable(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> 
 /// JA4_o (wire order, hashed).
 pub fn ja4_o(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Ja4 {
     let input = Ja4Input::new(hello, transport, alpn);
-    input.hashed(
-        input.part_a(Variant::Public),
-        input.wire_ciphers(),
-        input.wire_extensions(),
-    )
+    input.hashed(input.part_a(Variant::Public), input.wire_ciphers(), input.wire_extensions())
 }
 
 /// JA4_r (sorted, raw).
 pub fn ja4_r(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> String {
     let input = Ja4Input::new(hello, transport, alpn);
-    input.raw(
-        input.part_a(Variant::Public),
-        &input.sorted_ciphers(),
-        &input.sorted_extensions(Variant::Public),
-    )
+    input.raw(input.part_a(Variant::Public), &input.sorted_ciphers(), &input.sorted_extensions(Variant::Public))
 }
 
 /// JA4_ro (wire order, raw).
 pub fn ja4_ro(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> String {
     let input = Ja4Input::new(hello, transport, alpn);
-    input.raw(
-        input.part_a(Variant::Public),
-        input.wire_ciphers(),
-        input.wire_extensions(),
-    )
+    input.raw(input.part_a(Variant::Public), input.wire_ciphers(), input.wire_extensions())
 }
 
 fn sorted_hashed(input: &Ja4Input, variant: Variant, sorted_ciphers: &[u16]) -> Ja4 {
-    input.hashed(
-        input.part_a(variant),
-        sorted_ciphers,
-        &input.sorted_extensions(variant),
-    )
+    input.hashed(input.part_a(variant), sorted_ciphers, &input.sorted_extensions(variant))
 }
 
 /// The per-connection set: `ja3`, `ja4`, `ja4_stable`, sharing part b between the two JA4s
@@ -183,11 +167,7 @@ pub fn binding(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Bin
         let c_stable = ja4::h12(|s| input.write_c(s, &stable_extensions));
         ja4::assemble(input.part_a(Variant::Stable), b, c_stable)
     };
-    Binding {
-        ja3: ja3(hello),
-        ja4,
-        ja4_stable,
-    }
+    Binding { ja3: ja3(hello), ja4, ja4_stable }
 }
 
 /// Every form.
@@ -235,11 +215,7 @@ mod tests {
             (b"", "00"),
         ];
         for (value, code) in table {
-            assert_eq!(
-                ja4::alpn_code(Some(value), AlpnMode::Spec),
-                code.as_bytes(),
-                "{value:?}"
-            );
+            assert_eq!(ja4::alpn_code(Some(value), AlpnMode::Spec), code.as_bytes(), "{value:?}");
         }
         assert_eq!(&ja4::alpn_code(None, AlpnMode::Spec), b"00");
         assert_eq!(&ja4::alpn_code(Some(b"\xba\xad"), AlpnMode::Compat), b"99");
