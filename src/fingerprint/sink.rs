@@ -6,8 +6,44 @@
 //! string. Numbers are formatted through lookup tables rather than `format!`, which a prototype
 //! found to cost as much as the hashing.
 
-use md5::Md5;
-use sha2::{Digest, Sha256};
+use md5::{Digest, Md5};
+
+/// A hash function fed in large updates.
+pub(crate) trait Hasher {
+    fn start() -> Self;
+    fn update(&mut self, bytes: &[u8]);
+    /// The digest into `out` (as many bytes as fit).
+    fn finish_into(self, out: &mut [u8]);
+}
+
+impl Hasher for Md5 {
+    fn start() -> Self {
+        Md5::new()
+    }
+    fn update(&mut self, bytes: &[u8]) {
+        Digest::update(self, bytes);
+    }
+    fn finish_into(self, out: &mut [u8]) {
+        let digest = self.finalize();
+        out.iter_mut().zip(digest.iter()).for_each(|(o, d)| *o = *d);
+    }
+}
+
+/// SHA-256 through ring, which uses the CPU's SHA extensions where present.
+pub(crate) struct Sha256(ring::digest::Context);
+
+impl Hasher for Sha256 {
+    fn start() -> Self {
+        Sha256(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+    fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish_into(self, out: &mut [u8]) {
+        let digest = self.0.finish();
+        out.iter_mut().zip(digest.as_ref()).for_each(|(o, d)| *o = *d);
+    }
+}
 
 /// Receives the bytes of a fingerprint string.
 pub(crate) trait Sink {
@@ -31,7 +67,7 @@ impl Sink for String {
 const STAGE: usize = 256;
 
 /// A hasher behind a stack buffer: the digest sees few, large updates.
-pub(crate) struct Hashing<D: Digest> {
+pub(crate) struct Hashing<D: Hasher> {
     digest: D,
     stage: [u8; STAGE],
     len: usize,
@@ -39,18 +75,20 @@ pub(crate) struct Hashing<D: Digest> {
     written: bool,
 }
 
-impl<D: Digest> Hashing<D> {
+impl<D: Hasher> Hashing<D> {
     pub(crate) fn new() -> Self {
-        Self { digest: D::new(), stage: [0; STAGE], len: 0, written: false }
+        Self { digest: D::start(), stage: [0; STAGE], len: 0, written: false }
     }
 
-    fn finish(mut self) -> (bool, sha2::digest::Output<D>) {
+    /// Whether anything was written, and the digest (first `out.len()` bytes) into `out`.
+    fn finish(mut self, out: &mut [u8]) -> bool {
         self.digest.update(&self.stage[..self.len]);
-        (self.written, self.digest.finalize())
+        self.digest.finish_into(out);
+        self.written
     }
 }
 
-impl<D: Digest> Sink for Hashing<D> {
+impl<D: Hasher> Sink for Hashing<D> {
     #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.written |= !bytes.is_empty();
@@ -97,7 +135,8 @@ pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
 
 /// The MD5 of what was written, as 32 lowercase hex characters.
 pub(crate) fn md5_hex(sink: Hashing<Md5>) -> [u8; 32] {
-    let (_, digest) = sink.finish();
+    let mut digest = [0; 16];
+    sink.finish(&mut digest);
     let mut out = [0; 32];
     hex_into(&digest, &mut out);
     out
@@ -105,10 +144,10 @@ pub(crate) fn md5_hex(sink: Hashing<Md5>) -> [u8; 32] {
 
 /// JA4's `h12`: the first 12 hex characters of SHA-256, or twelve zeros for an empty string.
 pub(crate) fn sha256_h12(sink: Hashing<Sha256>) -> [u8; 12] {
-    let (written, digest) = sink.finish();
+    let mut digest = [0; 6];
     let mut out = [b'0'; 12];
-    if written {
-        hex_into(&digest[..6], &mut out);
+    if sink.finish(&mut digest) {
+        hex_into(&digest, &mut out);
     }
     out
 }
@@ -221,9 +260,11 @@ mod tests {
             by_slice.put(&bytes[..len]);
             text.put_prefix(bytes, len);
         }
-        let expected = Sha256::digest(text.as_bytes());
-        assert_eq!(by_prefix.finish().1, expected);
-        assert_eq!(by_slice.finish().1, expected);
+        let expected = sha2::Sha256::digest(text.as_bytes());
+        let (mut a, mut b) = ([0; 32], [0; 32]);
+        by_prefix.finish(&mut a);
+        by_slice.finish(&mut b);
+        assert_eq!((a.as_slice(), b.as_slice()), (expected.as_slice(), expected.as_slice()));
     }
 
     #[test]
@@ -232,8 +273,9 @@ mod tests {
         for split in [1, 5, 255, 256, 257, 600] {
             let mut sink = Hashing::<Sha256>::new();
             text.as_bytes().chunks(split).for_each(|c| sink.put(c));
-            let (_, digest) = sink.finish();
-            assert_eq!(digest.as_slice(), Sha256::digest(text.as_bytes()).as_slice(), "split {split}");
+            let mut digest = [0; 32];
+            sink.finish(&mut digest);
+            assert_eq!(digest.as_slice(), sha2::Sha256::digest(text.as_bytes()).as_slice(), "split {split}");
         }
     }
 
