@@ -47,14 +47,16 @@ impl<'a> Observed<'a> {
 }
 
 /// One login or refresh request, as the engine sees it.
+/// `'a` is what the decision may borrow (ids, observed fingerprints); `'s` is the stored map,
+/// which the decision never borrows, so the caller can update it while holding the decision.
 #[derive(Debug, Clone, Copy)]
-pub struct Event<'a> {
+pub struct Event<'a, 's> {
     pub route: Route,
     pub session_id: Option<&'a str>,
     pub refresh_token_id: Option<&'a str>,
     /// The compared record's metadata: the live session's for a login, the presented token's
     /// (retired or not) for a refresh. `None` when there is no such record.
-    pub stored: Option<&'a Metadata>,
+    pub stored: Option<&'s Metadata>,
     pub observed: Option<Observed<'a>>,
 }
 
@@ -216,7 +218,7 @@ pub enum Outcome {
 }
 
 /// The request-phase decision (§3 table; first matching row wins).
-pub fn decide<'a>(event: &Event<'a>, policy: &'a Policy) -> Decision<'a> {
+pub fn decide<'a>(event: &Event<'a, '_>, policy: &'a Policy) -> Decision<'a> {
     let (verdict, reason, writes) = match (event.route, event.stored, event.observed) {
         (Route::Login, None, _) => (Verdict::Allow, Reason::NoSession, Writes::default()),
         (Route::Refresh, None, _) => (

@@ -250,13 +250,13 @@ impl Metadata {
     }
 
     /// Sets several keys at once (the engine's writes): all of them or none.
-    pub fn merge<'a>(
+    pub fn merge<K: AsRef<str>, V: AsRef<str>>(
         &mut self,
-        writes: impl IntoIterator<Item = (&'a str, &'a str)>,
+        writes: impl IntoIterator<Item = (K, V)>,
     ) -> Result<(), MetadataError> {
         let mut candidate = self.0.clone();
         for (k, v) in writes {
-            candidate.insert(k.to_owned(), v.to_owned());
+            candidate.insert(k.as_ref().to_owned(), v.as_ref().to_owned());
         }
         self.commit(candidate)
     }
@@ -267,9 +267,9 @@ impl Metadata {
     }
 
     /// Evicts several keys (e.g. the engine's three, so the next request binds afresh).
-    pub fn evict<'a>(&mut self, keys: impl IntoIterator<Item = &'a str>) {
+    pub fn evict<K: AsRef<str>>(&mut self, keys: impl IntoIterator<Item = K>) {
         for key in keys {
-            self.0.remove(key);
+            self.0.remove(key.as_ref());
         }
     }
 

@@ -56,7 +56,7 @@ impl MetadataChange {
             Self::Merge(writes) => {
                 next.merge(writes.iter().map(|(k, v)| (k.as_str(), v.as_str())))?
             }
-            Self::Evict(keys) => next.evict(keys.iter().map(String::as_str)),
+            Self::Evict(keys) => next.evict(keys),
         }
         Ok(next)
     }
