@@ -376,7 +376,9 @@ fn run_batch(db: &Database, batch: Vec<Job>) {
 /// The embedded store. Cheap to share behind an `Arc`.
 pub struct EmbeddedStore {
     db: Arc<Database>,
-    jobs: Mutex<mpsc::Sender<Job>>,
+    /// `None` once dropping: closing the channel stops the writer.
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Option<std::thread::JoinHandle<()>>,
     tombstone_ttl: Duration,
     path: PathBuf,
 }
@@ -391,13 +393,14 @@ impl EmbeddedStore {
         let db = Arc::new(Database::create(&path).map_err(backend)?);
         let (sender, receiver) = mpsc::channel::<Job>();
         let writer_db = Arc::clone(&db);
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("helloguard-store-writer".into())
             .spawn(move || writer_loop(writer_db, receiver))
             .map_err(|e| StoreError::Backend(format!("spawn writer thread: {e}")))?;
         Ok(Self {
             db,
-            jobs: Mutex::new(sender),
+            jobs: Mutex::new(Some(sender)),
+            writer: Some(writer),
             tombstone_ttl,
             path,
         })
@@ -429,12 +432,27 @@ impl EmbeddedStore {
         {
             let sender = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
             sender
+                .as_ref()
+                .ok_or_else(|| StoreError::Backend("store is closing".into()))?
                 .send(job)
                 .map_err(|_| StoreError::Backend("writer thread stopped".into()))?;
         }
         answered
             .await
             .map_err(|_| StoreError::Backend("write transaction did not complete".into()))?
+    }
+}
+
+impl Drop for EmbeddedStore {
+    /// Stops the writer after its last batch and waits for it, so the file lock is released when
+    /// the store is gone and the same process (or the next one) can reopen the file at once.
+    fn drop(&mut self) {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!("embedded store writer thread panicked");
+            }
+        }
     }
 }
 
