@@ -314,3 +314,137 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        match Config::from_toml(text) {
+            Ok(c) => panic!("accepted: {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn no_file_means_working_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.store.backend, Backend::Embedded);
+        assert_eq!(c.store.path, PathBuf::from("./data"));
+        assert_eq!(c.store.tombstone_ttl.0, Duration::from_secs(30 * 86400));
+        assert_eq!(c.session.cookie_name, "session");
+        assert_eq!(c.session.user_id_header, "helloguard-user-id");
+        assert_eq!(c.session.lifetimes(), Lifetimes::default());
+        assert_eq!(c.session.sweep_interval.0, Duration::from_secs(60));
+        assert_eq!(c.refresh_tokens.lifetimes(), Lifetimes::default());
+        let p = c.policy.policy().unwrap();
+        assert_eq!((p.mode, p.compare), (Mode::Enforce, CompareKey::Ja4Stable));
+        assert_eq!(
+            p.factors.all(),
+            [Factor::Otp, Factor::PushNotification, Factor::Phone]
+        );
+        assert_eq!(c.policy.confirm_header, "helloguard-mfa-confirmed");
+        assert!(!p.has_challenge_url);
+    }
+
+    #[test]
+    fn values_parse() {
+        let c = Config::from_toml(
+            r#"
+            [store]
+            backend = "redis"
+            redis_url = "redis://127.0.0.1:6379"
+            tombstone_ttl = "7d"
+            [session]
+            idle_timeout = "1h 30m"
+            absolute_timeout = "2days"
+            sweep_interval = "15s"
+            [refresh_tokens]
+            idle_timeout = "10d"
+            absolute_timeout = "90d"
+            [policy]
+            mode = "monitor"
+            compare = "ja3n"
+            challenge = "webauthn-platform"
+            additional_factors = ["push", "recovery-code"]
+            challenge_url = "https://idp.example/mfa"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.store.backend, Backend::Redis);
+        assert_eq!(c.store.tombstone_ttl.0, Duration::from_secs(7 * 86400));
+        assert_eq!(c.session.idle_timeout.0, Duration::from_secs(5400));
+        assert_eq!(c.session.sweep_interval.0, Duration::from_secs(15));
+        let p = c.policy.policy().unwrap();
+        assert_eq!(
+            (p.mode, p.compare, p.has_challenge_url),
+            (Mode::Monitor, CompareKey::Ja3n, true)
+        );
+        assert_eq!(
+            p.factors.all(),
+            [
+                Factor::WebauthnPlatform,
+                Factor::PushNotification,
+                Factor::RecoveryCode
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key_path() {
+        assert_eq!(
+            error("[policy]\ncompare = \"ja5\""),
+            r#"policy.compare: unknown value "ja5", expected one of ja4_stable, ja4, ja3n, ja3"#
+        );
+        assert_eq!(
+            error("[policy]\nmode = \"block\""),
+            r#"policy.mode: unknown value "block", expected one of enforce, annotate, monitor"#
+        );
+        assert_eq!(
+            error("[store]\nbackend = \"sqlite\""),
+            r#"store.backend: unknown value "sqlite", expected one of embedded, memory, redis"#
+        );
+        assert!(
+            error("[policy]\nadditional_factors = [\"otp2\"]").starts_with(
+                r#"policy.additional_factors[0]: unknown value "otp2", expected one of otp, email,"#
+            )
+        );
+        assert!(error("[session]\nidle_timeout = \"soon\"")
+            .starts_with("session.idle_timeout: invalid duration \"soon\""));
+        assert!(error("[session]\nidle_timeout = \"0s\"").starts_with("session.idle_timeout: "));
+        assert!(
+            error("[session]\nidle_timeout = 60").starts_with("session.idle_timeout: invalid type")
+        );
+        assert!(error("[store]\ntombstone = \"1d\"")
+            .starts_with("store.tombstone: unknown field `tombstone`"));
+        assert!(error("[polciy]\nmode = \"x\"").starts_with("polciy: unknown field `polciy`"));
+        assert_eq!(
+            error("[store]\nbackend = \"redis\""),
+            r#"store.redis_url: required when store.backend = "redis""#
+        );
+        assert_eq!(
+            error("[session]\nidle_timeout = \"40d\""),
+            "session.idle_timeout: must not be longer than session.absolute_timeout"
+        );
+        assert!(error("[policy\n").contains("TOML parse error"));
+    }
+
+    #[test]
+    fn repeated_factors_are_errors() {
+        assert_eq!(
+            error("[policy]\nadditional_factors = [\"phone\", \"phone\"]"),
+            r#"policy.additional_factors: "phone" is listed twice"#
+        );
+        assert_eq!(
+            error("[policy]\nadditional_factors = [\"push-notification\", \"push\"]"),
+            r#"policy.additional_factors: "push-notification" is listed twice"#
+        );
+        assert_eq!(
+            error("[policy]\nadditional_factors = [\"otp\"]"),
+            r#"policy.additional_factors: "otp" repeats the primary factor (policy.challenge)"#
+        );
+        let c = Config::from_toml("[policy]\nadditional_factors = []").unwrap();
+        assert_eq!(c.policy.policy().unwrap().factors.additional(), []);
+    }
+}
