@@ -656,9 +656,11 @@ impl Store for RedisStore {
             .invoke_async(&mut conn)
             .await
             .map_err(backend)?;
-        flat.chunks_exact(2)
+        flat.chunks(2)
             .map(|pair| {
-                let (id, data) = (&pair[0], &pair[1]);
+                let [id, data] = pair else {
+                    return Err(StoreError::Backend("odd-length lease reply".into()));
+                };
                 let id: u64 = id
                     .parse()
                     .map_err(|_| StoreError::Backend("corrupt outbox id".into()))?;
