@@ -28,10 +28,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     fn key(path: &str, message: impl Into<String>) -> Self {
-        Self::Key {
-            path: path.to_owned(),
-            message: message.into(),
-        }
+        Self::Key { path: path.to_owned(), message: message.into() }
     }
 }
 
@@ -55,12 +52,8 @@ impl FromStr for ConfigDuration {
     fn from_str(text: &str) -> Result<Self, String> {
         match humantime::parse_duration(text) {
             Ok(d) if !d.is_zero() => Ok(Self(d)),
-            Ok(_) => Err(format!(
-                "invalid duration {text:?}: must be greater than zero"
-            )),
-            Err(e) => Err(format!(
-                "invalid duration {text:?} ({e}); write e.g. \"60s\", \"15m\", \"3d\""
-            )),
+            Ok(_) => Err(format!("invalid duration {text:?}: must be greater than zero")),
+            Err(e) => Err(format!("invalid duration {text:?} ({e}); write e.g. \"60s\", \"15m\", \"3d\"")),
         }
     }
 }
@@ -91,9 +84,7 @@ impl FromStr for Backend {
             "embedded" => Ok(Self::Embedded),
             "memory" => Ok(Self::Memory),
             "redis" => Ok(Self::Redis),
-            _ => Err(format!(
-                "unknown value {text:?}, expected one of embedded, memory, redis"
-            )),
+            _ => Err(format!("unknown value {text:?}, expected one of embedded, memory, redis")),
         }
     }
 }
@@ -155,10 +146,7 @@ impl Default for SessionConfig {
 
 impl SessionConfig {
     pub fn lifetimes(&self) -> Lifetimes {
-        Lifetimes {
-            idle: self.idle_timeout.0,
-            absolute: self.absolute_timeout.0,
-        }
+        Lifetimes { idle: self.idle_timeout.0, absolute: self.absolute_timeout.0 }
     }
 }
 
@@ -172,19 +160,13 @@ pub struct RefreshTokensConfig {
 
 impl Default for RefreshTokensConfig {
     fn default() -> Self {
-        Self {
-            idle_timeout: days(3),
-            absolute_timeout: days(30),
-        }
+        Self { idle_timeout: days(3), absolute_timeout: days(30) }
     }
 }
 
 impl RefreshTokensConfig {
     pub fn lifetimes(&self) -> Lifetimes {
-        Lifetimes {
-            idle: self.idle_timeout.0,
-            absolute: self.absolute_timeout.0,
-        }
+        Lifetimes { idle: self.idle_timeout.0, absolute: self.absolute_timeout.0 }
     }
 }
 
@@ -225,10 +207,7 @@ impl Default for PolicyConfig {
             mode: Mode::Enforce,
             compare: CompareKey::Ja4Stable,
             challenge: FactorName(Factor::Otp),
-            additional_factors: vec![
-                FactorName(Factor::PushNotification),
-                FactorName(Factor::Phone),
-            ],
+            additional_factors: vec![FactorName(Factor::PushNotification), FactorName(Factor::Phone)],
             challenge_url: None,
             confirm_header: "helloguard-mfa-confirmed".to_owned(),
         }
@@ -241,30 +220,277 @@ impl PolicyConfig {
         let additional: Vec<Factor> = self.additional_factors.iter().map(|f| f.0).collect();
         let factors = Factors::new(self.challenge.0, &additional)
             .map_err(|e| ConfigError::key("policy.additional_factors", e.to_string()))?;
-        Ok(Policy {
-            mode: self.mode,
-            compare: self.compare,
-            factors,
-            has_challenge_url: self.challenge_url.is_some(),
-        })
+        Ok(Policy { mode: self.mode, compare: self.compare, factors, has_challenge_url: self.challenge_url.is_some() })
     }
 }
 
-/// The whole file. Every section is optional.
+/// `[server]`: the TLS listener and where requests go.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(deserialize_with = "from_str_value")]
+    pub listen: std::net::SocketAddr,
+    /// `builtin:demo` or an `http://host:port` base URL.
+    #[serde(deserialize_with = "from_str_value")]
+    pub upstream: Upstream,
+    pub max_connections: usize,
+    /// Cap on the ClientHello (handshake message bytes).
+    pub max_hello_size: usize,
+    /// Time to read the ClientHello; inside `handshake_timeout`.
+    pub hello_timeout: ConfigDuration,
+    pub handshake_timeout: ConfigDuration,
+    pub header_read_timeout: ConfigDuration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: ConfigDuration,
+    pub max_header_size: usize,
+    /// `open` (default): a connection whose hello cannot be fingerprinted proceeds without one.
+    /// `closed`: it is refused.
+    #[serde(deserialize_with = "from_str_value")]
+    pub capture_failure: CaptureFailurePolicy,
+    /// On SIGTERM, in-flight requests get this long to finish.
+    pub drain_timeout: ConfigDuration,
+    /// Time to wait for the upstream's response headers (504 after).
+    pub upstream_timeout: ConfigDuration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let secs = |n| ConfigDuration(Duration::from_secs(n));
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8443)),
+            upstream: Upstream::Demo,
+            max_connections: 10_000,
+            max_hello_size: crate::hello::DEFAULT_MAX_LEN,
+            hello_timeout: secs(5),
+            handshake_timeout: secs(10),
+            header_read_timeout: secs(10),
+            idle_timeout: secs(60),
+            max_header_size: 64 * 1024,
+            capture_failure: CaptureFailurePolicy::Open,
+            drain_timeout: secs(10),
+            upstream_timeout: secs(30),
+        }
+    }
+}
+
+/// `[server] upstream`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// The built-in demo login service, in process.
+    Demo,
+    /// An HTTP origin, e.g. `http://127.0.0.1:3000`.
+    Http(String),
+}
+
+impl FromStr for Upstream {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "builtin:demo" {
+            return Ok(Upstream::Demo);
+        }
+        let rest = text
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{text:?}: expected \"builtin:demo\" or an http:// URL"))?;
+        if rest.is_empty() || rest.contains(['?', '#']) {
+            return Err(format!("{text:?}: expected http://host[:port][/base]"));
+        }
+        Ok(Upstream::Http(text.trim_end_matches('/').to_owned()))
+    }
+}
+
+/// `[server] capture_failure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureFailurePolicy {
+    Open,
+    Closed,
+}
+
+impl FromStr for CaptureFailurePolicy {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "open" => Ok(Self::Open),
+            "closed" => Ok(Self::Closed),
+            other => Err(format!("unknown value {other:?}, expected one of open, closed")),
+        }
+    }
+}
+
+/// `[tls]`: PEM files; without them a self-signed certificate is generated in the data directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// `[admin]`: plain-HTTP `/metrics`, `/healthz`, `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `"off"` disables the admin listener.
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9090".to_owned() }
+    }
+}
+
+impl AdminConfig {
+    /// The address, or `None` when disabled.
+    pub fn address(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        if self.listen == "off" {
+            return Ok(None);
+        }
+        self.listen.parse().map(Some).map_err(|e| ConfigError::key("admin.listen", format!("{:?}: {e}", self.listen)))
+    }
+}
+
+/// `[headers]`: names of the headers sent upstream (CONTRACT §5).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeadersConfig {
+    #[serde(deserialize_with = "from_str_value")]
+    pub preset: HeaderPreset,
+    pub ja3: Option<String>,
+    pub ja4: Option<String>,
+    pub ja4_stable: Option<String>,
+    pub session_id: Option<String>,
+    pub decision: Option<String>,
+    pub reason: Option<String>,
+    pub challenge: Option<String>,
+}
+
+impl Default for HeadersConfig {
+    fn default() -> Self {
+        Self {
+            preset: HeaderPreset::Helloguard,
+            ja3: None,
+            ja4: None,
+            ja4_stable: None,
+            session_id: None,
+            decision: None,
+            reason: None,
+            challenge: None,
+        }
+    }
+}
+
+/// `[headers] preset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderPreset {
+    Helloguard,
+    Cloudfront,
+}
+
+impl FromStr for HeaderPreset {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "helloguard" => Ok(Self::Helloguard),
+            "cloudfront" => Ok(Self::Cloudfront),
+            other => Err(format!("unknown value {other:?}, expected one of helloguard, cloudfront")),
+        }
+    }
+}
+
+/// `[audit]`: where decision events go, one JSON object per line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// A file to append to; absent means standard output.
+    pub path: Option<PathBuf>,
+}
+
+/// `[[routes]]`: which requests are logins, token requests and logouts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    #[serde(deserialize_with = "from_str_value")]
+    pub kind: RouteKind,
+    /// Exact path; a trailing `*` makes it a prefix.
+    pub path: String,
+    /// Empty: every method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub client_id: Option<String>,
+}
+
+/// `[[routes]] kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    Login,
+    Token,
+    Logout,
+}
+
+impl FromStr for RouteKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "login" => Ok(Self::Login),
+            "token" => Ok(Self::Token),
+            "logout" => Ok(Self::Logout),
+            other => Err(format!("unknown value {other:?}, expected one of login, token, logout")),
+        }
+    }
+}
+
+/// The routes of the built-in demo, used when the file configures none.
+fn default_routes() -> Vec<RouteConfig> {
+    let route = |kind, path: &str| RouteConfig {
+        kind,
+        path: path.to_owned(),
+        methods: vec!["POST".to_owned()],
+        client_id: Some("demo".to_owned()),
+    };
+    vec![
+        route(RouteKind::Login, "/login"),
+        route(RouteKind::Token, "/oauth/token"),
+        route(RouteKind::Logout, "/logout"),
+    ]
+}
+
+/// The whole file. Every section is optional.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub store: StoreConfig,
     pub session: SessionConfig,
     pub refresh_tokens: RefreshTokensConfig,
     pub policy: PolicyConfig,
+    pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub admin: AdminConfig,
+    pub headers: HeadersConfig,
+    pub audit: AuditConfig,
+    #[serde(default = "default_routes")]
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            store: StoreConfig::default(),
+            session: SessionConfig::default(),
+            refresh_tokens: RefreshTokensConfig::default(),
+            policy: PolicyConfig::default(),
+            server: ServerConfig::default(),
+            tls: TlsConfig::default(),
+            admin: AdminConfig::default(),
+            headers: HeadersConfig::default(),
+            audit: AuditConfig::default(),
+            routes: default_routes(),
+        }
+    }
 }
 
 impl Config {
     /// Parses TOML text, then checks rules that span keys.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let deserializer =
-            toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
             let message = e.inner().message().to_owned();
@@ -280,10 +506,8 @@ impl Config {
 
     /// Reads and parses a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), message: e.to_string() })?;
         Self::from_toml(&text)
     }
 
@@ -291,17 +515,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy.policy()?;
         if self.store.backend == Backend::Redis && self.store.redis_url.is_none() {
-            return Err(ConfigError::key(
-                "store.redis_url",
-                "required when store.backend = \"redis\"",
-            ));
+            return Err(ConfigError::key("store.redis_url", "required when store.backend = \"redis\""));
         }
         if self.session.idle_timeout.0 > self.session.absolute_timeout.0 {
-            return Err(ConfigError::key(
-                "session.idle_timeout",
-                "must not be longer than session.absolute_timeout",
-            ));
+            return Err(ConfigError::key("session.idle_timeout", "must not be longer than session.absolute_timeout"));
         }
+        self.validate_proxy()?;
         for (path, value) in [
             ("session.cookie_name", &self.session.cookie_name),
             ("session.user_id_header", &self.session.user_id_header),
@@ -312,6 +531,70 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The proxy sections' cross-key rules.
+    fn validate_proxy(&self) -> Result<(), ConfigError> {
+        if self.server.hello_timeout.0 > self.server.handshake_timeout.0 {
+            return Err(ConfigError::key("server.hello_timeout", "must not be longer than server.handshake_timeout"));
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::key("server.max_connections", "must be at least 1"));
+        }
+        if !(512..=1 << 20).contains(&self.server.max_hello_size) {
+            return Err(ConfigError::key("server.max_hello_size", "must be between 512 and 1048576 bytes"));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::key("tls.key", "tls.cert and tls.key go together"));
+        }
+        self.admin.address()?;
+        for (i, route) in self.routes.iter().enumerate() {
+            if !route.path.starts_with('/') {
+                return Err(ConfigError::key(&format!("routes[{i}].path"), "must start with /"));
+            }
+            for method in &route.methods {
+                if hyper::Method::from_bytes(method.as_bytes()).is_err() {
+                    return Err(ConfigError::key(
+                        &format!("routes[{i}].methods"),
+                        format!("{method:?} is not a method"),
+                    ));
+                }
+            }
+        }
+        if let Some(url) = &self.policy.challenge_url {
+            let path = url.split(['?', '#']).next().unwrap_or_default();
+            let path =
+                path.find("://").map_or(path, |at| path[at + 3..].find('/').map_or("/", |p| &path[at + 3 + p..]));
+            if self.routes.iter().any(|r| r.kind == RouteKind::Login && route_matches(&r.path, path)) {
+                return Err(ConfigError::key("policy.challenge_url", "must not be a login route (it would loop)"));
+            }
+        }
+        for (path, value) in [
+            ("headers.ja3", &self.headers.ja3),
+            ("headers.ja4", &self.headers.ja4),
+            ("headers.ja4_stable", &self.headers.ja4_stable),
+            ("headers.session_id", &self.headers.session_id),
+            ("headers.decision", &self.headers.decision),
+            ("headers.reason", &self.headers.reason),
+            ("headers.challenge", &self.headers.challenge),
+        ] {
+            if let Some(name) = value {
+                if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(ConfigError::key(path, format!("{name:?} is not a valid header name")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Exact match, or prefix match for a pattern ending in `*`.
+pub fn route_matches(pattern: &str, path: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => pattern == path,
     }
 }
 
@@ -340,10 +623,7 @@ mod tests {
         assert_eq!(c.refresh_tokens.lifetimes(), Lifetimes::default());
         let p = c.policy.policy().unwrap();
         assert_eq!((p.mode, p.compare), (Mode::Enforce, CompareKey::Ja4Stable));
-        assert_eq!(
-            p.factors.all(),
-            [Factor::Otp, Factor::PushNotification, Factor::Phone]
-        );
+        assert_eq!(p.factors.all(), [Factor::Otp, Factor::PushNotification, Factor::Phone]);
         assert_eq!(c.policy.confirm_header, "helloguard-mfa-confirmed");
         assert!(!p.has_challenge_url);
     }
@@ -377,18 +657,8 @@ mod tests {
         assert_eq!(c.session.idle_timeout.0, Duration::from_secs(5400));
         assert_eq!(c.session.sweep_interval.0, Duration::from_secs(15));
         let p = c.policy.policy().unwrap();
-        assert_eq!(
-            (p.mode, p.compare, p.has_challenge_url),
-            (Mode::Monitor, CompareKey::Ja3n, true)
-        );
-        assert_eq!(
-            p.factors.all(),
-            [
-                Factor::WebauthnPlatform,
-                Factor::PushNotification,
-                Factor::RecoveryCode
-            ]
-        );
+        assert_eq!((p.mode, p.compare, p.has_challenge_url), (Mode::Monitor, CompareKey::Ja3n, true));
+        assert_eq!(p.factors.all(), [Factor::WebauthnPlatform, Factor::PushNotification, Factor::RecoveryCode]);
     }
 
     #[test]
@@ -405,24 +675,16 @@ mod tests {
             error("[store]\nbackend = \"sqlite\""),
             r#"store.backend: unknown value "sqlite", expected one of embedded, memory, redis"#
         );
+        assert!(error("[policy]\nadditional_factors = [\"otp2\"]")
+            .starts_with(r#"policy.additional_factors[0]: unknown value "otp2", expected one of otp, email,"#));
         assert!(
-            error("[policy]\nadditional_factors = [\"otp2\"]").starts_with(
-                r#"policy.additional_factors[0]: unknown value "otp2", expected one of otp, email,"#
-            )
+            error("[session]\nidle_timeout = \"soon\"").starts_with("session.idle_timeout: invalid duration \"soon\"")
         );
-        assert!(error("[session]\nidle_timeout = \"soon\"")
-            .starts_with("session.idle_timeout: invalid duration \"soon\""));
         assert!(error("[session]\nidle_timeout = \"0s\"").starts_with("session.idle_timeout: "));
-        assert!(
-            error("[session]\nidle_timeout = 60").starts_with("session.idle_timeout: invalid type")
-        );
-        assert!(error("[store]\ntombstone = \"1d\"")
-            .starts_with("store.tombstone: unknown field `tombstone`"));
+        assert!(error("[session]\nidle_timeout = 60").starts_with("session.idle_timeout: invalid type"));
+        assert!(error("[store]\ntombstone = \"1d\"").starts_with("store.tombstone: unknown field `tombstone`"));
         assert!(error("[polciy]\nmode = \"x\"").starts_with("polciy: unknown field `polciy`"));
-        assert_eq!(
-            error("[store]\nbackend = \"redis\""),
-            r#"store.redis_url: required when store.backend = "redis""#
-        );
+        assert_eq!(error("[store]\nbackend = \"redis\""), r#"store.redis_url: required when store.backend = "redis""#);
         assert_eq!(
             error("[session]\nidle_timeout = \"40d\""),
             "session.idle_timeout: must not be longer than session.absolute_timeout"
