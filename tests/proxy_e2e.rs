@@ -3,66 +3,24 @@
 //! the test can check that the fingerprints the upstream received are those of its own hello.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+mod common;
+
 use bytes::Bytes;
-use helloguard::config::Config;
-use helloguard::engine::audit::{erased, AuditSink};
+use common::proxy::{start, Running};
 use helloguard::fingerprint::{self, AlpnMode};
 use helloguard::hello::{ClientHello, HelloReader, Transport};
-use helloguard::proxy::Proxy;
-use helloguard::session::memory::MemoryStore;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
-
-/// Audit events, kept for assertions.
-#[derive(Default)]
-struct Events(Mutex<Vec<Value>>);
-
-impl AuditSink for Events {
-    fn record(&self, event: &dyn erased::Event) {
-        let line = event.to_json_line().unwrap();
-        self.0.lock().unwrap().push(serde_json::from_str(&line).unwrap());
-    }
-}
-
-struct Running {
-    addr: SocketAddr,
-    root: CertificateDer<'static>,
-    events: Arc<Events>,
-    _stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start(edit: impl FnOnce(&mut Config)) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.admin.listen = "off".into();
-    config.store.path = dir.path().to_owned();
-    config.server.hello_timeout = helloguard::config::ConfigDuration(Duration::from_millis(500));
-    edit(&mut config);
-    let events = Arc::new(Events::default());
-    let store = Arc::new(MemoryStore::new(Duration::from_secs(3600)));
-    let proxy = Proxy::bind(config, store, events.clone()).await.unwrap();
-    let addr = proxy.local_addr().unwrap();
-    let pem = std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap();
-    use rustls::pki_types::pem::PemObject;
-    let root = CertificateDer::from_pem_slice(&pem).unwrap();
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(proxy.run(stopped));
-    Running { addr, root, events, _stop: stop, _dir: dir }
-}
 
 /// A TCP stream that keeps a copy of everything written (the client's hello among it).
 struct Tee {

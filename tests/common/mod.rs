@@ -1,6 +1,8 @@
 //! Shared test support: where the reference vectors are, and a ClientHello builder.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod proxy;
+
 use std::path::PathBuf;
 
 /// `../shared/vectors`, or `None` (with a printed reason) when absent. With
