@@ -28,10 +28,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     fn key(path: &str, message: impl Into<String>) -> Self {
-        Self::Key {
-            path: path.to_owned(),
-            message: message.into(),
-        }
+        Self::Key { path: path.to_owned(), message: message.into() }
     }
 }
 
@@ -55,12 +52,8 @@ impl FromStr for ConfigDuration {
     fn from_str(text: &str) -> Result<Self, String> {
         match humantime::parse_duration(text) {
             Ok(d) if !d.is_zero() => Ok(Self(d)),
-            Ok(_) => Err(format!(
-                "invalid duration {text:?}: must be greater than zero"
-            )),
-            Err(e) => Err(format!(
-                "invalid duration {text:?} ({e}); write e.g. \"60s\", \"15m\", \"3d\""
-            )),
+            Ok(_) => Err(format!("invalid duration {text:?}: must be greater than zero")),
+            Err(e) => Err(format!("invalid duration {text:?} ({e}); write e.g. \"60s\", \"15m\", \"3d\"")),
         }
     }
 }
@@ -91,9 +84,7 @@ impl FromStr for Backend {
             "embedded" => Ok(Self::Embedded),
             "memory" => Ok(Self::Memory),
             "redis" => Ok(Self::Redis),
-            _ => Err(format!(
-                "unknown value {text:?}, expected one of embedded, memory, redis"
-            )),
+            _ => Err(format!("unknown value {text:?}, expected one of embedded, memory, redis")),
         }
     }
 }
@@ -155,10 +146,7 @@ impl Default for SessionConfig {
 
 impl SessionConfig {
     pub fn lifetimes(&self) -> Lifetimes {
-        Lifetimes {
-            idle: self.idle_timeout.0,
-            absolute: self.absolute_timeout.0,
-        }
+        Lifetimes { idle: self.idle_timeout.0, absolute: self.absolute_timeout.0 }
     }
 }
 
@@ -172,19 +160,13 @@ pub struct RefreshTokensConfig {
 
 impl Default for RefreshTokensConfig {
     fn default() -> Self {
-        Self {
-            idle_timeout: days(3),
-            absolute_timeout: days(30),
-        }
+        Self { idle_timeout: days(3), absolute_timeout: days(30) }
     }
 }
 
 impl RefreshTokensConfig {
     pub fn lifetimes(&self) -> Lifetimes {
-        Lifetimes {
-            idle: self.idle_timeout.0,
-            absolute: self.absolute_timeout.0,
-        }
+        Lifetimes { idle: self.idle_timeout.0, absolute: self.absolute_timeout.0 }
     }
 }
 
@@ -225,10 +207,7 @@ impl Default for PolicyConfig {
             mode: Mode::Enforce,
             compare: CompareKey::Ja4Stable,
             challenge: FactorName(Factor::Otp),
-            additional_factors: vec![
-                FactorName(Factor::PushNotification),
-                FactorName(Factor::Phone),
-            ],
+            additional_factors: vec![FactorName(Factor::PushNotification), FactorName(Factor::Phone)],
             challenge_url: None,
             confirm_header: "helloguard-mfa-confirmed".to_owned(),
         }
@@ -241,12 +220,7 @@ impl PolicyConfig {
         let additional: Vec<Factor> = self.additional_factors.iter().map(|f| f.0).collect();
         let factors = Factors::new(self.challenge.0, &additional)
             .map_err(|e| ConfigError::key("policy.additional_factors", e.to_string()))?;
-        Ok(Policy {
-            mode: self.mode,
-            compare: self.compare,
-            factors,
-            has_challenge_url: self.challenge_url.is_some(),
-        })
+        Ok(Policy { mode: self.mode, compare: self.compare, factors, has_challenge_url: self.challenge_url.is_some() })
     }
 }
 
@@ -263,8 +237,7 @@ pub struct Config {
 impl Config {
     /// Parses TOML text, then checks rules that span keys.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let deserializer =
-            toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
             let message = e.inner().message().to_owned();
@@ -280,10 +253,8 @@ impl Config {
 
     /// Reads and parses a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), message: e.to_string() })?;
         Self::from_toml(&text)
     }
 
@@ -291,16 +262,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy.policy()?;
         if self.store.backend == Backend::Redis && self.store.redis_url.is_none() {
-            return Err(ConfigError::key(
-                "store.redis_url",
-                "required when store.backend = \"redis\"",
-            ));
+            return Err(ConfigError::key("store.redis_url", "required when store.backend = \"redis\""));
         }
         if self.session.idle_timeout.0 > self.session.absolute_timeout.0 {
-            return Err(ConfigError::key(
-                "session.idle_timeout",
-                "must not be longer than session.absolute_timeout",
-            ));
+            return Err(ConfigError::key("session.idle_timeout", "must not be longer than session.absolute_timeout"));
         }
         for (path, value) in [
             ("session.cookie_name", &self.session.cookie_name),
@@ -340,10 +305,7 @@ mod tests {
         assert_eq!(c.refresh_tokens.lifetimes(), Lifetimes::default());
         let p = c.policy.policy().unwrap();
         assert_eq!((p.mode, p.compare), (Mode::Enforce, CompareKey::Ja4Stable));
-        assert_eq!(
-            p.factors.all(),
-            [Factor::Otp, Factor::PushNotification, Factor::Phone]
-        );
+        assert_eq!(p.factors.all(), [Factor::Otp, Factor::PushNotification, Factor::Phone]);
         assert_eq!(c.policy.confirm_header, "helloguard-mfa-confirmed");
         assert!(!p.has_challenge_url);
     }
@@ -377,18 +339,8 @@ mod tests {
         assert_eq!(c.session.idle_timeout.0, Duration::from_secs(5400));
         assert_eq!(c.session.sweep_interval.0, Duration::from_secs(15));
         let p = c.policy.policy().unwrap();
-        assert_eq!(
-            (p.mode, p.compare, p.has_challenge_url),
-            (Mode::Monitor, CompareKey::Ja3n, true)
-        );
-        assert_eq!(
-            p.factors.all(),
-            [
-                Factor::WebauthnPlatform,
-                Factor::PushNotification,
-                Factor::RecoveryCode
-            ]
-        );
+        assert_eq!((p.mode, p.compare, p.has_challenge_url), (Mode::Monitor, CompareKey::Ja3n, true));
+        assert_eq!(p.factors.all(), [Factor::WebauthnPlatform, Factor::PushNotification, Factor::RecoveryCode]);
     }
 
     #[test]
@@ -405,24 +357,16 @@ mod tests {
             error("[store]\nbackend = \"sqlite\""),
             r#"store.backend: unknown value "sqlite", expected one of embedded, memory, redis"#
         );
+        assert!(error("[policy]\nadditional_factors = [\"otp2\"]")
+            .starts_with(r#"policy.additional_factors[0]: unknown value "otp2", expected one of otp, email,"#));
         assert!(
-            error("[policy]\nadditional_factors = [\"otp2\"]").starts_with(
-                r#"policy.additional_factors[0]: unknown value "otp2", expected one of otp, email,"#
-            )
+            error("[session]\nidle_timeout = \"soon\"").starts_with("session.idle_timeout: invalid duration \"soon\"")
         );
-        assert!(error("[session]\nidle_timeout = \"soon\"")
-            .starts_with("session.idle_timeout: invalid duration \"soon\""));
         assert!(error("[session]\nidle_timeout = \"0s\"").starts_with("session.idle_timeout: "));
-        assert!(
-            error("[session]\nidle_timeout = 60").starts_with("session.idle_timeout: invalid type")
-        );
-        assert!(error("[store]\ntombstone = \"1d\"")
-            .starts_with("store.tombstone: unknown field `tombstone`"));
+        assert!(error("[session]\nidle_timeout = 60").starts_with("session.idle_timeout: invalid type"));
+        assert!(error("[store]\ntombstone = \"1d\"").starts_with("store.tombstone: unknown field `tombstone`"));
         assert!(error("[polciy]\nmode = \"x\"").starts_with("polciy: unknown field `polciy`"));
-        assert_eq!(
-            error("[store]\nbackend = \"redis\""),
-            r#"store.redis_url: required when store.backend = "redis""#
-        );
+        assert_eq!(error("[store]\nbackend = \"redis\""), r#"store.redis_url: required when store.backend = "redis""#);
         assert_eq!(
             error("[session]\nidle_timeout = \"40d\""),
             "session.idle_timeout: must not be longer than session.absolute_timeout"

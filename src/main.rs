@@ -1,2 +1,81 @@
 //! The `helloguard` command line: a thin layer over the library.
-fn main() {}
+//!
+//! Each subcommand parses its arguments and calls one library entry point; input errors print one
+//! line on stderr and exit with status 2.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use helloguard::fingerprint::{self, AlpnMode};
+use helloguard::hello::Transport;
+
+#[derive(Parser)]
+#[command(name = "helloguard", version, about = "TLS-fingerprinting reverse proxy that binds sessions to JA4")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fingerprint one ClientHello and print a JSON object with ja3, ja3_full, ja3n, ja4, ja4_r,
+    /// ja4_o, ja4_ro, ja4_stable, sni, alpn and tls_version.
+    ///
+    /// The input is a TLS record stream as a client sends it (first byte 0x16), or a bare handshake
+    /// message (first byte 0x01; for DTLS with its 12-byte header). Exit status 2 on bad input.
+    Fingerprint {
+        /// File to read; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+        /// The input is hex text (whitespace ignored) rather than raw bytes.
+        #[arg(long)]
+        hex: bool,
+        /// Transport the hello arrived on: JA4's first character (t, q, d).
+        #[arg(long, default_value = "tcp", value_parser = ["tcp", "quic", "dtls"])]
+        transport: String,
+        /// Reproduce the reference tools' `99` ALPN code for non-ASCII ALPN values.
+        #[arg(long)]
+        alpn_compat: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Fingerprint { file, hex, transport, alpn_compat } => {
+            fingerprint_command(file, hex, &transport, alpn_compat)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("helloguard: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn fingerprint_command(file: Option<PathBuf>, hex: bool, transport: &str, alpn_compat: bool) -> anyhow::Result<()> {
+    let transport: Transport = transport.parse().map_err(anyhow::Error::msg)?;
+    let mut input = Vec::new();
+    match file.as_deref() {
+        None => std::io::stdin().read_to_end(&mut input).context("reading standard input")?,
+        Some(path) if path.as_os_str() == "-" => {
+            std::io::stdin().read_to_end(&mut input).context("reading standard input")?
+        }
+        Some(path) => {
+            input = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            input.len()
+        }
+    };
+    if hex {
+        let text: String = String::from_utf8_lossy(&input).split_whitespace().collect();
+        input = ::hex::decode(&text).context("input is not hex text")?;
+    }
+    let alpn = if alpn_compat { AlpnMode::Compat } else { AlpnMode::Spec };
+    let report = fingerprint::report(&input, transport, alpn)?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}

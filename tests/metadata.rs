@@ -7,9 +7,7 @@ use helloguard::session::{Metadata, MetadataError, RecordKind};
 use serde_json::json;
 
 fn entries(n: usize) -> Vec<(String, String)> {
-    (0..n)
-        .map(|i| (format!("k{i:02}"), "v".to_owned()))
-        .collect()
+    (0..n).map(|i| (format!("k{i:02}"), "v".to_owned())).collect()
 }
 
 #[test]
@@ -41,12 +39,7 @@ fn each_check_fires_on_its_input() {
         (json!(["a"]), MetadataError::NotAnObject),
         (json!(null), MetadataError::NotAnObject),
         (
-            serde_json::Value::Object(
-                entries(26)
-                    .into_iter()
-                    .map(|(k, v)| (k, json!(v)))
-                    .collect(),
-            ),
+            serde_json::Value::Object(entries(26).into_iter().map(|(k, v)| (k, json!(v))).collect()),
             MetadataError::TooManyEntries,
         ),
         (json!({ "k".repeat(256): "v" }), MetadataError::KeyTooLong),
@@ -69,56 +62,30 @@ fn each_check_fires_on_its_input() {
 #[test]
 fn first_failure_wins_in_contract_order_then_map_order() {
     // Count (#2) before any entry check.
-    let mut too_many: serde_json::Map<String, serde_json::Value> = entries(25)
-        .into_iter()
-        .map(|(k, v)| (k, json!(v)))
-        .collect();
+    let mut too_many: serde_json::Map<String, serde_json::Value> =
+        entries(25).into_iter().map(|(k, v)| (k, json!(v))).collect();
     too_many.insert("bad key".into(), json!(1));
-    assert_eq!(
-        Metadata::from_json(&json!(too_many)),
-        Err(MetadataError::TooManyEntries)
-    );
+    assert_eq!(Metadata::from_json(&json!(too_many)), Err(MetadataError::TooManyEntries));
     // Within an entry: key length (#4) before NUL (#5) before charset (#6).
     let long_nul_key = format!("{}\u{0} ", "k".repeat(256));
-    assert_eq!(
-        Metadata::from_json(&json!({ long_nul_key: "v" })),
-        Err(MetadataError::KeyTooLong)
-    );
-    assert_eq!(
-        Metadata::from_json(&json!({ "a\u{0} ": "v" })),
-        Err(MetadataError::KeyContainsNul)
-    );
+    assert_eq!(Metadata::from_json(&json!({ long_nul_key: "v" })), Err(MetadataError::KeyTooLong));
+    assert_eq!(Metadata::from_json(&json!({ "a\u{0} ": "v" })), Err(MetadataError::KeyContainsNul));
     // Key checks (#6) before the value type (#7) of the same entry.
-    assert_eq!(
-        Metadata::from_json(&json!({ "a b": 5 })),
-        Err(MetadataError::KeyCharset)
-    );
+    assert_eq!(Metadata::from_json(&json!({ "a b": 5 })), Err(MetadataError::KeyCharset));
     // Value length (#8) before value NUL (#9).
     let long_nul = format!("{}\u{0}", "v".repeat(255));
-    assert_eq!(
-        Metadata::from_json(&json!({ "k": long_nul })),
-        Err(MetadataError::ValueTooLong)
-    );
+    assert_eq!(Metadata::from_json(&json!({ "k": long_nul })), Err(MetadataError::ValueTooLong));
     // Map order is key order: "a" is checked before "b", whatever the document order.
     let doc: serde_json::Value = serde_json::from_str(r#"{"b": 1, "a": "x\u0000"}"#).unwrap();
-    assert_eq!(
-        Metadata::from_json(&doc),
-        Err(MetadataError::ValueContainsNul)
-    );
+    assert_eq!(Metadata::from_json(&doc), Err(MetadataError::ValueContainsNul));
     let doc: serde_json::Value = serde_json::from_str(r#"{"b": "x\u0000", "a": 1}"#).unwrap();
-    assert_eq!(
-        Metadata::from_json(&doc),
-        Err(MetadataError::ValueNotString)
-    );
+    assert_eq!(Metadata::from_json(&doc), Err(MetadataError::ValueNotString));
 }
 
 #[test]
 fn limits_are_inclusive_and_counted_in_utf16_units() {
     assert!(Metadata::from_pairs(entries(MAX_ENTRIES)).is_ok());
-    assert_eq!(
-        Metadata::from_pairs(entries(26)),
-        Err(MetadataError::TooManyEntries)
-    );
+    assert_eq!(Metadata::from_pairs(entries(26)), Err(MetadataError::TooManyEntries));
 
     let key = "k".repeat(255);
     assert!(Metadata::from_pairs([(key.as_str(), "v")]).is_ok());
@@ -126,26 +93,14 @@ fn limits_are_inclusive_and_counted_in_utf16_units() {
     let euros = "€".repeat(255);
     assert_eq!(euros.len(), 765);
     assert!(Metadata::from_pairs([("k", euros.as_str())]).is_ok());
-    assert_eq!(
-        Metadata::from_pairs([("k", "€".repeat(256))]),
-        Err(MetadataError::ValueTooLong)
-    );
+    assert_eq!(Metadata::from_pairs([("k", "€".repeat(256))]), Err(MetadataError::ValueTooLong));
     // '😀' is a surrogate pair: 127 = 254 units fit, 128 = 256 units fail, though only 128 chars.
     assert!(Metadata::from_pairs([("k", "😀".repeat(127))]).is_ok());
-    assert_eq!(
-        Metadata::from_pairs([("k", "😀".repeat(128))]),
-        Err(MetadataError::ValueTooLong)
-    );
+    assert_eq!(Metadata::from_pairs([("k", "😀".repeat(128))]), Err(MetadataError::ValueTooLong));
     assert!(Metadata::from_pairs([("k", format!("{}a", "😀".repeat(127)))]).is_ok());
     // A non-ASCII key fails the charset, but length is checked first, in UTF-16 units.
-    assert_eq!(
-        Metadata::from_pairs([("é".repeat(255), "v")]),
-        Err(MetadataError::KeyCharset)
-    );
-    assert_eq!(
-        Metadata::from_pairs([("é".repeat(256), "v")]),
-        Err(MetadataError::KeyTooLong)
-    );
+    assert_eq!(Metadata::from_pairs([("é".repeat(255), "v")]), Err(MetadataError::KeyCharset));
+    assert_eq!(Metadata::from_pairs([("é".repeat(256), "v")]), Err(MetadataError::KeyTooLong));
 }
 
 #[test]
@@ -154,24 +109,16 @@ fn null_deletes_and_nothing_is_coerced() {
     assert_eq!(replaced.iter().collect::<Vec<_>>(), vec![("a", "1")]);
     assert!(Metadata::from_json(&json!({})).unwrap().is_empty());
     // 25 strings plus nulls: the nulls are not entries.
-    let mut map: serde_json::Map<String, serde_json::Value> = entries(25)
-        .into_iter()
-        .map(|(k, v)| (k, json!(v)))
-        .collect();
+    let mut map: serde_json::Map<String, serde_json::Value> =
+        entries(25).into_iter().map(|(k, v)| (k, json!(v))).collect();
     map.insert("gone".into(), json!(null));
     assert_eq!(Metadata::from_json(&json!(map)).unwrap().len(), 25);
 
     let mut m = Metadata::from_pairs([("a", "1"), ("b", "2")]).unwrap();
     m.merge_json(&json!({"a": null, "c": "3"})).unwrap();
     assert_eq!(m.iter().collect::<Vec<_>>(), vec![("b", "2"), ("c", "3")]);
-    assert_eq!(
-        m.merge_json(&json!({"d": 4})),
-        Err(MetadataError::ValueNotString)
-    );
-    assert_eq!(
-        m.merge_json(&json!({"d": 4.5})),
-        Err(MetadataError::ValueNotString)
-    );
+    assert_eq!(m.merge_json(&json!({"d": 4})), Err(MetadataError::ValueNotString));
+    assert_eq!(m.merge_json(&json!({"d": 4.5})), Err(MetadataError::ValueNotString));
     assert_eq!(m.merge_json(&json!("x")), Err(MetadataError::NotAnObject));
 }
 
@@ -182,34 +129,21 @@ fn every_edit_is_atomic() {
     let mut m = original.clone();
     assert_eq!(m.set("bad key", "v"), Err(MetadataError::KeyCharset));
     assert_eq!(m, original);
-    assert_eq!(
-        m.set("k99", &"v".repeat(256)),
-        Err(MetadataError::ValueTooLong)
-    );
+    assert_eq!(m.set("k99", &"v".repeat(256)), Err(MetadataError::ValueTooLong));
     assert_eq!(m, original);
 
     // One good and one bad write: neither lands.
-    assert_eq!(
-        m.merge([("ok", "1"), ("k00", "bad\u{0}")]),
-        Err(MetadataError::ValueContainsNul)
-    );
+    assert_eq!(m.merge([("ok", "1"), ("k00", "bad\u{0}")]), Err(MetadataError::ValueContainsNul));
     assert_eq!(m, original);
     // The 26th entry fails the whole merge, even though each key alone would fit.
-    assert_eq!(
-        m.merge([("x1", "1"), ("x2", "2")]),
-        Err(MetadataError::TooManyEntries)
-    );
+    assert_eq!(m.merge([("x1", "1"), ("x2", "2")]), Err(MetadataError::TooManyEntries));
     assert_eq!(m, original);
     // A JSON change whose later entry is invalid leaves the map as it was.
-    assert_eq!(
-        m.merge_json(&json!({"k00": null, "k01": 7})),
-        Err(MetadataError::ValueNotString)
-    );
+    assert_eq!(m.merge_json(&json!({"k00": null, "k01": 7})), Err(MetadataError::ValueNotString));
     assert_eq!(m, original);
 
     // A delete in the same change frees the slot the set needs.
-    m.merge_json(&json!({"k00": null, "new1": "a", "k01": null, "new2": "b"}))
-        .unwrap();
+    m.merge_json(&json!({"k00": null, "new1": "a", "k01": null, "new2": "b"})).unwrap();
     assert_eq!(m.len(), 24);
     m.set("x", "y").unwrap();
     assert_eq!(m.len(), 25);
@@ -222,10 +156,7 @@ fn every_edit_is_atomic() {
 fn serde_round_trip_validates() {
     let m = Metadata::from_pairs([("ja4_stable", "t13d1515h2_8daaf6152771_f37e75b10bcc")]).unwrap();
     let text = serde_json::to_string(&m).unwrap();
-    assert_eq!(
-        text,
-        r#"{"ja4_stable":"t13d1515h2_8daaf6152771_f37e75b10bcc"}"#
-    );
+    assert_eq!(text, r#"{"ja4_stable":"t13d1515h2_8daaf6152771_f37e75b10bcc"}"#);
     assert_eq!(serde_json::from_str::<Metadata>(&text).unwrap(), m);
     assert_eq!(serde_json::to_string(&Metadata::new()).unwrap(), "{}");
     assert!(serde_json::from_str::<Metadata>(r#"{"a b":"x"}"#).is_err());
@@ -233,16 +164,11 @@ fn serde_round_trip_validates() {
 
 #[test]
 fn api_messages_follow_6_5() {
-    assert_eq!(
-        LIMITS_API_MESSAGE,
-        "Metadata must not exceed 25 entries. Each key and value must be ≤ 255 characters."
-    );
+    assert_eq!(LIMITS_API_MESSAGE, "Metadata must not exceed 25 entries. Each key and value must be ≤ 255 characters.");
     for error in MetadataError::ALL {
         let api = error.api_message();
         match error {
-            MetadataError::TooManyEntries
-            | MetadataError::KeyTooLong
-            | MetadataError::ValueTooLong => {
+            MetadataError::TooManyEntries | MetadataError::KeyTooLong | MetadataError::ValueTooLong => {
                 assert_eq!(api, LIMITS_API_MESSAGE)
             }
             other => assert_eq!(api, other.to_string()),
@@ -256,10 +182,7 @@ fn api_messages_follow_6_5() {
         RecordKind::RefreshToken.wrap(&MetadataError::ValueTooLong),
         "Failed to set refresh token metadata: Invalid metadata: All metadata values must be at most 255 characters long"
     );
-    assert_eq!(
-        RecordKind::Session.missing_message(),
-        "Cannot set metadata on a session that does not exist."
-    );
+    assert_eq!(RecordKind::Session.missing_message(), "Cannot set metadata on a session that does not exist.");
     assert_eq!(
         RecordKind::RefreshToken.missing_message(),
         "Cannot set metadata on a refresh token that does not exist."

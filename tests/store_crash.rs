@@ -27,46 +27,25 @@ fn crash_child() {
         return;
     };
     let round: usize = std::env::var(CHILD_ROUND).unwrap().parse().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
-        let store =
-            Arc::new(EmbeddedStore::open(Path::new(&dir), Duration::from_secs(60)).unwrap());
+        let store = Arc::new(EmbeddedStore::open(Path::new(&dir), Duration::from_secs(60)).unwrap());
         let now = Timestamp::now();
         // Round 0 creates the shared session; later rounds find it.
-        let _ = store
-            .create_session(&Session::new(
-                SHARED.into(),
-                now,
-                Lifetimes::default(),
-                Device::default(),
-            ))
-            .await;
+        let _ = store.create_session(&Session::new(SHARED.into(), now, Lifetimes::default(), Device::default())).await;
         let mut tasks = Vec::new();
         for task in 0..TASKS {
             let store = Arc::clone(&store);
             tasks.push(tokio::spawn(async move {
                 for i in 0.. {
                     let id = format!("ses_r{round}_t{task}_{i}");
-                    let mut s =
-                        Session::new(id.clone(), now, Lifetimes::default(), Device::default());
-                    s.session_metadata
-                        .set("ja4_stable", &format!("fp{i}"))
-                        .unwrap();
+                    let mut s = Session::new(id.clone(), now, Lifetimes::default(), Device::default());
+                    s.session_metadata.set("ja4_stable", &format!("fp{i}")).unwrap();
                     store.create_session(&s).await.unwrap();
                     println!("ACK create {id}");
                     let key = format!("t{task}");
-                    let change = MetadataChange::Merge(vec![(
-                        key.clone(),
-                        (round * 1_000_000 + i).to_string(),
-                    )]);
-                    store
-                        .update_session_metadata(SHARED, &change, now)
-                        .await
-                        .unwrap();
+                    let change = MetadataChange::Merge(vec![(key.clone(), (round * 1_000_000 + i).to_string())]);
+                    store.update_session_metadata(SHARED, &change, now).await.unwrap();
                     println!("ACK merge {key} {}", round * 1_000_000 + i);
                 }
             }));
@@ -132,25 +111,15 @@ fn acknowledged_writes_survive_sigkill() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    let mut seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     eprintln!("kill-point seed {seed}");
     let mut highest: HashMap<String, u64> = HashMap::new();
     let mut all_created = Vec::new();
     for round in 0..ROUNDS {
         let after = Duration::from_millis(150 + next_random(&mut seed) % 600);
         let acked = run_child_and_kill(dir.path(), round, after);
-        assert!(
-            !acked.created.is_empty(),
-            "round {round}: the child acknowledged nothing in {after:?}"
-        );
-        eprintln!(
-            "round {round}: killed after {after:?}, {} creates acknowledged",
-            acked.created.len()
-        );
+        assert!(!acked.created.is_empty(), "round {round}: the child acknowledged nothing in {after:?}");
+        eprintln!("round {round}: killed after {after:?}, {} creates acknowledged", acked.created.len());
         all_created.extend(acked.created);
         for (key, value) in acked.merged {
             let slot = highest.entry(key).or_default();
@@ -160,34 +129,19 @@ fn acknowledged_writes_survive_sigkill() {
         // The file opens cleanly and passes redb's own integrity check.
         {
             let mut db = redb::Database::open(dir.path().join(FILE_NAME)).unwrap();
-            assert!(
-                db.check_integrity().unwrap(),
-                "round {round}: integrity check repaired the file"
-            );
+            assert!(db.check_integrity().unwrap(), "round {round}: integrity check repaired the file");
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let store = EmbeddedStore::open(dir.path(), Duration::from_secs(60)).unwrap();
             for id in &all_created {
                 let s = store.get_session(id).await.unwrap();
                 assert!(s.is_some(), "round {round}: acknowledged {id} is missing");
             }
-            let shared = store
-                .get_session(SHARED)
-                .await
-                .unwrap()
-                .unwrap()
-                .record
-                .session_metadata;
+            let shared = store.get_session(SHARED).await.unwrap().unwrap().record.session_metadata;
             for (key, acked_value) in &highest {
                 let stored: u64 = shared.get(key).unwrap().parse().unwrap();
-                assert!(
-                    stored >= *acked_value,
-                    "round {round}: {key} = {stored} < acknowledged {acked_value}"
-                );
+                assert!(stored >= *acked_value, "round {round}: {key} = {stored} < acknowledged {acked_value}");
             }
         });
     }

@@ -53,9 +53,7 @@ impl MetadataChange {
         let mut next = current.clone();
         match self {
             Self::Replace(map) => next = map.clone(),
-            Self::Merge(writes) => {
-                next.merge(writes.iter().map(|(k, v)| (k.as_str(), v.as_str())))?
-            }
+            Self::Merge(writes) => next.merge(writes.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
             Self::Evict(keys) => next.evict(keys),
         }
         Ok(next)
@@ -72,21 +70,16 @@ pub struct Cursor {
 impl Cursor {
     /// The opaque `next` string of the API.
     pub fn encode(&self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("{}:{}", self.created_at, self.id))
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", self.created_at, self.id))
     }
 
     pub fn decode(text: &str) -> Result<Self, StoreError> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|_| StoreError::InvalidCursor)?;
+        let bytes =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).map_err(|_| StoreError::InvalidCursor)?;
         let text = String::from_utf8(bytes).map_err(|_| StoreError::InvalidCursor)?;
         let (created, id) = text.split_once(':').ok_or(StoreError::InvalidCursor)?;
         let created_at = created.parse().map_err(|_| StoreError::InvalidCursor)?;
-        Ok(Self {
-            created_at,
-            id: id.to_owned(),
-        })
+        Ok(Self { created_at, id: id.to_owned() })
     }
 }
 
@@ -100,11 +93,7 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from up to `take + 1` candidates in order: the extra one only says there is
     /// more, and the cursor points at the last item shown.
-    pub fn from_candidates(
-        mut items: Vec<T>,
-        take: usize,
-        cursor_of: impl Fn(&T) -> Cursor,
-    ) -> Self {
+    pub fn from_candidates(mut items: Vec<T>, take: usize, cursor_of: impl Fn(&T) -> Cursor) -> Self {
         let next = if items.len() > take {
             items.truncate(take);
             items.last().map(cursor_of)
@@ -147,24 +136,13 @@ pub trait Store: Send + Sync {
         now: Timestamp,
     ) -> Result<Page<Session>, StoreError>;
     /// Ids of up to `limit` sessions whose idle or absolute expiry is at or before `now`.
-    async fn expired_session_ids(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError>;
+    async fn expired_session_ids(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError>;
 
     // --- refresh tokens ---------------------------------------------------------------------
     async fn create_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
     /// The token, including a retired one (still compared until its former expiry).
-    async fn get_refresh_token(
-        &self,
-        id: &str,
-    ) -> Result<Option<Versioned<RefreshToken>>, StoreError>;
-    async fn put_refresh_token(
-        &self,
-        token: &RefreshToken,
-        expected: u64,
-    ) -> Result<u64, StoreError>;
+    async fn get_refresh_token(&self, id: &str) -> Result<Option<Versioned<RefreshToken>>, StoreError>;
+    async fn put_refresh_token(&self, token: &RefreshToken, expected: u64) -> Result<u64, StoreError>;
     /// Rotation (§1): if `old` is still at `expected`, it is retired at `now` and `successor` is
     /// created, in one transaction.
     async fn rotate_refresh_token(
@@ -187,31 +165,18 @@ pub trait Store: Send + Sync {
         take: usize,
         now: Timestamp,
     ) -> Result<Page<RefreshToken>, StoreError>;
-    async fn expired_refresh_token_ids(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError>;
+    async fn expired_refresh_token_ids(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError>;
 
     // --- tombstones -------------------------------------------------------------------------
     /// The tombstone of an ended session or token, if still within its TTL.
-    async fn get_tombstone(
-        &self,
-        id: &str,
-        now: Timestamp,
-    ) -> Result<Option<Tombstone>, StoreError>;
+    async fn get_tombstone(&self, id: &str, now: Timestamp) -> Result<Option<Tombstone>, StoreError>;
     /// Drops tombstones past their TTL; returns how many.
     async fn sweep_tombstones(&self, now: Timestamp) -> Result<usize, StoreError>;
 
     // --- logout outbox ----------------------------------------------------------------------
     /// Up to `max` entries due at `now`; each is hidden from other leases for `lease`, so a
     /// worker that dies lets it come back.
-    async fn lease_outbox(
-        &self,
-        now: Timestamp,
-        lease: Duration,
-        max: usize,
-    ) -> Result<Vec<Leased>, StoreError>;
+    async fn lease_outbox(&self, now: Timestamp, lease: Duration, max: usize) -> Result<Vec<Leased>, StoreError>;
     /// Delivery done (success or final failure): the entry goes.
     async fn ack_outbox(&self, id: u64) -> Result<(), StoreError>;
     /// Delivery to retry: records the attempt count and the next due time.
@@ -227,20 +192,12 @@ pub trait Store: Send + Sync {
         now: Timestamp,
     ) -> Result<Versioned<Session>, StoreError> {
         for _ in 0..MAX_CAS_RETRIES {
-            let current = self
-                .get_session(id)
-                .await?
-                .ok_or(StoreError::NotFound(RecordKind::Session))?;
+            let current = self.get_session(id).await?.ok_or(StoreError::NotFound(RecordKind::Session))?;
             let mut next = current.record.clone();
             next.session_metadata = change.apply(&current.record.session_metadata)?;
             next.updated_at = now;
             match self.put_session(&next, current.version).await {
-                Ok(version) => {
-                    return Ok(Versioned {
-                        version,
-                        record: next,
-                    })
-                }
+                Ok(version) => return Ok(Versioned { version, record: next }),
                 Err(StoreError::Stale { .. }) => continue,
                 Err(e) => return Err(e),
             }
@@ -255,19 +212,11 @@ pub trait Store: Send + Sync {
         change: &MetadataChange,
     ) -> Result<Versioned<RefreshToken>, StoreError> {
         for _ in 0..MAX_CAS_RETRIES {
-            let current = self
-                .get_refresh_token(id)
-                .await?
-                .ok_or(StoreError::NotFound(RecordKind::RefreshToken))?;
+            let current = self.get_refresh_token(id).await?.ok_or(StoreError::NotFound(RecordKind::RefreshToken))?;
             let mut next = current.record.clone();
             next.refresh_token_metadata = change.apply(&current.record.refresh_token_metadata)?;
             match self.put_refresh_token(&next, current.version).await {
-                Ok(version) => {
-                    return Ok(Versioned {
-                        version,
-                        record: next,
-                    })
-                }
+                Ok(version) => return Ok(Versioned { version, record: next }),
                 Err(StoreError::Stale { .. }) => continue,
                 Err(e) => return Err(e),
             }
@@ -305,11 +254,7 @@ pub trait Store: Send + Sync {
 
     /// Removes refresh tokens (live or retired) past their expiry, silently (§7), and returns
     /// them.
-    async fn sweep_refresh_tokens(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<RefreshToken>, StoreError> {
+    async fn sweep_refresh_tokens(&self, now: Timestamp, limit: usize) -> Result<Vec<RefreshToken>, StoreError> {
         let mut removed = Vec::new();
         for id in self.expired_refresh_token_ids(now, limit).await? {
             let Some(current) = self.get_refresh_token(&id).await? else {
