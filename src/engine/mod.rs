@@ -208,7 +208,9 @@ pub enum Outcome {
 
 /// The request-phase decision (§3 table; first matching row wins).
 pub fn decide<'a>(event: &Event<'a, '_>, policy: &'a Policy) -> Decision<'a> {
-    let (verdict, reason, writes) = match (event.route, event.stored, event.observed) {
+    // A fingerprint whose compared key is empty was not computed: it is unknown, never bound.
+    let observed = event.observed.filter(|o| !o.key(policy.compare).is_empty());
+    let (verdict, reason, writes) = match (event.route, event.stored, observed) {
         (Route::Login, None, _) => (Verdict::Allow, Reason::NoSession, Writes::default()),
         (Route::Refresh, None, _) => (Verdict::Allow, Reason::UnknownRefreshToken, Writes::default()),
         (_, Some(_), None) => (Verdict::Allow, Reason::FingerprintUnknown, Writes::default()),
