@@ -7,6 +7,7 @@
 //! serialized and none is lost; a caller that must not overwrite a newer record uses the
 //! primitives directly and sees the typed error.
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +15,7 @@ use base64::Engine as _;
 
 use super::metadata::{Metadata, MetadataError, RecordKind};
 use super::outbox::{Leased, OutboxEntry};
-use super::records::{RefreshToken, Session, Timestamp, Tombstone, Versioned};
+use super::records::{Record, RefreshToken, Session, Timestamp, Tombstone, Versioned};
 
 /// Every way a store operation can fail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -191,37 +192,16 @@ pub trait Store: Send + Sync {
         change: &MetadataChange,
         now: Timestamp,
     ) -> Result<Versioned<Session>, StoreError> {
-        for _ in 0..MAX_CAS_RETRIES {
-            let current = self.get_session(id).await?.ok_or(StoreError::NotFound(RecordKind::Session))?;
-            let mut next = current.record.clone();
-            next.session_metadata = change.apply(&current.record.session_metadata)?;
-            next.updated_at = now;
-            match self.put_session(&next, current.version).await {
-                Ok(version) => return Ok(Versioned { version, record: next }),
-                Err(StoreError::Stale { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Stale { expected: 0 })
+        update_metadata(self, id, change, now).await
     }
 
-    /// As [`Store::update_session_metadata`], for a refresh token.
+    /// As [`Store::update_session_metadata`], for a refresh token (which has no `updated_at`).
     async fn update_refresh_token_metadata(
         &self,
         id: &str,
         change: &MetadataChange,
     ) -> Result<Versioned<RefreshToken>, StoreError> {
-        for _ in 0..MAX_CAS_RETRIES {
-            let current = self.get_refresh_token(id).await?.ok_or(StoreError::NotFound(RecordKind::RefreshToken))?;
-            let mut next = current.record.clone();
-            next.refresh_token_metadata = change.apply(&current.record.refresh_token_metadata)?;
-            match self.put_refresh_token(&next, current.version).await {
-                Ok(version) => return Ok(Versioned { version, record: next }),
-                Err(StoreError::Stale { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Stale { expected: 0 })
+        update_metadata(self, id, change, Timestamp::now()).await
     }
 
     /// Ends every session expired at `now` (up to `limit`), each in its own transaction with the
@@ -271,4 +251,86 @@ pub trait Store: Send + Sync {
         }
         Ok(removed)
     }
+}
+
+/// How the read-modify-write loop reaches one record kind through the `Store` primitives.
+trait Editable: Record {
+    fn fetch<'a, S: Store + ?Sized>(
+        store: &'a S,
+        id: &'a str,
+    ) -> impl Future<Output = Result<Option<Versioned<Self>>, StoreError>> + Send + 'a;
+    fn cas<'a, S: Store + ?Sized>(
+        store: &'a S,
+        record: &'a Self,
+        expected: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send + 'a;
+    fn metadata(&self) -> &Metadata;
+    /// Installs the new map and notes the change time where the record has one.
+    fn set_metadata(&mut self, metadata: Metadata, now: Timestamp);
+}
+
+impl Editable for Session {
+    fn fetch<'a, S: Store + ?Sized>(
+        store: &'a S,
+        id: &'a str,
+    ) -> impl Future<Output = Result<Option<Versioned<Self>>, StoreError>> + Send + 'a {
+        store.get_session(id)
+    }
+    fn cas<'a, S: Store + ?Sized>(
+        store: &'a S,
+        record: &'a Self,
+        expected: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send + 'a {
+        store.put_session(record, expected)
+    }
+    fn metadata(&self) -> &Metadata {
+        &self.session_metadata
+    }
+    fn set_metadata(&mut self, metadata: Metadata, now: Timestamp) {
+        self.session_metadata = metadata;
+        self.updated_at = now;
+    }
+}
+
+impl Editable for RefreshToken {
+    fn fetch<'a, S: Store + ?Sized>(
+        store: &'a S,
+        id: &'a str,
+    ) -> impl Future<Output = Result<Option<Versioned<Self>>, StoreError>> + Send + 'a {
+        store.get_refresh_token(id)
+    }
+    fn cas<'a, S: Store + ?Sized>(
+        store: &'a S,
+        record: &'a Self,
+        expected: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send + 'a {
+        store.put_refresh_token(record, expected)
+    }
+    fn metadata(&self) -> &Metadata {
+        &self.refresh_token_metadata
+    }
+    fn set_metadata(&mut self, metadata: Metadata, _now: Timestamp) {
+        self.refresh_token_metadata = metadata;
+    }
+}
+
+/// Read, apply, compare-and-swap; on `Stale` read again. The change is validated against the
+/// record as it is at that moment, so a merge never overwrites a concurrent writer's keys.
+async fn update_metadata<S: Store + ?Sized, T: Editable>(
+    store: &S,
+    id: &str,
+    change: &MetadataChange,
+    now: Timestamp,
+) -> Result<Versioned<T>, StoreError> {
+    for _ in 0..MAX_CAS_RETRIES {
+        let current = T::fetch(store, id).await?.ok_or(StoreError::NotFound(T::KIND))?;
+        let mut next = current.record.clone();
+        next.set_metadata(change.apply(current.record.metadata())?, now);
+        match T::cas(store, &next, current.version).await {
+            Ok(version) => return Ok(Versioned { version, record: next }),
+            Err(StoreError::Stale { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Stale { expected: 0 })
 }
