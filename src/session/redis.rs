@@ -173,12 +173,17 @@ impl RedisStore {
         format!("{}:{tag}:{rest}", self.prefix)
     }
 
+    /// A key of which there is one per prefix (`P:obq`).
+    fn single(&self, tag: &str) -> String {
+        format!("{}:{tag}", self.prefix)
+    }
+
     fn record_key<T: Keys>(&self, id: &str) -> String {
         self.key(T::TAG, id)
     }
 
     fn expiry_key<T: Keys>(&self) -> String {
-        format!("{}:{}", self.prefix, T::EXPIRY_TAG)
+        self.single(T::EXPIRY_TAG)
     }
 
     /// Runs `batch` if `guard` holds for the hash at `key`.
@@ -389,10 +394,10 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         for entry in &outbox {
             // Ids only need to be unique; one burnt by a failed guard is harmless.
-            let n: u64 = conn.incr(self.key("obid", ""), 1).await.map_err(backend)?;
+            let n: u64 = conn.incr(self.single("obid"), 1).await.map_err(backend)?;
             let key = self.key("ob", &n.to_string());
             batch.cmd(["HSET", &key, "v", "1", "d", &encode(entry)?]);
-            batch.cmd(["ZADD", &self.key("obq", ""), &entry.due_at.millis().to_string(), &n.to_string()]);
+            batch.cmd(["ZADD", &self.single("obq"), &entry.due_at.millis().to_string(), &n.to_string()]);
         }
         self.guarded(&self.record_key::<Session>(id), Guard::Version(expected), &batch, RecordKind::Session).await
     }
@@ -512,7 +517,7 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         let flat: Vec<String> = self
             .lease
-            .key(self.key("obq", ""))
+            .key(self.single("obq"))
             .arg(now.millis())
             .arg(max)
             .arg(until.millis())
@@ -537,7 +542,8 @@ impl Store for RedisStore {
         let mut batch = Batch::default();
         let key = self.key("ob", &id.to_string());
         batch.cmd(["DEL", &key]);
-        batch.cmd(["ZREM", &self.key("obq", ""), &id.to_string()]);
+        batch.cmd(["ZREM", &self.single("obq"), &id.to_string()]);
+        // The guard only needs "entry present"; the kind in a NotFound is irrelevant here.
         match self.guarded(&key, Guard::Present, &batch, RecordKind::Session).await {
             Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
@@ -553,7 +559,7 @@ impl Store for RedisStore {
         let mut batch = Batch::default();
         let key = self.key("ob", &id.to_string());
         batch.cmd(["HSET", &key, "d", &encode(&entry)?]);
-        batch.cmd(["ZADD", &self.key("obq", ""), &at.millis().to_string(), &id.to_string()]);
+        batch.cmd(["ZADD", &self.single("obq"), &at.millis().to_string(), &id.to_string()]);
         match self.guarded(&key, Guard::Present, &batch, RecordKind::Session).await {
             // Acked meanwhile: nothing to retry.
             Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
