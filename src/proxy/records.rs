@@ -42,13 +42,18 @@ impl TokenRequest {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
-        let get: Box<dyn Fn(&str) -> Option<String>> = if is_json {
-            let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-            Box::new(move |key| value.get(key).and_then(|v| v.as_str()).map(str::to_owned))
+        // Both encodings become string pairs; non-string JSON values are not parameters.
+        let pairs: Vec<(String, String)> = if is_json {
+            match serde_json::from_slice::<serde_json::Value>(body) {
+                Ok(serde_json::Value::Object(map)) => {
+                    map.into_iter().filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned()))).collect()
+                }
+                _ => Vec::new(),
+            }
         } else {
-            let pairs: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
-            Box::new(move |key| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+            form_urlencoded::parse(body).into_owned().collect()
         };
+        let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         let grant_type = get("grant_type");
         let refresh_token = get("refresh_token").filter(|_| grant_type.as_deref() == Some("refresh_token"));
         Self { grant_type, refresh_token, client_id: get("client_id"), audience: get("audience") }
@@ -138,7 +143,7 @@ pub fn new_session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         let expires_it = attributes.any(|attribute| {
             let (key, value) = attribute.trim().split_once('=').unwrap_or((attribute.trim(), ""));
             match key.to_ascii_lowercase().as_str() {
-                "max-age" => value.trim().parse::<i64>().map_or(false, |age| age <= 0),
+                "max-age" => value.trim().parse::<i64>().is_ok_and(|age| age <= 0),
                 "expires" => httpdate::parse_http_date(value.trim()).is_ok_and(|t| t <= std::time::SystemTime::now()),
                 _ => false,
             }

@@ -497,7 +497,7 @@ fn remove_cookie(headers: &mut HeaderMap, name: &str) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|pair| pair.split_once('=').map_or(true, |(key, _)| key != name) && !pair.is_empty())
+        .filter(|pair| !pair.is_empty() && pair.split_once('=').is_none_or(|(key, _)| key != name))
         .map(str::to_owned)
         .collect();
     headers.remove(header::COOKIE);

@@ -26,7 +26,7 @@ pub enum UpstreamError {
 
 pub enum Upstream {
     Demo(Arc<Demo>),
-    Http { client: Client<HttpConnector, Body>, origin: String, timeout: Duration },
+    Http { client: Box<Client<HttpConnector, Body>>, origin: String, timeout: Duration },
 }
 
 impl Upstream {
@@ -41,7 +41,7 @@ impl Upstream {
                     .pool_idle_timeout(Duration::from_secs(90))
                     .pool_max_idle_per_host(256)
                     .build(connector);
-                Upstream::Http { client, origin: origin.clone(), timeout }
+                Upstream::Http { client: Box::new(client), origin: origin.clone(), timeout }
             }
         }
     }
