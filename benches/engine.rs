@@ -35,23 +35,13 @@ fn bench_decide(c: &mut Criterion) {
         ("region", "eu-west-1"),
     ])
     .unwrap_or_default();
-    let same = Observed {
-        ja3: "2adc50eda4c71832c5aa9062850e0180",
-        ja3n: "",
-        ja4: JA4,
-        ja4_stable: JA4_STABLE,
-    };
-    let other = Observed {
-        ja4_stable: "t12d190800_d83cc789557e_7af1ed941c26",
-        ..same
-    };
+    let same = Observed { ja3: "2adc50eda4c71832c5aa9062850e0180", ja3n: "", ja4: JA4, ja4_stable: JA4_STABLE };
+    let other = Observed { ja4_stable: "t12d190800_d83cc789557e_7af1ed941c26", ..same };
     let empty = Metadata::new();
     let mut group = c.benchmark_group("decide");
-    for (name, stored, observed) in [
-        ("match_allow", &stored, same),
-        ("mismatch_challenge", &stored, other),
-        ("first_bind", &empty, same),
-    ] {
+    for (name, stored, observed) in
+        [("match_allow", &stored, same), ("mismatch_challenge", &stored, other), ("first_bind", &empty, same)]
+    {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let event = Event {
@@ -76,22 +66,13 @@ const CONCURRENT_WRITERS: u64 = 64;
 fn session(id: String, now: Timestamp) -> Session {
     let mut s = Session::new(id, now, Lifetimes::default(), Device::default());
     s.user_id = Some("auth0|bench".into());
-    let _ = s
-        .session_metadata
-        .merge([("ja3", JA3), ("ja4", JA4), ("ja4_stable", JA4_STABLE)]);
+    let _ = s.session_metadata.merge([("ja3", JA3), ("ja4", JA4), ("ja4_stable", JA4_STABLE)]);
     s
 }
 
-fn bench_backend(
-    c: &mut Criterion,
-    rt: &tokio::runtime::Runtime,
-    name: &str,
-    store: Arc<dyn Store>,
-) {
+fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, store: Arc<dyn Store>) {
     let now = Timestamp::now();
-    let ids: Vec<String> = (0..1000)
-        .map(|i| format!("ses_bench_read_{i:04}"))
-        .collect();
+    let ids: Vec<String> = (0..1000).map(|i| format!("ses_bench_read_{i:04}")).collect();
     for id in &ids {
         if let Err(e) = rt.block_on(store.create_session(&session(id.clone(), now))) {
             eprintln!("{name}: cannot seed ({e}); skipped");
@@ -100,10 +81,7 @@ fn bench_backend(
     }
     let counter = Arc::new(AtomicU64::new(0));
     let mut group = c.benchmark_group(format!("store_{name}"));
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(5))
-        .warm_up_time(Duration::from_secs(1));
+    group.sample_size(10).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
 
     group.throughput(Throughput::Elements(READS_PER_ITER));
     group.bench_function("get", |b| {
@@ -123,12 +101,7 @@ fn bench_backend(
             rt.block_on(async {
                 for _ in 0..WRITES_PER_ITER {
                     let n = counter.fetch_add(1, Ordering::Relaxed);
-                    black_box(
-                        store
-                            .create_session(&session(format!("ses_bench_w{n}"), now))
-                            .await
-                            .ok(),
-                    );
+                    black_box(store.create_session(&session(format!("ses_bench_w{n}"), now)).await.ok());
                 }
             })
         })
@@ -143,12 +116,7 @@ fn bench_backend(
                     tasks.spawn(async move {
                         for _ in 0..WRITES_PER_ITER / CONCURRENT_WRITERS {
                             let n = counter.fetch_add(1, Ordering::Relaxed);
-                            black_box(
-                                store
-                                    .create_session(&session(format!("ses_bench_w{n}"), now))
-                                    .await
-                                    .ok(),
-                            );
+                            black_box(store.create_session(&session(format!("ses_bench_w{n}"), now)).await.ok());
                         }
                     });
                 }
@@ -163,10 +131,7 @@ fn bench_backend(
 async fn drop_keys(url: &str, prefix: &str) -> redis::RedisResult<()> {
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query_async(&mut conn)
-        .await?;
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut conn).await?;
     for chunk in keys.chunks(1000) {
         let _: i64 = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await?;
     }
@@ -174,11 +139,7 @@ async fn drop_keys(url: &str, prefix: &str) -> redis::RedisResult<()> {
 }
 
 fn bench_stores(c: &mut Criterion) {
-    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    else {
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() else {
         eprintln!("no tokio runtime; store benches skipped");
         return;
     };
@@ -193,8 +154,7 @@ fn bench_stores(c: &mut Criterion) {
         Err(e) => eprintln!("embedded: no temp dir ({e}); skipped"),
     }
 
-    let url =
-        std::env::var("HELLOGUARD_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = std::env::var("HELLOGUARD_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let prefix = format!("hgbench:{}", std::process::id());
     match rt.block_on(RedisStore::connect(&url, &prefix, ttl)) {
         Ok(store) => {

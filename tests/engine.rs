@@ -1,7 +1,9 @@
 //! The decision engine (CONTRACT §3) on real ClientHellos: the `latest.pcapng` rows of
 //! `../shared/vectors/clienthellos.jsonl` (one host: Chrome, a TLS 1.2 client, Chrome resuming
-//! TLS 1.3, Chrome, Chrome). `ja3`/`ja4` come from the vectors; `ja4_stable` is derived from each
-//! row's `ja4_r` by the FINGERPRINTS.md §5 rule and checked against the values §5 documents.
+//! TLS 1.3, Chrome, Chrome). Fingerprints are computed from each row's `handshake_hex` by
+//! `helloguard::fingerprint`, checked against the row's `ja3`/`ja4`, against an independent
+//! derivation of `ja4_stable` from the row's `ja4_r` (FINGERPRINTS.md §5 rule), and against the
+//! values §5 documents.
 //!
 //! The vectors are skipped with a printed reason when `../shared/vectors` is absent, and required
 //! when `HELLOGUARD_REQUIRE_VECTORS=1`.
@@ -13,6 +15,8 @@ use helloguard::engine::{
     bind_on_response, decide, CompareKey, Decision, Event, Factor, Factors, Mode, Observed, Outcome, Policy, Reason,
     Route, Verdict,
 };
+use helloguard::fingerprint::{self, AlpnMode};
+use helloguard::hello::{ClientHello, Transport};
 use helloguard::session::memory::MemoryStore;
 use helloguard::session::{Device, Lifetimes, Metadata, RecordKind, RefreshToken, Store, Timestamp};
 use serde_json::{json, Value};
@@ -28,13 +32,14 @@ const CHROME_JA4_STABLE: &str = "t13d1515h2_8daaf6152771_f37e75b10bcc";
 struct Hello {
     port: u16,
     ja3: String,
+    ja3n: String,
     ja4: String,
     ja4_stable: String,
 }
 
 impl Hello {
     fn observed(&self) -> Observed<'_> {
-        Observed { ja3: &self.ja3, ja3n: "", ja4: &self.ja4, ja4_stable: &self.ja4_stable }
+        Observed { ja3: &self.ja3, ja3n: &self.ja3n, ja4: &self.ja4, ja4_stable: &self.ja4_stable }
     }
 }
 
@@ -79,12 +84,19 @@ fn latest_hellos() -> Option<Vec<Hello>> {
                 continue;
             };
             let port: u16 = rest.split('#').next().unwrap().parse().unwrap();
-            let ja4 = row["ja4"].as_str().unwrap().to_owned();
+            let bytes = hex::decode(row["handshake_hex"].as_str().unwrap()).unwrap();
+            let hello = ClientHello::parse(&bytes, Transport::Tcp).unwrap();
+            let all = fingerprint::all(&hello, Transport::Tcp, AlpnMode::Spec);
+            assert_eq!(all.ja3.as_str(), row["ja3"].as_str().unwrap(), "port {port}");
+            assert_eq!(all.ja4.as_str(), row["ja4"].as_str().unwrap(), "port {port}");
+            let derived = ja4_stable(all.ja4.as_str(), row["ja4_r"].as_str().unwrap());
+            assert_eq!(all.ja4_stable.as_str(), derived, "port {port}: library and §5 rule agree");
             hellos.push(Hello {
                 port,
-                ja3: row["ja3"].as_str().unwrap().to_owned(),
-                ja4_stable: ja4_stable(&ja4, row["ja4_r"].as_str().unwrap()),
-                ja4,
+                ja3: all.ja3.as_str().to_owned(),
+                ja3n: all.ja3n.as_str().to_owned(),
+                ja4: all.ja4.as_str().to_owned(),
+                ja4_stable: derived,
             });
         }
     }
@@ -209,6 +221,8 @@ fn challenge_counts_per_compare_key() {
             vec![Verdict::Bind, Verdict::Challenge, Verdict::Allow, Verdict::Allow, Verdict::Allow],
         ),
         (CompareKey::Ja4, vec![Verdict::Bind, Verdict::Challenge, Verdict::Challenge, Verdict::Allow, Verdict::Allow]),
+        // JA3N sorts extensions (permutation-proof) but still sees pre_shared_key and padding.
+        (CompareKey::Ja3n, vec![Verdict::Bind, Verdict::Challenge, Verdict::Challenge, Verdict::Allow, Verdict::Allow]),
         (
             CompareKey::Ja3,
             vec![Verdict::Bind, Verdict::Challenge, Verdict::Challenge, Verdict::Challenge, Verdict::Challenge],
@@ -365,6 +379,11 @@ fn ja3n_compare_writes_ja3n_too() {
     assert_eq!(decide(&login(Some(&stored), Some(other)), &policy).verdict, Verdict::Allow);
     let other = Observed { ja3n: "m", ..observed };
     assert_eq!(decide(&login(Some(&stored), Some(other)), &policy).verdict, Verdict::Challenge);
+    // A hello whose compared key was not computed is unknown: no bind of "", no challenge.
+    let uncomputed = Observed { ja3n: "", ..observed };
+    let d = decide(&login(Some(&Metadata::new()), Some(uncomputed)), &policy);
+    assert_eq!((d.verdict, d.reason), (Verdict::Allow, Reason::FingerprintUnknown));
+    assert!(d.writes.is_empty());
 }
 
 #[test]

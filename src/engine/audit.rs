@@ -87,9 +87,7 @@ pub struct JsonLines<W: Write + Send> {
 
 impl<W: Write + Send> JsonLines<W> {
     pub fn new(out: W) -> Self {
-        Self {
-            out: Mutex::new(out),
-        }
+        Self { out: Mutex::new(out) }
     }
 
     /// The writer back (tests read what was written).

@@ -121,11 +121,7 @@ impl<'a> Writes<'a> {
 
     /// The writes as an owned store change.
     pub fn to_change(&self) -> crate::session::MetadataChange {
-        crate::session::MetadataChange::Merge(
-            self.iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-        )
+        crate::session::MetadataChange::Merge(self.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
     }
 }
 
@@ -159,9 +155,7 @@ impl<'a> Decision<'a> {
     pub fn outcome(&self, policy: &Policy) -> Outcome {
         match (self.verdict, policy.mode, self.route) {
             (Verdict::Challenge, Mode::Enforce, Route::Refresh) => Outcome::Rejected,
-            (Verdict::Challenge, Mode::Enforce, Route::Login) if policy.has_challenge_url => {
-                Outcome::Redirected
-            }
+            (Verdict::Challenge, Mode::Enforce, Route::Login) if policy.has_challenge_url => Outcome::Redirected,
             _ => Outcome::Forwarded,
         }
     }
@@ -182,12 +176,7 @@ impl Decision<'_> {
         map.serialize_entry("reason", &self.reason)?;
         if let Some(factors) = self.factors {
             map.serialize_entry("challenge", &FactorObject(factors.primary()))?;
-            let additional: Vec<FactorObject> = factors
-                .additional()
-                .iter()
-                .copied()
-                .map(FactorObject)
-                .collect();
+            let additional: Vec<FactorObject> = factors.additional().iter().copied().map(FactorObject).collect();
             map.serialize_entry("additional_factors", &additional)?;
         }
         map.serialize_entry("route", &self.route)?;
@@ -219,32 +208,18 @@ pub enum Outcome {
 
 /// The request-phase decision (§3 table; first matching row wins).
 pub fn decide<'a>(event: &Event<'a, '_>, policy: &'a Policy) -> Decision<'a> {
-    let (verdict, reason, writes) = match (event.route, event.stored, event.observed) {
+    // A fingerprint whose compared key is empty was not computed: it is unknown, never bound.
+    let observed = event.observed.filter(|o| !o.key(policy.compare).is_empty());
+    let (verdict, reason, writes) = match (event.route, event.stored, observed) {
         (Route::Login, None, _) => (Verdict::Allow, Reason::NoSession, Writes::default()),
-        (Route::Refresh, None, _) => (
-            Verdict::Allow,
-            Reason::UnknownRefreshToken,
-            Writes::default(),
-        ),
-        (_, Some(_), None) => (
-            Verdict::Allow,
-            Reason::FingerprintUnknown,
-            Writes::default(),
-        ),
+        (Route::Refresh, None, _) => (Verdict::Allow, Reason::UnknownRefreshToken, Writes::default()),
+        (_, Some(_), None) => (Verdict::Allow, Reason::FingerprintUnknown, Writes::default()),
         (_, Some(stored), Some(observed)) => match stored.get(policy.compare.as_str()) {
-            None => (
-                Verdict::Bind,
-                Reason::FirstBinding,
-                Writes::binding(&observed, policy.compare),
-            ),
+            None => (Verdict::Bind, Reason::FirstBinding, Writes::binding(&observed, policy.compare)),
             Some(bound) if bound == observed.key(policy.compare) => {
                 (Verdict::Allow, Reason::FingerprintMatch, Writes::default())
             }
-            Some(_) => (
-                Verdict::Challenge,
-                Reason::FingerprintMismatch,
-                Writes::default(),
-            ),
+            Some(_) => (Verdict::Challenge, Reason::FingerprintMismatch, Writes::default()),
         },
     };
     Decision {
@@ -273,13 +248,5 @@ pub fn bind_on_response<'a>(
         (Reason::Rotation, _) | (_, None) => Writes::default(),
         (_, Some(observed)) => Writes::binding(&observed, policy.compare),
     };
-    Decision {
-        verdict: Verdict::Bind,
-        reason,
-        route,
-        session_id,
-        refresh_token_id,
-        factors: None,
-        writes,
-    }
+    Decision { verdict: Verdict::Bind, reason, route, session_id, refresh_token_id, factors: None, writes }
 }

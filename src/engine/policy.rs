@@ -49,10 +49,7 @@ macro_rules! wire_names {
 
 fn unknown_value<'a>(text: &str, expected: impl Iterator<Item = &'a str>) -> String {
     let names: Vec<&str> = expected.collect();
-    format!(
-        "unknown value {text:?}, expected one of {}",
-        names.join(", ")
-    )
+    format!("unknown value {text:?}, expected one of {}", names.join(", "))
 }
 
 /// Which fingerprint key is compared (`[policy] compare`).
@@ -159,9 +156,7 @@ impl Factors {
 impl Default for Factors {
     /// `otp`, then `push-notification`, `phone` (§3).
     fn default() -> Self {
-        Self {
-            all: vec![Factor::Otp, Factor::PushNotification, Factor::Phone],
-        }
+        Self { all: vec![Factor::Otp, Factor::PushNotification, Factor::Phone] }
     }
 }
 

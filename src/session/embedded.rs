@@ -32,12 +32,10 @@ pub const FILE_NAME: &str = "helloguard.redb";
 
 type Bytes = &'static [u8];
 const SESSIONS: TableDefinition<&str, Bytes> = TableDefinition::new("sessions");
-const SESSIONS_BY_USER: TableDefinition<(&str, i64, &str), ()> =
-    TableDefinition::new("sessions_by_user");
+const SESSIONS_BY_USER: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("sessions_by_user");
 const SESSION_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("session_expiry");
 const TOKENS: TableDefinition<&str, Bytes> = TableDefinition::new("refresh_tokens");
-const TOKENS_BY_USER: TableDefinition<(&str, i64, &str), ()> =
-    TableDefinition::new("refresh_tokens_by_user");
+const TOKENS_BY_USER: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("refresh_tokens_by_user");
 const TOKEN_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("refresh_token_expiry");
 const TOMBSTONES: TableDefinition<&str, Bytes> = TableDefinition::new("tombstones");
 const TOMBSTONE_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("tombstone_expiry");
@@ -69,8 +67,7 @@ trait Tables: Record {
 
 impl Tables for Session {
     const TABLE: TableDefinition<'static, &'static str, Bytes> = SESSIONS;
-    const BY_USER: TableDefinition<'static, (&'static str, i64, &'static str), ()> =
-        SESSIONS_BY_USER;
+    const BY_USER: TableDefinition<'static, (&'static str, i64, &'static str), ()> = SESSIONS_BY_USER;
     const EXPIRY: TableDefinition<'static, (i64, &'static str), ()> = SESSION_EXPIRY;
 }
 
@@ -82,10 +79,7 @@ impl Tables for RefreshToken {
 
 // --- write-side helpers, all run inside one write transaction -----------------------------------
 
-fn read_versioned<T: Tables>(
-    tx: &WriteTransaction,
-    id: &str,
-) -> Result<Option<Versioned<T>>, StoreError> {
+fn read_versioned<T: Tables>(tx: &WriteTransaction, id: &str) -> Result<Option<Versioned<T>>, StoreError> {
     let table = tx.open_table(T::TABLE).map_err(backend)?;
     let found = table.get(id).map_err(backend)?;
     found.map(|v| decode(v.value())).transpose()
@@ -99,39 +93,21 @@ fn write_record<T: Tables>(
     version: u64,
 ) -> Result<(), StoreError> {
     unindex(tx, previous)?;
-    let bytes = encode(&Versioned {
-        version,
-        record: next.clone(),
-    })?;
-    tx.open_table(T::TABLE)
-        .map_err(backend)?
-        .insert(next.id(), bytes.as_slice())
-        .map_err(backend)?;
+    let bytes = encode(&Versioned { version, record: next.clone() })?;
+    tx.open_table(T::TABLE).map_err(backend)?.insert(next.id(), bytes.as_slice()).map_err(backend)?;
     if let Some((user, created)) = next.listed_under() {
-        tx.open_table(T::BY_USER)
-            .map_err(backend)?
-            .insert((user, created, next.id()), ())
-            .map_err(backend)?;
+        tx.open_table(T::BY_USER).map_err(backend)?.insert((user, created, next.id()), ()).map_err(backend)?;
     }
-    tx.open_table(T::EXPIRY)
-        .map_err(backend)?
-        .insert((next.expires().millis(), next.id()), ())
-        .map_err(backend)?;
+    tx.open_table(T::EXPIRY).map_err(backend)?.insert((next.expires().millis(), next.id()), ()).map_err(backend)?;
     Ok(())
 }
 
 fn unindex<T: Tables>(tx: &WriteTransaction, previous: Option<&T>) -> Result<(), StoreError> {
     let Some(prev) = previous else { return Ok(()) };
     if let Some((user, created)) = prev.listed_under() {
-        tx.open_table(T::BY_USER)
-            .map_err(backend)?
-            .remove((user, created, prev.id()))
-            .map_err(backend)?;
+        tx.open_table(T::BY_USER).map_err(backend)?.remove((user, created, prev.id())).map_err(backend)?;
     }
-    tx.open_table(T::EXPIRY)
-        .map_err(backend)?
-        .remove((prev.expires().millis(), prev.id()))
-        .map_err(backend)?;
+    tx.open_table(T::EXPIRY).map_err(backend)?.remove((prev.expires().millis(), prev.id())).map_err(backend)?;
     Ok(())
 }
 
@@ -143,11 +119,7 @@ fn create_in<T: Tables>(tx: &WriteTransaction, record: &T) -> Result<(), StoreEr
 }
 
 /// Checks that the record is at `expected` and returns it.
-fn check_version<T: Tables>(
-    tx: &WriteTransaction,
-    id: &str,
-    expected: u64,
-) -> Result<T, StoreError> {
+fn check_version<T: Tables>(tx: &WriteTransaction, id: &str, expected: u64) -> Result<T, StoreError> {
     let current = read_versioned::<T>(tx, id)?.ok_or(StoreError::NotFound(T::KIND))?;
     if current.version != expected {
         return Err(StoreError::Stale { expected });
@@ -163,33 +135,15 @@ fn cas_in<T: Tables>(tx: &WriteTransaction, record: &T, expected: u64) -> Result
 
 fn remove_in<T: Tables>(tx: &WriteTransaction, record: &T) -> Result<(), StoreError> {
     unindex(tx, Some(record))?;
-    tx.open_table(T::TABLE)
-        .map_err(backend)?
-        .remove(record.id())
-        .map_err(backend)?;
+    tx.open_table(T::TABLE).map_err(backend)?.remove(record.id()).map_err(backend)?;
     Ok(())
 }
 
-fn tombstone_in(
-    tx: &WriteTransaction,
-    id: &str,
-    ended_at: Timestamp,
-    ttl: Duration,
-) -> Result<(), StoreError> {
-    let stone = Tombstone {
-        id: id.to_owned(),
-        ended_at,
-        expires_at: ended_at.plus(ttl),
-    };
+fn tombstone_in(tx: &WriteTransaction, id: &str, ended_at: Timestamp, ttl: Duration) -> Result<(), StoreError> {
+    let stone = Tombstone { id: id.to_owned(), ended_at, expires_at: ended_at.plus(ttl) };
     let bytes = encode(&stone)?;
-    tx.open_table(TOMBSTONES)
-        .map_err(backend)?
-        .insert(id, bytes.as_slice())
-        .map_err(backend)?;
-    tx.open_table(TOMBSTONE_EXPIRY)
-        .map_err(backend)?
-        .insert((stone.expires_at.millis(), id), ())
-        .map_err(backend)?;
+    tx.open_table(TOMBSTONES).map_err(backend)?.insert(id, bytes.as_slice()).map_err(backend)?;
+    tx.open_table(TOMBSTONE_EXPIRY).map_err(backend)?.insert((stone.expires_at.millis(), id), ()).map_err(backend)?;
     Ok(())
 }
 
@@ -203,23 +157,15 @@ fn put_outbox_in(
     if let Some(prev) = previous_due {
         due.remove((prev, id)).map_err(backend)?;
     }
-    due.insert((entry.due_at.millis(), id), ())
-        .map_err(backend)?;
+    due.insert((entry.due_at.millis(), id), ()).map_err(backend)?;
     let bytes = encode(entry)?;
-    tx.open_table(OUTBOX)
-        .map_err(backend)?
-        .insert(id, bytes.as_slice())
-        .map_err(backend)?;
+    tx.open_table(OUTBOX).map_err(backend)?.insert(id, bytes.as_slice()).map_err(backend)?;
     Ok(())
 }
 
 fn next_outbox_id(tx: &WriteTransaction) -> Result<u64, StoreError> {
     let mut counters = tx.open_table(COUNTERS).map_err(backend)?;
-    let current = counters
-        .get("outbox")
-        .map_err(backend)?
-        .map(|v| v.value())
-        .unwrap_or(0);
+    let current = counters.get("outbox").map_err(backend)?.map(|v| v.value()).unwrap_or(0);
     let next = current + 1;
     counters.insert("outbox", next).map_err(backend)?;
     Ok(next)
@@ -253,12 +199,8 @@ fn list_by_user<T: Tables>(
     let tx = read_tx(db)?;
     let (index, records) = match (tx.open_table(T::BY_USER), tx.open_table(T::TABLE)) {
         (Ok(i), Ok(r)) => (i, r),
-        (Err(redb::TableError::TableDoesNotExist(_)), _)
-        | (_, Err(redb::TableError::TableDoesNotExist(_))) => {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            })
+        (Err(redb::TableError::TableDoesNotExist(_)), _) | (_, Err(redb::TableError::TableDoesNotExist(_))) => {
+            return Ok(Page { items: Vec::new(), next: None })
         }
         (Err(e), _) | (_, Err(e)) => return Err(backend(e)),
     };
@@ -294,11 +236,7 @@ fn list_by_user<T: Tables>(
     }))
 }
 
-fn expired_ids<T: Tables>(
-    db: &Database,
-    now: Timestamp,
-    limit: usize,
-) -> Result<Vec<String>, StoreError> {
+fn expired_ids<T: Tables>(db: &Database, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
     let tx = read_tx(db)?;
     let index = match tx.open_table(T::EXPIRY) {
         Ok(i) => i,
@@ -306,10 +244,7 @@ fn expired_ids<T: Tables>(
         Err(e) => return Err(backend(e)),
     };
     let mut ids = Vec::new();
-    for entry in index
-        .range((i64::MIN, "")..=(now.millis(), "\u{10FFFF}"))
-        .map_err(backend)?
-    {
+    for entry in index.range((i64::MIN, "")..=(now.millis(), "\u{10FFFF}")).map_err(backend)? {
         let (key, _) = entry.map_err(backend)?;
         ids.push(key.value().1.to_owned());
         if ids.len() >= limit {
@@ -359,9 +294,7 @@ fn run_batch(db: &Database, batch: Vec<Job>) {
         completions.push(completion);
     }
     let outcome = if failed {
-        Some(StoreError::Backend(
-            "write batch aborted by a storage error".into(),
-        ))
+        Some(StoreError::Backend("write batch aborted by a storage error".into()))
     } else {
         tx.commit().err().map(backend)
     };
@@ -386,9 +319,8 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (or creates) `helloguard.redb` in `data_dir`, creating the directory if needed.
     pub fn open(data_dir: &Path, tombstone_ttl: Duration) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Backend(format!("create data directory {}: {e}", data_dir.display()))
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Backend(format!("create data directory {}: {e}", data_dir.display())))?;
         let path = data_dir.join(FILE_NAME);
         let db = Arc::new(Database::create(&path).map_err(backend)?);
         let (sender, receiver) = mpsc::channel::<Job>();
@@ -397,13 +329,7 @@ impl EmbeddedStore {
             .name("helloguard-store-writer".into())
             .spawn(move || writer_loop(writer_db, receiver))
             .map_err(|e| StoreError::Backend(format!("spawn writer thread: {e}")))?;
-        Ok(Self {
-            db,
-            jobs: Mutex::new(Some(sender)),
-            writer: Some(writer),
-            tombstone_ttl,
-            path,
-        })
+        Ok(Self { db, jobs: Mutex::new(Some(sender)), writer: Some(writer), tombstone_ttl, path })
     }
 
     /// The redb file.
@@ -437,9 +363,7 @@ impl EmbeddedStore {
                 .send(job)
                 .map_err(|_| StoreError::Backend("writer thread stopped".into()))?;
         }
-        answered
-            .await
-            .map_err(|_| StoreError::Backend("write transaction did not complete".into()))?
+        answered.await.map_err(|_| StoreError::Backend("write transaction did not complete".into()))?
     }
 }
 
@@ -501,16 +425,10 @@ impl Store for EmbeddedStore {
         take: usize,
         now: Timestamp,
     ) -> Result<Page<Session>, StoreError> {
-        list_by_user(&self.db, user_id, after, take, |s: &Session| {
-            !s.is_expired(now)
-        })
+        list_by_user(&self.db, user_id, after, take, |s: &Session| !s.is_expired(now))
     }
 
-    async fn expired_session_ids(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn expired_session_ids(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
         expired_ids::<Session>(&self.db, now, limit)
     }
 
@@ -519,18 +437,11 @@ impl Store for EmbeddedStore {
         self.write(move |tx| create_in(tx, &token)).await
     }
 
-    async fn get_refresh_token(
-        &self,
-        id: &str,
-    ) -> Result<Option<Versioned<RefreshToken>>, StoreError> {
+    async fn get_refresh_token(&self, id: &str) -> Result<Option<Versioned<RefreshToken>>, StoreError> {
         get_versioned(&self.db, id)
     }
 
-    async fn put_refresh_token(
-        &self,
-        token: &RefreshToken,
-        expected: u64,
-    ) -> Result<u64, StoreError> {
+    async fn put_refresh_token(&self, token: &RefreshToken, expected: u64) -> Result<u64, StoreError> {
         let token = token.clone();
         self.write(move |tx| cas_in(tx, &token, expected)).await
     }
@@ -587,24 +498,14 @@ impl Store for EmbeddedStore {
         take: usize,
         now: Timestamp,
     ) -> Result<Page<RefreshToken>, StoreError> {
-        list_by_user(&self.db, user_id, after, take, |t: &RefreshToken| {
-            !t.is_expired(now)
-        })
+        list_by_user(&self.db, user_id, after, take, |t: &RefreshToken| !t.is_expired(now))
     }
 
-    async fn expired_refresh_token_ids(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn expired_refresh_token_ids(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
         expired_ids::<RefreshToken>(&self.db, now, limit)
     }
 
-    async fn get_tombstone(
-        &self,
-        id: &str,
-        now: Timestamp,
-    ) -> Result<Option<Tombstone>, StoreError> {
+    async fn get_tombstone(&self, id: &str, now: Timestamp) -> Result<Option<Tombstone>, StoreError> {
         let tx = read_tx(&self.db)?;
         let table = match tx.open_table(TOMBSTONES) {
             Ok(t) => t,
@@ -633,11 +534,8 @@ impl Store for EmbeddedStore {
                 drop(key);
                 index.remove((expires, id.as_str())).map_err(backend)?;
                 // A newer tombstone for the same id (ended again) has its own index entry.
-                let current: Option<Tombstone> = stones
-                    .get(id.as_str())
-                    .map_err(backend)?
-                    .map(|v| decode(v.value()))
-                    .transpose()?;
+                let current: Option<Tombstone> =
+                    stones.get(id.as_str()).map_err(backend)?.map(|v| decode(v.value())).transpose()?;
                 if current.is_some_and(|t| t.expires_at.millis() == expires) {
                     stones.remove(id.as_str()).map_err(backend)?;
                     removed += 1;
@@ -648,20 +546,12 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn lease_outbox(
-        &self,
-        now: Timestamp,
-        lease: Duration,
-        max: usize,
-    ) -> Result<Vec<Leased>, StoreError> {
+    async fn lease_outbox(&self, now: Timestamp, lease: Duration, max: usize) -> Result<Vec<Leased>, StoreError> {
         self.write(move |tx| {
             let mut due_ids = Vec::new();
             {
                 let due = tx.open_table(OUTBOX_DUE).map_err(backend)?;
-                for entry in due
-                    .range((i64::MIN, 0)..=(now.millis(), u64::MAX))
-                    .map_err(backend)?
-                {
+                for entry in due.range((i64::MIN, 0)..=(now.millis(), u64::MAX)).map_err(backend)? {
                     let (key, _) = entry.map_err(backend)?;
                     due_ids.push(key.value());
                     if due_ids.len() >= max {
@@ -698,10 +588,7 @@ impl Store for EmbeddedStore {
                 .map(|v| decode::<OutboxEntry>(v.value()))
                 .transpose()?;
             if let Some(entry) = removed {
-                tx.open_table(OUTBOX_DUE)
-                    .map_err(backend)?
-                    .remove((entry.due_at.millis(), id))
-                    .map_err(backend)?;
+                tx.open_table(OUTBOX_DUE).map_err(backend)?.remove((entry.due_at.millis(), id)).map_err(backend)?;
             }
             Ok(())
         })

@@ -47,11 +47,7 @@ impl MemoryStore {
     }
 
     fn tombstone(&self, id: &str, ended_at: Timestamp) {
-        let stone = Tombstone {
-            id: id.to_owned(),
-            ended_at,
-            expires_at: ended_at.plus(self.tombstone_ttl),
-        };
+        let stone = Tombstone { id: id.to_owned(), ended_at, expires_at: ended_at.plus(self.tombstone_ttl) };
         self.tombstones.insert(id.to_owned(), stone);
     }
 }
@@ -65,10 +61,7 @@ fn create<T: Clone>(
     match map.entry(id.to_owned()) {
         Entry::Occupied(_) => Err(StoreError::AlreadyExists(kind)),
         Entry::Vacant(v) => {
-            v.insert(Versioned {
-                version: 1,
-                record: record.clone(),
-            });
+            v.insert(Versioned { version: 1, record: record.clone() });
             Ok(())
         }
     }
@@ -122,17 +115,11 @@ fn page<T: Clone>(
 }
 
 fn session_cursor(s: &Session) -> Cursor {
-    Cursor {
-        created_at: s.created_at.millis(),
-        id: s.id.clone(),
-    }
+    Cursor { created_at: s.created_at.millis(), id: s.id.clone() }
 }
 
 fn token_cursor(t: &RefreshToken) -> Cursor {
-    Cursor {
-        created_at: t.created_at.millis(),
-        id: t.id.clone(),
-    }
+    Cursor { created_at: t.created_at.millis(), id: t.id.clone() }
 }
 
 #[async_trait]
@@ -146,13 +133,7 @@ impl Store for MemoryStore {
     }
 
     async fn put_session(&self, session: &Session, expected: u64) -> Result<u64, StoreError> {
-        cas(
-            &self.sessions,
-            &session.id,
-            session,
-            expected,
-            RecordKind::Session,
-        )
+        cas(&self.sessions, &session.id, session, expected, RecordKind::Session)
     }
 
     async fn end_session(
@@ -183,11 +164,7 @@ impl Store for MemoryStore {
         Ok(page(&self.sessions, after, take, keep, session_cursor))
     }
 
-    async fn expired_session_ids(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn expired_session_ids(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
         Ok(self
             .sessions
             .iter()
@@ -201,25 +178,12 @@ impl Store for MemoryStore {
         create(&self.tokens, &token.id, token, RecordKind::RefreshToken)
     }
 
-    async fn get_refresh_token(
-        &self,
-        id: &str,
-    ) -> Result<Option<Versioned<RefreshToken>>, StoreError> {
+    async fn get_refresh_token(&self, id: &str) -> Result<Option<Versioned<RefreshToken>>, StoreError> {
         Ok(self.tokens.get(id).map(|v| v.clone()))
     }
 
-    async fn put_refresh_token(
-        &self,
-        token: &RefreshToken,
-        expected: u64,
-    ) -> Result<u64, StoreError> {
-        cas(
-            &self.tokens,
-            &token.id,
-            token,
-            expected,
-            RecordKind::RefreshToken,
-        )
+    async fn put_refresh_token(&self, token: &RefreshToken, expected: u64) -> Result<u64, StoreError> {
+        cas(&self.tokens, &token.id, token, expected, RecordKind::RefreshToken)
     }
 
     async fn rotate_refresh_token(
@@ -234,22 +198,14 @@ impl Store for MemoryStore {
             return Err(StoreError::AlreadyExists(RecordKind::RefreshToken));
         }
         {
-            let mut old = self
-                .tokens
-                .get_mut(old_id)
-                .ok_or(StoreError::NotFound(RecordKind::RefreshToken))?;
+            let mut old = self.tokens.get_mut(old_id).ok_or(StoreError::NotFound(RecordKind::RefreshToken))?;
             if old.version != expected {
                 return Err(StoreError::Stale { expected });
             }
             old.version += 1;
             old.record.retired_at = Some(now);
         }
-        create(
-            &self.tokens,
-            &successor.id,
-            successor,
-            RecordKind::RefreshToken,
-        )
+        create(&self.tokens, &successor.id, successor, RecordKind::RefreshToken)
     }
 
     async fn end_refresh_token(&self, id: &str, ended_at: Timestamp) -> Result<bool, StoreError> {
@@ -272,17 +228,11 @@ impl Store for MemoryStore {
         take: usize,
         now: Timestamp,
     ) -> Result<Page<RefreshToken>, StoreError> {
-        let keep = |t: &RefreshToken| {
-            t.user_id.as_deref() == Some(user_id) && !t.is_retired() && !t.is_expired(now)
-        };
+        let keep = |t: &RefreshToken| t.user_id.as_deref() == Some(user_id) && !t.is_retired() && !t.is_expired(now);
         Ok(page(&self.tokens, after, take, keep, token_cursor))
     }
 
-    async fn expired_refresh_token_ids(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn expired_refresh_token_ids(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
         Ok(self
             .tokens
             .iter()
@@ -292,16 +242,8 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn get_tombstone(
-        &self,
-        id: &str,
-        now: Timestamp,
-    ) -> Result<Option<Tombstone>, StoreError> {
-        Ok(self
-            .tombstones
-            .get(id)
-            .map(|t| t.clone())
-            .filter(|t| t.expires_at > now))
+    async fn get_tombstone(&self, id: &str, now: Timestamp) -> Result<Option<Tombstone>, StoreError> {
+        Ok(self.tombstones.get(id).map(|t| t.clone()).filter(|t| t.expires_at > now))
     }
 
     async fn sweep_tombstones(&self, now: Timestamp) -> Result<usize, StoreError> {
@@ -310,29 +252,16 @@ impl Store for MemoryStore {
         Ok(before.saturating_sub(self.tombstones.len()))
     }
 
-    async fn lease_outbox(
-        &self,
-        now: Timestamp,
-        lease: Duration,
-        max: usize,
-    ) -> Result<Vec<Leased>, StoreError> {
+    async fn lease_outbox(&self, now: Timestamp, lease: Duration, max: usize) -> Result<Vec<Leased>, StoreError> {
         let _multi = self.multi();
-        let mut due: Vec<u64> = self
-            .outbox
-            .iter()
-            .filter(|e| e.value().due_at <= now)
-            .map(|e| *e.key())
-            .collect();
+        let mut due: Vec<u64> = self.outbox.iter().filter(|e| e.value().due_at <= now).map(|e| *e.key()).collect();
         due.sort_unstable();
         due.truncate(max);
         let mut leased = Vec::with_capacity(due.len());
         for id in due {
             if let Some(mut entry) = self.outbox.get_mut(&id) {
                 entry.due_at = now.plus(lease);
-                leased.push(Leased {
-                    id,
-                    entry: entry.clone(),
-                });
+                leased.push(Leased { id, entry: entry.clone() });
             }
         }
         Ok(leased)

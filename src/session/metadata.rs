@@ -72,9 +72,7 @@ impl MetadataError {
     /// documents' message, every other check keeps its inner message.
     pub fn api_message(&self) -> String {
         match self {
-            Self::TooManyEntries | Self::KeyTooLong | Self::ValueTooLong => {
-                LIMITS_API_MESSAGE.to_owned()
-            }
+            Self::TooManyEntries | Self::KeyTooLong | Self::ValueTooLong => LIMITS_API_MESSAGE.to_owned(),
             other => other.to_string(),
         }
     }
@@ -119,11 +117,7 @@ fn check_key(key: &str) -> Result<(), MetadataError> {
         return Err(MetadataError::KeyContainsNul);
     }
     // An empty key fails here too: the contract's charset rule is `{1,255}`.
-    if key.is_empty()
-        || !key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
         return Err(MetadataError::KeyCharset);
     }
     Ok(())
@@ -154,10 +148,7 @@ fn validate(map: &BTreeMap<String, String>) -> Result<(), MetadataError> {
 /// A valid metadata map. Every constructor and edit validates the whole candidate map first and
 /// only then commits, so a `Metadata` value is always valid (§2 "atomicity").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    try_from = "BTreeMap<String, String>",
-    into = "BTreeMap<String, String>"
-)]
+#[serde(try_from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
 pub struct Metadata(BTreeMap<String, String>);
 
 impl TryFrom<BTreeMap<String, String>> for Metadata {
@@ -186,10 +177,7 @@ impl Metadata {
         K: Into<String>,
         V: Into<String>,
     {
-        let map: BTreeMap<String, String> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        let map: BTreeMap<String, String> = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
         Self::try_from(map)
     }
 

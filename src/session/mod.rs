@@ -14,8 +14,8 @@ pub mod store;
 pub use metadata::{Metadata, MetadataError, RecordKind};
 pub use outbox::{Leased, OutboxEntry};
 pub use records::{
-    refresh_token_id, session_id, ClientRef, Device, Lifetimes, RefreshToken, ResourceServer,
-    Session, Timestamp, Tombstone, Versioned,
+    refresh_token_id, session_id, ClientRef, Device, Lifetimes, RefreshToken, ResourceServer, Session, Timestamp,
+    Tombstone, Versioned,
 };
 pub use store::{Cursor, MetadataChange, Page, Store, StoreError};
 
@@ -30,10 +30,8 @@ pub async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreErr
         Backend::Memory => Arc::new(memory::MemoryStore::new(ttl)),
         Backend::Embedded => Arc::new(embedded::EmbeddedStore::open(&config.path, ttl)?),
         Backend::Redis => {
-            let url = config
-                .redis_url
-                .as_deref()
-                .ok_or_else(|| StoreError::Backend("store.redis_url is not set".into()))?;
+            let url =
+                config.redis_url.as_deref().ok_or_else(|| StoreError::Backend("store.redis_url is not set".into()))?;
             Arc::new(redis::RedisStore::connect(url, &config.redis_key_prefix, ttl).await?)
         }
     })

@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 
 use super::metadata::Metadata;
 
@@ -40,10 +39,7 @@ impl Timestamp {
 
 impl From<SystemTime> for Timestamp {
     fn from(t: SystemTime) -> Self {
-        let ms = t
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let ms = t.duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0);
         Self(ms)
     }
 }
@@ -57,20 +53,17 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_rfc3339(&text)
-            .map(Timestamp::from)
-            .map_err(serde::de::Error::custom)
+        humantime::parse_rfc3339(&text).map(Timestamp::from).map_err(serde::de::Error::custom)
     }
 }
 
 /// `prefix` + the first 32 chars of base64url-no-pad(SHA-256(`domain` ‖ secret)) (§1). The secret
 /// itself goes nowhere else.
 fn derive_id(prefix: &str, domain: &[u8], secret: &[u8]) -> String {
-    let digest = Sha256::new()
-        .chain_update(domain)
-        .chain_update(secret)
-        .finalize();
-    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(domain);
+    context.update(secret);
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(context.finish());
     // 32 bytes encode to 43 ASCII chars, so the first 32 always exist.
     let head: String = encoded.chars().take(32).collect();
     format!("{prefix}{head}")
@@ -95,10 +88,7 @@ pub struct Lifetimes {
 
 impl Default for Lifetimes {
     fn default() -> Self {
-        Self {
-            idle: Duration::from_secs(3 * 24 * 3600),
-            absolute: Duration::from_secs(30 * 24 * 3600),
-        }
+        Self { idle: Duration::from_secs(3 * 24 * 3600), absolute: Duration::from_secs(30 * 24 * 3600) }
     }
 }
 
@@ -233,13 +223,7 @@ impl RefreshToken {
 
     /// The successor created when an exchange returns a different token: it inherits
     /// `refresh_token_metadata`, `session_id`, `user_id` and `client_id` (§1).
-    pub fn successor(
-        &self,
-        new_id: String,
-        now: Timestamp,
-        lifetimes: Lifetimes,
-        device: Device,
-    ) -> Self {
+    pub fn successor(&self, new_id: String, now: Timestamp, lifetimes: Lifetimes, device: Device) -> Self {
         let mut next = Self::new(new_id, now, lifetimes, device);
         next.refresh_token_metadata = self.refresh_token_metadata.clone();
         next.session_id = self.session_id.clone();
@@ -297,9 +281,7 @@ impl Record for Session {
         &self.id
     }
     fn listed_under(&self) -> Option<(&str, i64)> {
-        self.user_id
-            .as_deref()
-            .map(|u| (u, self.created_at.millis()))
+        self.user_id.as_deref().map(|u| (u, self.created_at.millis()))
     }
     fn expires(&self) -> Timestamp {
         self.ends_at()
@@ -319,5 +301,37 @@ impl Record for RefreshToken {
     }
     fn expires(&self) -> Timestamp {
         self.ends_at()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Expected values computed independently (Python hashlib + base64.urlsafe_b64encode).
+    #[test]
+    fn ids_follow_the_contract_derivation() {
+        assert_eq!(session_id("cookie-value-123"), "ses_qHUAEMOrTA5p-g48PO5RlC8zkr8X2gwc");
+        assert_eq!(refresh_token_id("v1.MRrT-token"), "rt_aueGY1vPE3Zghkqr8XYhqwCGa82wUAuR");
+        assert_ne!(session_id("x"), session_id("y"));
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_millis_utc() {
+        let t = Timestamp(1_736_933_400_123);
+        let json = serde_json::to_string(&t).unwrap_or_default();
+        assert_eq!(json, "\"2025-01-15T09:30:00.123Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).ok(), Some(t));
+    }
+
+    #[test]
+    fn lifetimes_cap_idle_at_absolute() {
+        let now = Timestamp(0);
+        let lifetimes = Lifetimes { idle: Duration::from_secs(10), absolute: Duration::from_secs(15) };
+        let mut s = Session::new("ses_x".into(), now, lifetimes, Device::default());
+        assert_eq!((s.idle_expires_at, s.expires_at), (Timestamp(10_000), Timestamp(15_000)));
+        s.touch(Timestamp(8_000), lifetimes);
+        assert_eq!(s.idle_expires_at, Timestamp(15_000), "idle expiry never passes the absolute one");
+        assert!(!s.is_expired(Timestamp(14_999)) && s.is_expired(Timestamp(15_000)));
     }
 }

@@ -137,10 +137,7 @@ fn user_member(created_at: i64, id: &str) -> String {
 
 fn parse_member(member: &str) -> Option<Cursor> {
     let (created, id) = member.split_once(':')?;
-    Some(Cursor {
-        created_at: created.parse().ok()?,
-        id: id.to_owned(),
-    })
+    Some(Cursor { created_at: created.parse().ok()?, id: id.to_owned() })
 }
 
 pub struct RedisStore {
@@ -154,22 +151,15 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connects to `url`; keys live under `prefix` (so several deployments or tests can share a
     /// server).
-    pub async fn connect(
-        url: &str,
-        prefix: &str,
-        tombstone_ttl: Duration,
-    ) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, prefix: &str, tombstone_ttl: Duration) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(backend)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_number_of_retries(1);
-        let conn = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| StoreError::Backend("timed out connecting to Redis".into()))?
-        .map_err(backend)?;
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, client.get_connection_manager_with_config(config))
+            .await
+            .map_err(|_| StoreError::Backend("timed out connecting to Redis".into()))?
+            .map_err(backend)?;
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
@@ -183,22 +173,21 @@ impl RedisStore {
         format!("{}:{tag}:{rest}", self.prefix)
     }
 
+    /// A key of which there is one per prefix (`P:obq`).
+    fn single(&self, tag: &str) -> String {
+        format!("{}:{tag}", self.prefix)
+    }
+
     fn record_key<T: Keys>(&self, id: &str) -> String {
         self.key(T::TAG, id)
     }
 
     fn expiry_key<T: Keys>(&self) -> String {
-        format!("{}:{}", self.prefix, T::EXPIRY_TAG)
+        self.single(T::EXPIRY_TAG)
     }
 
     /// Runs `batch` if `guard` holds for the hash at `key`.
-    async fn guarded(
-        &self,
-        key: &str,
-        guard: Guard,
-        batch: &Batch,
-        kind: RecordKind,
-    ) -> Result<(), StoreError> {
+    async fn guarded(&self, key: &str, guard: Guard, batch: &Batch, kind: RecordKind) -> Result<(), StoreError> {
         let mut invocation = self.guarded.key(key);
         match guard {
             Guard::Absent => invocation.arg("absent"),
@@ -215,9 +204,7 @@ impl RedisStore {
             (-1, _) => Err(StoreError::AlreadyExists(kind)),
             (-2, _) => Err(StoreError::NotFound(kind)),
             (_, Guard::Version(expected)) => Err(StoreError::Stale { expected }),
-            (other, _) => Err(StoreError::Backend(format!(
-                "unexpected script status {other}"
-            ))),
+            (other, _) => Err(StoreError::Backend(format!("unexpected script status {other}"))),
         }
     }
 
@@ -231,10 +218,7 @@ impl RedisStore {
             .await
             .map_err(backend)?;
         match (version, data) {
-            (Some(version), Some(data)) => Ok(Some(Versioned {
-                version,
-                record: decode(&data)?,
-            })),
+            (Some(version), Some(data)) => Ok(Some(Versioned { version, record: decode(&data)? })),
             _ => Ok(None),
         }
     }
@@ -253,30 +237,16 @@ impl RedisStore {
         batch.cmd(["HSET", &key, "v", &version.to_string(), "d", &encode(next)?]);
         batch.cmd(["PEXPIREAT", &key, &next.key_expires().millis().to_string()]);
         if let Some((user, created)) = next.listed_under() {
-            batch.cmd([
-                "ZADD",
-                &self.key(T::USER_TAG, user),
-                "0",
-                &user_member(created, next.id()),
-            ]);
+            batch.cmd(["ZADD", &self.key(T::USER_TAG, user), "0", &user_member(created, next.id())]);
         }
-        batch.cmd([
-            "ZADD",
-            &self.expiry_key::<T>(),
-            &next.expires().millis().to_string(),
-            next.id(),
-        ]);
+        batch.cmd(["ZADD", &self.expiry_key::<T>(), &next.expires().millis().to_string(), next.id()]);
         Ok(())
     }
 
     fn unindex<T: Keys>(&self, batch: &mut Batch, previous: Option<&T>) {
         let Some(prev) = previous else { return };
         if let Some((user, created)) = prev.listed_under() {
-            batch.cmd([
-                "ZREM",
-                &self.key(T::USER_TAG, user),
-                &user_member(created, prev.id()),
-            ]);
+            batch.cmd(["ZREM", &self.key(T::USER_TAG, user), &user_member(created, prev.id())]);
         }
         batch.cmd(["ZREM", &self.expiry_key::<T>(), prev.id()]);
     }
@@ -286,17 +256,8 @@ impl RedisStore {
         batch.cmd(["DEL", &self.record_key::<T>(record.id())]);
     }
 
-    fn tombstone(
-        &self,
-        batch: &mut Batch,
-        id: &str,
-        ended_at: Timestamp,
-    ) -> Result<(), StoreError> {
-        let stone = Tombstone {
-            id: id.to_owned(),
-            ended_at,
-            expires_at: ended_at.plus(self.tombstone_ttl),
-        };
+    fn tombstone(&self, batch: &mut Batch, id: &str, ended_at: Timestamp) -> Result<(), StoreError> {
+        let stone = Tombstone { id: id.to_owned(), ended_at, expires_at: ended_at.plus(self.tombstone_ttl) };
         let key = self.key("tomb", id);
         batch.cmd(["SET", &key, &encode(&stone)?]);
         batch.cmd(["PEXPIREAT", &key, &stone.expires_at.millis().to_string()]);
@@ -306,32 +267,17 @@ impl RedisStore {
     async fn create<T: Keys>(&self, record: &T) -> Result<(), StoreError> {
         let mut batch = Batch::default();
         self.write_record(&mut batch, None, record, 1)?;
-        self.guarded(
-            &self.record_key::<T>(record.id()),
-            Guard::Absent,
-            &batch,
-            T::KIND,
-        )
-        .await
+        self.guarded(&self.record_key::<T>(record.id()), Guard::Absent, &batch, T::KIND).await
     }
 
     async fn cas<T: Keys>(&self, record: &T, expected: u64) -> Result<u64, StoreError> {
-        let current = self
-            .get::<T>(record.id())
-            .await?
-            .ok_or(StoreError::NotFound(T::KIND))?;
+        let current = self.get::<T>(record.id()).await?.ok_or(StoreError::NotFound(T::KIND))?;
         if current.version != expected {
             return Err(StoreError::Stale { expected });
         }
         let mut batch = Batch::default();
         self.write_record(&mut batch, Some(&current.record), record, expected + 1)?;
-        self.guarded(
-            &self.record_key::<T>(record.id()),
-            Guard::Version(expected),
-            &batch,
-            T::KIND,
-        )
-        .await?;
+        self.guarded(&self.record_key::<T>(record.id()), Guard::Version(expected), &batch, T::KIND).await?;
         Ok(expected + 1)
     }
 
@@ -390,29 +336,16 @@ impl RedisStore {
         }))
     }
 
-    async fn expired<T: Keys>(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn expired<T: Keys>(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
         let index = self.expiry_key::<T>();
         let mut conn = self.conn.clone();
         let ids: Vec<String> = conn
-            .zrangebyscore_limit(
-                &index,
-                "-inf",
-                now.millis(),
-                0,
-                isize::try_from(limit).unwrap_or(isize::MAX),
-            )
+            .zrangebyscore_limit(&index, "-inf", now.millis(), 0, isize::try_from(limit).unwrap_or(isize::MAX))
             .await
             .map_err(backend)?;
         let mut live = Vec::with_capacity(ids.len());
         for id in ids {
-            let exists: bool = conn
-                .exists(self.record_key::<T>(&id))
-                .await
-                .map_err(backend)?;
+            let exists: bool = conn.exists(self.record_key::<T>(&id)).await.map_err(backend)?;
             if exists {
                 live.push(id);
             } else {
@@ -425,10 +358,7 @@ impl RedisStore {
 
     async fn outbox_entry(&self, id: u64) -> Result<Option<OutboxEntry>, StoreError> {
         let mut conn = self.conn.clone();
-        let data: Option<String> = conn
-            .hget(self.key("ob", &id.to_string()), "d")
-            .await
-            .map_err(backend)?;
+        let data: Option<String> = conn.hget(self.key("ob", &id.to_string()), "d").await.map_err(backend)?;
         data.map(|d| decode(&d)).transpose()
     }
 }
@@ -454,10 +384,7 @@ impl Store for RedisStore {
         ended_at: Timestamp,
         outbox: Vec<OutboxEntry>,
     ) -> Result<(), StoreError> {
-        let current = self
-            .get::<Session>(id)
-            .await?
-            .ok_or(StoreError::NotFound(RecordKind::Session))?;
+        let current = self.get::<Session>(id).await?.ok_or(StoreError::NotFound(RecordKind::Session))?;
         if current.version != expected {
             return Err(StoreError::Stale { expected });
         }
@@ -467,23 +394,12 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         for entry in &outbox {
             // Ids only need to be unique; one burnt by a failed guard is harmless.
-            let n: u64 = conn.incr(self.key("obid", ""), 1).await.map_err(backend)?;
+            let n: u64 = conn.incr(self.single("obid"), 1).await.map_err(backend)?;
             let key = self.key("ob", &n.to_string());
             batch.cmd(["HSET", &key, "v", "1", "d", &encode(entry)?]);
-            batch.cmd([
-                "ZADD",
-                &self.key("obq", ""),
-                &entry.due_at.millis().to_string(),
-                &n.to_string(),
-            ]);
+            batch.cmd(["ZADD", &self.single("obq"), &entry.due_at.millis().to_string(), &n.to_string()]);
         }
-        self.guarded(
-            &self.record_key::<Session>(id),
-            Guard::Version(expected),
-            &batch,
-            RecordKind::Session,
-        )
-        .await
+        self.guarded(&self.record_key::<Session>(id), Guard::Version(expected), &batch, RecordKind::Session).await
     }
 
     async fn list_sessions(
@@ -493,15 +409,10 @@ impl Store for RedisStore {
         take: usize,
         now: Timestamp,
     ) -> Result<Page<Session>, StoreError> {
-        self.list(user_id, after, take, move |s: &Session| !s.is_expired(now))
-            .await
+        self.list(user_id, after, take, move |s: &Session| !s.is_expired(now)).await
     }
 
-    async fn expired_session_ids(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn expired_session_ids(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
         self.expired::<Session>(now, limit).await
     }
 
@@ -509,18 +420,11 @@ impl Store for RedisStore {
         self.create(token).await
     }
 
-    async fn get_refresh_token(
-        &self,
-        id: &str,
-    ) -> Result<Option<Versioned<RefreshToken>>, StoreError> {
+    async fn get_refresh_token(&self, id: &str) -> Result<Option<Versioned<RefreshToken>>, StoreError> {
         self.get(id).await
     }
 
-    async fn put_refresh_token(
-        &self,
-        token: &RefreshToken,
-        expected: u64,
-    ) -> Result<u64, StoreError> {
+    async fn put_refresh_token(&self, token: &RefreshToken, expected: u64) -> Result<u64, StoreError> {
         self.cas(token, expected).await
     }
 
@@ -531,10 +435,7 @@ impl Store for RedisStore {
         now: Timestamp,
         successor: &RefreshToken,
     ) -> Result<(), StoreError> {
-        let old = self
-            .get::<RefreshToken>(old_id)
-            .await?
-            .ok_or(StoreError::NotFound(RecordKind::RefreshToken))?;
+        let old = self.get::<RefreshToken>(old_id).await?.ok_or(StoreError::NotFound(RecordKind::RefreshToken))?;
         if old.version != expected {
             return Err(StoreError::Stale { expected });
         }
@@ -564,15 +465,7 @@ impl Store for RedisStore {
             self.remove_record(&mut batch, &current.record);
             self.tombstone(&mut batch, id, ended_at)?;
             let key = self.record_key::<RefreshToken>(id);
-            match self
-                .guarded(
-                    &key,
-                    Guard::Version(current.version),
-                    &batch,
-                    RecordKind::RefreshToken,
-                )
-                .await
-            {
+            match self.guarded(&key, Guard::Version(current.version), &batch, RecordKind::RefreshToken).await {
                 Ok(()) => return Ok(true),
                 // Changed meanwhile: end the newer version instead.
                 Err(StoreError::Stale { .. }) => continue,
@@ -583,22 +476,14 @@ impl Store for RedisStore {
     }
 
     async fn remove_refresh_token(&self, id: &str, expected: u64) -> Result<(), StoreError> {
-        let current = self
-            .get::<RefreshToken>(id)
-            .await?
-            .ok_or(StoreError::NotFound(RecordKind::RefreshToken))?;
+        let current = self.get::<RefreshToken>(id).await?.ok_or(StoreError::NotFound(RecordKind::RefreshToken))?;
         if current.version != expected {
             return Err(StoreError::Stale { expected });
         }
         let mut batch = Batch::default();
         self.remove_record(&mut batch, &current.record);
-        self.guarded(
-            &self.record_key::<RefreshToken>(id),
-            Guard::Version(expected),
-            &batch,
-            RecordKind::RefreshToken,
-        )
-        .await
+        self.guarded(&self.record_key::<RefreshToken>(id), Guard::Version(expected), &batch, RecordKind::RefreshToken)
+            .await
     }
 
     async fn list_refresh_tokens(
@@ -608,25 +493,14 @@ impl Store for RedisStore {
         take: usize,
         now: Timestamp,
     ) -> Result<Page<RefreshToken>, StoreError> {
-        self.list(user_id, after, take, move |t: &RefreshToken| {
-            !t.is_expired(now)
-        })
-        .await
+        self.list(user_id, after, take, move |t: &RefreshToken| !t.is_expired(now)).await
     }
 
-    async fn expired_refresh_token_ids(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn expired_refresh_token_ids(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
         self.expired::<RefreshToken>(now, limit).await
     }
 
-    async fn get_tombstone(
-        &self,
-        id: &str,
-        now: Timestamp,
-    ) -> Result<Option<Tombstone>, StoreError> {
+    async fn get_tombstone(&self, id: &str, now: Timestamp) -> Result<Option<Tombstone>, StoreError> {
         let mut conn = self.conn.clone();
         let data: Option<String> = conn.get(self.key("tomb", id)).await.map_err(backend)?;
         let stone: Option<Tombstone> = data.map(|d| decode(&d)).transpose()?;
@@ -638,17 +512,12 @@ impl Store for RedisStore {
         Ok(0)
     }
 
-    async fn lease_outbox(
-        &self,
-        now: Timestamp,
-        lease: Duration,
-        max: usize,
-    ) -> Result<Vec<Leased>, StoreError> {
+    async fn lease_outbox(&self, now: Timestamp, lease: Duration, max: usize) -> Result<Vec<Leased>, StoreError> {
         let until = now.plus(lease);
         let mut conn = self.conn.clone();
         let flat: Vec<String> = self
             .lease
-            .key(self.key("obq", ""))
+            .key(self.single("obq"))
             .arg(now.millis())
             .arg(max)
             .arg(until.millis())
@@ -661,9 +530,7 @@ impl Store for RedisStore {
                 let [id, data] = pair else {
                     return Err(StoreError::Backend("odd-length lease reply".into()));
                 };
-                let id: u64 = id
-                    .parse()
-                    .map_err(|_| StoreError::Backend("corrupt outbox id".into()))?;
+                let id: u64 = id.parse().map_err(|_| StoreError::Backend("corrupt outbox id".into()))?;
                 let mut entry: OutboxEntry = decode(data)?;
                 entry.due_at = until;
                 Ok(Leased { id, entry })
@@ -675,11 +542,9 @@ impl Store for RedisStore {
         let mut batch = Batch::default();
         let key = self.key("ob", &id.to_string());
         batch.cmd(["DEL", &key]);
-        batch.cmd(["ZREM", &self.key("obq", ""), &id.to_string()]);
-        match self
-            .guarded(&key, Guard::Present, &batch, RecordKind::Session)
-            .await
-        {
+        batch.cmd(["ZREM", &self.single("obq"), &id.to_string()]);
+        // The guard only needs "entry present"; the kind in a NotFound is irrelevant here.
+        match self.guarded(&key, Guard::Present, &batch, RecordKind::Session).await {
             Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -694,16 +559,8 @@ impl Store for RedisStore {
         let mut batch = Batch::default();
         let key = self.key("ob", &id.to_string());
         batch.cmd(["HSET", &key, "d", &encode(&entry)?]);
-        batch.cmd([
-            "ZADD",
-            &self.key("obq", ""),
-            &at.millis().to_string(),
-            &id.to_string(),
-        ]);
-        match self
-            .guarded(&key, Guard::Present, &batch, RecordKind::Session)
-            .await
-        {
+        batch.cmd(["ZADD", &self.single("obq"), &at.millis().to_string(), &id.to_string()]);
+        match self.guarded(&key, Guard::Present, &batch, RecordKind::Session).await {
             // Acked meanwhile: nothing to retry.
             Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
             Err(e) => Err(e),

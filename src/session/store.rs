@@ -7,6 +7,7 @@
 //! serialized and none is lost; a caller that must not overwrite a newer record uses the
 //! primitives directly and sees the typed error.
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +15,7 @@ use base64::Engine as _;
 
 use super::metadata::{Metadata, MetadataError, RecordKind};
 use super::outbox::{Leased, OutboxEntry};
-use super::records::{RefreshToken, Session, Timestamp, Tombstone, Versioned};
+use super::records::{Record, RefreshToken, Session, Timestamp, Tombstone, Versioned};
 
 /// Every way a store operation can fail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,9 +54,7 @@ impl MetadataChange {
         let mut next = current.clone();
         match self {
             Self::Replace(map) => next = map.clone(),
-            Self::Merge(writes) => {
-                next.merge(writes.iter().map(|(k, v)| (k.as_str(), v.as_str())))?
-            }
+            Self::Merge(writes) => next.merge(writes.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
             Self::Evict(keys) => next.evict(keys),
         }
         Ok(next)
@@ -72,21 +71,16 @@ pub struct Cursor {
 impl Cursor {
     /// The opaque `next` string of the API.
     pub fn encode(&self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("{}:{}", self.created_at, self.id))
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", self.created_at, self.id))
     }
 
     pub fn decode(text: &str) -> Result<Self, StoreError> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|_| StoreError::InvalidCursor)?;
+        let bytes =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).map_err(|_| StoreError::InvalidCursor)?;
         let text = String::from_utf8(bytes).map_err(|_| StoreError::InvalidCursor)?;
         let (created, id) = text.split_once(':').ok_or(StoreError::InvalidCursor)?;
         let created_at = created.parse().map_err(|_| StoreError::InvalidCursor)?;
-        Ok(Self {
-            created_at,
-            id: id.to_owned(),
-        })
+        Ok(Self { created_at, id: id.to_owned() })
     }
 }
 
@@ -100,11 +94,7 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from up to `take + 1` candidates in order: the extra one only says there is
     /// more, and the cursor points at the last item shown.
-    pub fn from_candidates(
-        mut items: Vec<T>,
-        take: usize,
-        cursor_of: impl Fn(&T) -> Cursor,
-    ) -> Self {
+    pub fn from_candidates(mut items: Vec<T>, take: usize, cursor_of: impl Fn(&T) -> Cursor) -> Self {
         let next = if items.len() > take {
             items.truncate(take);
             items.last().map(cursor_of)
@@ -147,24 +137,13 @@ pub trait Store: Send + Sync {
         now: Timestamp,
     ) -> Result<Page<Session>, StoreError>;
     /// Ids of up to `limit` sessions whose idle or absolute expiry is at or before `now`.
-    async fn expired_session_ids(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError>;
+    async fn expired_session_ids(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError>;
 
     // --- refresh tokens ---------------------------------------------------------------------
     async fn create_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
     /// The token, including a retired one (still compared until its former expiry).
-    async fn get_refresh_token(
-        &self,
-        id: &str,
-    ) -> Result<Option<Versioned<RefreshToken>>, StoreError>;
-    async fn put_refresh_token(
-        &self,
-        token: &RefreshToken,
-        expected: u64,
-    ) -> Result<u64, StoreError>;
+    async fn get_refresh_token(&self, id: &str) -> Result<Option<Versioned<RefreshToken>>, StoreError>;
+    async fn put_refresh_token(&self, token: &RefreshToken, expected: u64) -> Result<u64, StoreError>;
     /// Rotation (§1): if `old` is still at `expected`, it is retired at `now` and `successor` is
     /// created, in one transaction.
     async fn rotate_refresh_token(
@@ -187,31 +166,18 @@ pub trait Store: Send + Sync {
         take: usize,
         now: Timestamp,
     ) -> Result<Page<RefreshToken>, StoreError>;
-    async fn expired_refresh_token_ids(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError>;
+    async fn expired_refresh_token_ids(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError>;
 
     // --- tombstones -------------------------------------------------------------------------
     /// The tombstone of an ended session or token, if still within its TTL.
-    async fn get_tombstone(
-        &self,
-        id: &str,
-        now: Timestamp,
-    ) -> Result<Option<Tombstone>, StoreError>;
+    async fn get_tombstone(&self, id: &str, now: Timestamp) -> Result<Option<Tombstone>, StoreError>;
     /// Drops tombstones past their TTL; returns how many.
     async fn sweep_tombstones(&self, now: Timestamp) -> Result<usize, StoreError>;
 
     // --- logout outbox ----------------------------------------------------------------------
     /// Up to `max` entries due at `now`; each is hidden from other leases for `lease`, so a
     /// worker that dies lets it come back.
-    async fn lease_outbox(
-        &self,
-        now: Timestamp,
-        lease: Duration,
-        max: usize,
-    ) -> Result<Vec<Leased>, StoreError>;
+    async fn lease_outbox(&self, now: Timestamp, lease: Duration, max: usize) -> Result<Vec<Leased>, StoreError>;
     /// Delivery done (success or final failure): the entry goes.
     async fn ack_outbox(&self, id: u64) -> Result<(), StoreError>;
     /// Delivery to retry: records the attempt count and the next due time.
@@ -226,53 +192,16 @@ pub trait Store: Send + Sync {
         change: &MetadataChange,
         now: Timestamp,
     ) -> Result<Versioned<Session>, StoreError> {
-        for _ in 0..MAX_CAS_RETRIES {
-            let current = self
-                .get_session(id)
-                .await?
-                .ok_or(StoreError::NotFound(RecordKind::Session))?;
-            let mut next = current.record.clone();
-            next.session_metadata = change.apply(&current.record.session_metadata)?;
-            next.updated_at = now;
-            match self.put_session(&next, current.version).await {
-                Ok(version) => {
-                    return Ok(Versioned {
-                        version,
-                        record: next,
-                    })
-                }
-                Err(StoreError::Stale { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Stale { expected: 0 })
+        update_metadata(self, id, change, now).await
     }
 
-    /// As [`Store::update_session_metadata`], for a refresh token.
+    /// As [`Store::update_session_metadata`], for a refresh token (which has no `updated_at`).
     async fn update_refresh_token_metadata(
         &self,
         id: &str,
         change: &MetadataChange,
     ) -> Result<Versioned<RefreshToken>, StoreError> {
-        for _ in 0..MAX_CAS_RETRIES {
-            let current = self
-                .get_refresh_token(id)
-                .await?
-                .ok_or(StoreError::NotFound(RecordKind::RefreshToken))?;
-            let mut next = current.record.clone();
-            next.refresh_token_metadata = change.apply(&current.record.refresh_token_metadata)?;
-            match self.put_refresh_token(&next, current.version).await {
-                Ok(version) => {
-                    return Ok(Versioned {
-                        version,
-                        record: next,
-                    })
-                }
-                Err(StoreError::Stale { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Stale { expected: 0 })
+        update_metadata(self, id, change, Timestamp::now()).await
     }
 
     /// Ends every session expired at `now` (up to `limit`), each in its own transaction with the
@@ -305,11 +234,7 @@ pub trait Store: Send + Sync {
 
     /// Removes refresh tokens (live or retired) past their expiry, silently (§7), and returns
     /// them.
-    async fn sweep_refresh_tokens(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<RefreshToken>, StoreError> {
+    async fn sweep_refresh_tokens(&self, now: Timestamp, limit: usize) -> Result<Vec<RefreshToken>, StoreError> {
         let mut removed = Vec::new();
         for id in self.expired_refresh_token_ids(now, limit).await? {
             let Some(current) = self.get_refresh_token(&id).await? else {
@@ -326,4 +251,86 @@ pub trait Store: Send + Sync {
         }
         Ok(removed)
     }
+}
+
+/// How the read-modify-write loop reaches one record kind through the `Store` primitives.
+trait Editable: Record {
+    fn fetch<'a, S: Store + ?Sized>(
+        store: &'a S,
+        id: &'a str,
+    ) -> impl Future<Output = Result<Option<Versioned<Self>>, StoreError>> + Send + 'a;
+    fn cas<'a, S: Store + ?Sized>(
+        store: &'a S,
+        record: &'a Self,
+        expected: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send + 'a;
+    fn metadata(&self) -> &Metadata;
+    /// Installs the new map and notes the change time where the record has one.
+    fn set_metadata(&mut self, metadata: Metadata, now: Timestamp);
+}
+
+impl Editable for Session {
+    fn fetch<'a, S: Store + ?Sized>(
+        store: &'a S,
+        id: &'a str,
+    ) -> impl Future<Output = Result<Option<Versioned<Self>>, StoreError>> + Send + 'a {
+        store.get_session(id)
+    }
+    fn cas<'a, S: Store + ?Sized>(
+        store: &'a S,
+        record: &'a Self,
+        expected: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send + 'a {
+        store.put_session(record, expected)
+    }
+    fn metadata(&self) -> &Metadata {
+        &self.session_metadata
+    }
+    fn set_metadata(&mut self, metadata: Metadata, now: Timestamp) {
+        self.session_metadata = metadata;
+        self.updated_at = now;
+    }
+}
+
+impl Editable for RefreshToken {
+    fn fetch<'a, S: Store + ?Sized>(
+        store: &'a S,
+        id: &'a str,
+    ) -> impl Future<Output = Result<Option<Versioned<Self>>, StoreError>> + Send + 'a {
+        store.get_refresh_token(id)
+    }
+    fn cas<'a, S: Store + ?Sized>(
+        store: &'a S,
+        record: &'a Self,
+        expected: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send + 'a {
+        store.put_refresh_token(record, expected)
+    }
+    fn metadata(&self) -> &Metadata {
+        &self.refresh_token_metadata
+    }
+    fn set_metadata(&mut self, metadata: Metadata, _now: Timestamp) {
+        self.refresh_token_metadata = metadata;
+    }
+}
+
+/// Read, apply, compare-and-swap; on `Stale` read again. The change is validated against the
+/// record as it is at that moment, so a merge never overwrites a concurrent writer's keys.
+async fn update_metadata<S: Store + ?Sized, T: Editable>(
+    store: &S,
+    id: &str,
+    change: &MetadataChange,
+    now: Timestamp,
+) -> Result<Versioned<T>, StoreError> {
+    for _ in 0..MAX_CAS_RETRIES {
+        let current = T::fetch(store, id).await?.ok_or(StoreError::NotFound(T::KIND))?;
+        let mut next = current.record.clone();
+        next.set_metadata(change.apply(current.record.metadata())?, now);
+        match T::cas(store, &next, current.version).await {
+            Ok(version) => return Ok(Versioned { version, record: next }),
+            Err(StoreError::Stale { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Stale { expected: 0 })
 }
