@@ -7,9 +7,11 @@
 //! |---|---|
 //! | [`hello`] | sans-I/O incremental ClientHello reader and the zero-copy [`hello::ClientHello`] view |
 //! | [`fingerprint`] | JA3, JA3N, JA4, JA4_r, JA4_o, JA4_ro and the resumption-stable `ja4_stable` |
+//! | [`pcap`] | offline replay of pcap/pcapng: link/IP/TCP/UDP decoding, flow reassembly, QUIC Initial decryption, DTLS |
 //!
 //! `main.rs` is a thin CLI over these modules: everything it can do, a test can do too.
 #![forbid(unsafe_code)]
 
 pub mod fingerprint;
 pub mod hello;
+pub mod pcap;

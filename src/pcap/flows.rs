@@ -1,0 +1,424 @@
+//! The flow table: which connection a packet belongs to, and each direction's hello state.
+//!
+//! A connection (TCP, or a UDP 4-tuple) is keyed by its endpoints in canonical order and numbered
+//! in order of first appearance, per protocol, like Wireshark's `tcp.stream` / `udp.stream`. Each
+//! direction is its own candidate client: TLS, QUIC and DTLS are recognised by content, on any
+//! port. Once one direction reads a hello, the other is the server and is ignored.
+//!
+//! Memory is bounded three ways: a direction frees its buffers as soon as its hello is out (or it
+//! proved not to be TLS), leaving a few bytes of tombstone; connections idle longer than the
+//! timeout are dropped; and the table holds at most `max_flows` connections, refusing new ones
+//! (counted) when even tombstones cannot be reclaimed.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::hello::{HelloReader, Progress, Transport};
+
+use super::decode::{self, Packet};
+use super::dtls::{self, DtlsHellos};
+use super::quic::{self, ClientInitials};
+use super::tcp::TcpStream;
+
+const CONTENT_CCS: u8 = 20;
+const CONTENT_HANDSHAKE: u8 = 22;
+
+/// Limits of the flow table.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest ClientHello accepted (handshake header included).
+    pub max_hello_len: usize,
+    /// Connections tracked at once.
+    pub max_flows: usize,
+    /// A connection with no packet for this long (capture time) is forgotten.
+    pub idle_timeout: Duration,
+    /// Also report the second ClientHello of a connection (the retry after HelloRetryRequest).
+    pub all_hellos: bool,
+}
+
+/// What one packet produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A complete ClientHello message, ready for `hello::ClientHello::parse`.
+    Hello {
+        stream: u64,
+        transport: Transport,
+        message: Vec<u8>,
+        index: u8,
+    },
+    /// A direction that gave up, with the summary reason.
+    Skipped(&'static str),
+    /// A new connection entered the table.
+    NewFlow,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Endpoint {
+    addr: IpAddr,
+    port: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ConnKey {
+    tcp: bool,
+    low: Endpoint,
+    high: Endpoint,
+}
+
+struct Conn {
+    stream: u64,
+    last_seen: Duration,
+    /// `[low → high, high → low]`.
+    dirs: [Dir; 2],
+}
+
+enum Dir {
+    /// Nothing decided yet (no payload seen).
+    Idle,
+    Tcp(Box<TcpHello>),
+    Quic(Box<ClientInitials>),
+    Dtls(Box<DtlsHellos>),
+    /// Hello reported, not a client, or gave up: nothing more to do.
+    Done,
+}
+
+impl Dir {
+    fn is_client(&self) -> bool {
+        match self {
+            Dir::Tcp(t) => t.started,
+            Dir::Quic(_) | Dir::Dtls(_) => true,
+            Dir::Idle | Dir::Done => false,
+        }
+    }
+}
+
+/// The connection table; see the module docs.
+pub struct Flows {
+    limits: Limits,
+    conns: HashMap<ConnKey, Conn>,
+    /// Per protocol: `[tcp, udp]`.
+    next_stream: [u64; 2],
+    last_sweep: Duration,
+}
+
+impl Flows {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            conns: HashMap::new(),
+            next_stream: [0, 0],
+            last_sweep: Duration::ZERO,
+        }
+    }
+
+    /// Take one decoded packet; hellos and skip reasons go to `events`.
+    pub fn packet(&mut self, packet: &Packet<'_>, now: Duration, events: &mut Vec<Event>) {
+        let tcp = matches!(packet.transport, decode::Transport::Tcp { .. });
+        let src = Endpoint {
+            addr: packet.src,
+            port: packet.src_port,
+        };
+        let dst = Endpoint {
+            addr: packet.dst,
+            port: packet.dst_port,
+        };
+        let (key, dir) = if src <= dst {
+            (
+                ConnKey {
+                    tcp,
+                    low: src,
+                    high: dst,
+                },
+                0,
+            )
+        } else {
+            (
+                ConnKey {
+                    tcp,
+                    low: dst,
+                    high: src,
+                },
+                1,
+            )
+        };
+        self.sweep(now);
+        if !self.conns.contains_key(&key) && !self.make_room() {
+            events.push(Event::Skipped("flow_table_full"));
+            return;
+        }
+        let limits = self.limits;
+        let next_stream = &mut self.next_stream[usize::from(!tcp)];
+        let conn = self.conns.entry(key).or_insert_with(|| {
+            events.push(Event::NewFlow);
+            let stream = *next_stream;
+            *next_stream += 1;
+            Conn {
+                stream,
+                last_seen: now,
+                dirs: [Dir::Idle, Dir::Idle],
+            }
+        });
+        conn.last_seen = conn.last_seen.max(now);
+        let stream = conn.stream;
+        let [a, b] = &mut conn.dirs;
+        let (this, other) = if dir == 0 { (a, b) } else { (b, a) };
+        if other.is_client() {
+            *this = Dir::Done;
+            return;
+        }
+        match packet.transport {
+            decode::Transport::Tcp {
+                seq, syn, payload, ..
+            } => {
+                tcp_segment(this, &limits, stream, seq, syn, payload, events);
+            }
+            decode::Transport::Udp { payload } => {
+                udp_datagram(this, &limits, stream, payload, events)
+            }
+        }
+    }
+
+    /// Forget idle connections, at most about twice per timeout period.
+    fn sweep(&mut self, now: Duration) {
+        let timeout = self.limits.idle_timeout;
+        if now < self.last_sweep + timeout / 2 {
+            return;
+        }
+        self.last_sweep = now;
+        self.conns.retain(|_, c| c.last_seen + timeout >= now);
+    }
+
+    /// True when a new connection fits, after dropping finished ones if the table is full.
+    fn make_room(&mut self) -> bool {
+        if self.conns.len() < self.limits.max_flows {
+            return true;
+        }
+        self.conns
+            .retain(|_, c| !c.dirs.iter().all(|d| matches!(d, Dir::Done)));
+        self.conns.len() < self.limits.max_flows
+    }
+}
+
+fn udp_datagram(
+    this: &mut Dir,
+    limits: &Limits,
+    stream: u64,
+    payload: &[u8],
+    events: &mut Vec<Event>,
+) {
+    if matches!(this, Dir::Idle) {
+        *this = if quic::is_initial(payload) {
+            Dir::Quic(Box::new(ClientInitials::new(limits.max_hello_len)))
+        } else if dtls::is_handshake(payload) {
+            Dir::Dtls(Box::new(DtlsHellos::new(limits.max_hello_len)))
+        } else {
+            Dir::Done
+        };
+    }
+    match this {
+        Dir::Quic(initials) => {
+            // A later datagram that is not an Initial (a Handshake or 1-RTT packet) is normal.
+            let result = initials.datagram(payload).or_else(|e| match e {
+                quic::QuicError::NotInitial => Ok(()),
+                other => Err(other),
+            });
+            match result.and_then(|()| initials.message().map(|m| m.map(<[u8]>::to_vec))) {
+                Ok(None) => {}
+                Ok(Some(message)) => {
+                    events.push(Event::Hello {
+                        stream,
+                        transport: Transport::Quic,
+                        message,
+                        index: 1,
+                    });
+                    *this = Dir::Done;
+                }
+                Err(e) => {
+                    events.push(Event::Skipped(e.reason()));
+                    *this = Dir::Done;
+                }
+            }
+        }
+        Dir::Dtls(hellos) => {
+            let wanted = if limits.all_hellos { 2 } else { 1 };
+            let mut finished = false;
+            let result = hellos.datagram(payload, &mut |message, index| {
+                if index <= wanted {
+                    let message = message.to_vec();
+                    events.push(Event::Hello {
+                        stream,
+                        transport: Transport::Dtls,
+                        message,
+                        index,
+                    });
+                }
+                finished |= index >= wanted;
+            });
+            if let Err(e) = &result {
+                events.push(Event::Skipped(e.reason()));
+            }
+            if finished || result.is_err() {
+                *this = Dir::Done;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One TCP direction reading its ClientHello(s).
+struct TcpHello {
+    stream: TcpStream,
+    /// Some payload was seen: this direction is the candidate client.
+    started: bool,
+    state: TcpState,
+}
+
+/// Between the first hello and a possible retry: the client sends ChangeCipherSpec records
+/// (TLS 1.3 middlebox compatibility) and then, after a HelloRetryRequest, its second hello.
+#[derive(Default)]
+struct AfterHello {
+    head: [u8; 5],
+    head_len: usize,
+    /// Bytes of a ChangeCipherSpec record still to skip.
+    skip: usize,
+}
+
+fn tcp_segment(
+    this: &mut Dir,
+    limits: &Limits,
+    stream: u64,
+    seq: u32,
+    syn: bool,
+    payload: &[u8],
+    events: &mut Vec<Event>,
+) {
+    if matches!(this, Dir::Idle) {
+        *this = Dir::Tcp(Box::new(TcpHello {
+            // Out-of-order data matters only up to the end of a possible second hello.
+            stream: TcpStream::new(
+                u32::try_from(limits.max_hello_len * 2 + 1024).unwrap_or(u32::MAX),
+            ),
+            started: false,
+            state: TcpState {
+                reader: HelloReader::new(limits.max_hello_len),
+                hellos: 0,
+                after: AfterHello::default(),
+            },
+        }));
+    }
+    let Dir::Tcp(hello) = this else { return };
+    hello.started |= !payload.is_empty();
+    let TcpHello {
+        stream: tcp, state, ..
+    } = &mut **hello;
+    let mut finished = false;
+    let result = tcp.segment(seq, syn, payload, &mut |bytes| {
+        let go_on = state.bytes(bytes, limits, stream, events);
+        finished |= !go_on;
+        go_on
+    });
+    if result.is_err() {
+        events.push(Event::Skipped("tcp_out_of_order_overflow"));
+        finished = true;
+    }
+    if finished {
+        *this = Dir::Done;
+    }
+}
+
+/// The byte-level side of [`TcpHello`]: the hello reader and what follows a first hello.
+struct TcpState {
+    reader: HelloReader,
+    hellos: u8,
+    after: AfterHello,
+}
+
+impl TcpState {
+    /// In-order client bytes; returns `false` once the direction is finished.
+    fn bytes(
+        &mut self,
+        mut bytes: &[u8],
+        limits: &Limits,
+        stream: u64,
+        events: &mut Vec<Event>,
+    ) -> bool {
+        while !bytes.is_empty() {
+            if self.hellos > 0 && self.reader.message().is_some() {
+                // Looking for a retry: skip ChangeCipherSpec records, restart on a handshake record.
+                match self.between_hellos(&mut bytes) {
+                    Between::NeedMore => return true,
+                    Between::Handshake(head) => {
+                        self.reader.reset();
+                        if self.reader.feed(&head).is_err() {
+                            return false;
+                        }
+                    }
+                    Between::Other => return false,
+                }
+                continue;
+            }
+            match self.reader.feed(bytes) {
+                Ok(Progress::NeedMore) => return true,
+                Ok(Progress::Complete { consumed }) => {
+                    self.hellos += 1;
+                    let message = self.reader.message().unwrap_or_default().to_vec();
+                    events.push(Event::Hello {
+                        stream,
+                        transport: Transport::Tcp,
+                        message,
+                        index: self.hellos,
+                    });
+                    if !limits.all_hellos || self.hellos >= 2 {
+                        return false;
+                    }
+                    self.after = AfterHello::default();
+                    bytes = bytes.get(consumed..).unwrap_or_default();
+                }
+                Err(e) => {
+                    // A failed retry is not worth a count: the connection's hello is out.
+                    if self.hellos == 0 {
+                        events.push(Event::Skipped(e.reason()));
+                    }
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn between_hellos(&mut self, bytes: &mut &[u8]) -> Between {
+        let after = &mut self.after;
+        while !bytes.is_empty() {
+            if after.skip > 0 {
+                let n = after.skip.min(bytes.len());
+                after.skip -= n;
+                *bytes = bytes.get(n..).unwrap_or_default();
+                continue;
+            }
+            let n = (5 - after.head_len).min(bytes.len());
+            after.head[after.head_len..after.head_len + n].copy_from_slice(&bytes[..n]);
+            after.head_len += n;
+            *bytes = bytes.get(n..).unwrap_or_default();
+            if after.head_len < 5 {
+                return Between::NeedMore;
+            }
+            after.head_len = 0;
+            match after.head[0] {
+                CONTENT_CCS => {
+                    after.skip = usize::from(u16::from_be_bytes([after.head[3], after.head[4]]))
+                }
+                CONTENT_HANDSHAKE => return Between::Handshake(after.head),
+                _ => return Between::Other,
+            }
+        }
+        Between::NeedMore
+    }
+}
+
+enum Between {
+    NeedMore,
+    /// A handshake record header: the retry's first bytes.
+    Handshake([u8; 5]),
+    Other,
+}
