@@ -1,12 +1,23 @@
 //! The `helloguard` command line: a thin layer over the library.
+//!
+//! Each subcommand parses its arguments and calls one library entry point; input errors print one
+//! line on stderr and exit with status 2.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use helloguard::fingerprint::{self, AlpnMode};
+use helloguard::hello::Transport;
 
 #[derive(Parser)]
-#[command(name = "helloguard", version, about)]
+#[command(
+    name = "helloguard",
+    version,
+    about = "TLS-fingerprinting reverse proxy that binds sessions to JA4"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -14,7 +25,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fingerprint every ClientHello (TLS over TCP, QUIC, DTLS) in pcap/pcapng captures.
+    /// Fingerprint one ClientHello and print a JSON object with ja3, ja3_full, ja3n, ja4, ja4_r,
+    /// ja4_o, ja4_ro, ja4_stable, sni, alpn and tls_version.
+    ///
+    /// The input is a TLS record stream as a client sends it (first byte 0x16), or a bare handshake
+    /// message (first byte 0x01; for DTLS with its 12-byte header). Exit status 2 on bad input.
+    Fingerprint {
+        /// File to read; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+        /// The input is hex text (whitespace ignored) rather than raw bytes.
+        #[arg(long)]
+        hex: bool,
+        /// Transport the hello arrived on: JA4's first character (t, q, d).
+        #[arg(long, default_value = "tcp", value_parser = ["tcp", "quic", "dtls"])]
+        transport: String,
+        /// Reproduce the reference tools' `99` ALPN code for non-ASCII ALPN values.
+        #[arg(long)]
+        alpn_compat: bool,
+    },
+    /// Fingerprint every ClientHello (TLS over TCP, QUIC, DTLS) in pcap/pcapng captures: one
+    /// record per hello on stdout, a summary on stderr. Exit status 1 when a file could not be
+    /// read at all.
     Replay {
         /// Capture files (pcap or pcapng).
         #[arg(required = true)]
@@ -31,32 +62,91 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<ExitCode> {
-    match Cli::parse().command {
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Fingerprint {
+            file,
+            hex,
+            transport,
+            alpn_compat,
+        } => fingerprint_command(file, hex, &transport, alpn_compat),
         Command::Replay {
             pcaps,
             format,
             all_hellos,
             alpn_compat,
-        } => {
-            let alpn = if alpn_compat {
-                helloguard::fingerprint::AlpnMode::Compat
-            } else {
-                Default::default()
-            };
-            let options = helloguard::pcap::Options {
-                all_hellos,
-                alpn,
-                ..Default::default()
-            };
-            let stdout = std::io::stdout().lock();
-            let all_read =
-                helloguard::pcap::run(&pcaps, &options, format, stdout, &mut std::io::stderr())?;
-            Ok(if all_read {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+        } => match replay_command(&pcaps, format, all_hellos, alpn_compat) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(error) => Err(error),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("helloguard: {error:#}");
+            ExitCode::from(2)
         }
     }
+}
+
+fn fingerprint_command(
+    file: Option<PathBuf>,
+    hex: bool,
+    transport: &str,
+    alpn_compat: bool,
+) -> anyhow::Result<()> {
+    let transport: Transport = transport.parse().map_err(anyhow::Error::msg)?;
+    let mut input = Vec::new();
+    match file.as_deref() {
+        None => std::io::stdin()
+            .read_to_end(&mut input)
+            .context("reading standard input")?,
+        Some(path) if path.as_os_str() == "-" => std::io::stdin()
+            .read_to_end(&mut input)
+            .context("reading standard input")?,
+        Some(path) => {
+            input = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            input.len()
+        }
+    };
+    if hex {
+        let text: String = String::from_utf8_lossy(&input).split_whitespace().collect();
+        input = ::hex::decode(&text).context("input is not hex text")?;
+    }
+    let alpn = if alpn_compat {
+        AlpnMode::Compat
+    } else {
+        AlpnMode::Spec
+    };
+    let report = fingerprint::report(&input, transport, alpn)?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn replay_command(
+    pcaps: &[PathBuf],
+    format: helloguard::pcap::Format,
+    all_hellos: bool,
+    alpn_compat: bool,
+) -> anyhow::Result<bool> {
+    let alpn = if alpn_compat {
+        AlpnMode::Compat
+    } else {
+        AlpnMode::Spec
+    };
+    let options = helloguard::pcap::Options {
+        all_hellos,
+        alpn,
+        ..Default::default()
+    };
+    let stdout = std::io::stdout().lock();
+    Ok(helloguard::pcap::run(
+        pcaps,
+        &options,
+        format,
+        stdout,
+        &mut std::io::stderr(),
+    )?)
 }

@@ -154,7 +154,8 @@ fn handle(
         } => {
             let hello = match ClientHello::parse(&message, transport) {
                 Ok(hello) => hello,
-                Err(e) => return summary.skip(e.reason()),
+                // Every parse failure is a length or layout fault: FINGERPRINTS.md §1.1 calls it malformed.
+                Err(_) => return summary.skip("malformed"),
             };
             summary.hellos += 1;
             emit(Record {
@@ -167,10 +168,8 @@ fn handle(
                 dst_port: packet.dst_port,
                 timestamp: timestamp.as_secs_f64(),
                 hello_index: index,
-                sni: hello.sni().map(str::to_string),
-                alpn: hello
-                    .alpn_first()
-                    .map(|a| String::from_utf8_lossy(a).into_owned()),
+                sni: hello.sni_str().map(str::to_string),
+                alpn: hello.alpn.map(|a| String::from_utf8_lossy(a).into_owned()),
                 fingerprints: fingerprint::all(&hello, transport, options.alpn),
             });
         }

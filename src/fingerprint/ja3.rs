@@ -1,0 +1,55 @@
+//! JA3 and JA3N (FINGERPRINTS.md §4): `version,ciphers,extensions,groups,formats` in decimal.
+//!
+//! JA3 lists extensions in wire order; JA3N sorts them numerically, which makes it stable under
+//! Chrome's extension permutation. Both drop GREASE from ciphers, extensions and groups.
+
+use md5::Md5;
+use smallvec::SmallVec;
+
+use super::sink::{decimal, md5_hex, put_decimal_list, Hashing, Sink};
+use super::{is_grease, Md5Hex};
+use crate::hello::ClientHello;
+
+/// Extension order in the JA3 string.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    Wire,
+    Sorted,
+}
+
+pub(crate) fn write(sink: &mut impl Sink, ch: &ClientHello, order: Order) {
+    let (version, start) = decimal(ch.legacy_version);
+    sink.put(&version[start..]);
+    sink.put(b",");
+    put_decimal_list(sink, ch.cipher_suites.iter().filter(|&c| !is_grease(c)));
+    sink.put(b",");
+    let kinds = ch.extensions.kinds().filter(|&k| !is_grease(k));
+    match order {
+        Order::Wire => put_decimal_list(sink, kinds),
+        Order::Sorted => {
+            let mut sorted: SmallVec<[u16; 32]> = kinds.collect();
+            sorted.sort_unstable();
+            put_decimal_list(sink, sorted.into_iter());
+        }
+    }
+    sink.put(b",");
+    if let Some(groups) = ch.supported_groups {
+        put_decimal_list(sink, groups.iter().filter(|&g| !is_grease(g)));
+    }
+    sink.put(b",");
+    if let Some(formats) = ch.point_formats {
+        put_decimal_list(sink, formats.iter().map(|&f| u16::from(f)));
+    }
+}
+
+pub(crate) fn hash(ch: &ClientHello, order: Order) -> Md5Hex {
+    let mut sink = Hashing::<Md5>::new();
+    write(&mut sink, ch, order);
+    Md5Hex(md5_hex(sink))
+}
+
+pub(crate) fn text(ch: &ClientHello, order: Order) -> String {
+    let mut out = String::with_capacity(256);
+    write(&mut out, ch, order);
+    out
+}

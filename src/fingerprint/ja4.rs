@@ -1,0 +1,205 @@
+//! The JA4 family (FINGERPRINTS.md §3) and the binding key `ja4_stable` (§5).
+//!
+//! [`Ja4Input`] filters GREASE out of the hello's lists once; every form is then written from it:
+//! part a, then parts b and c either as raw text or streamed into SHA-256. `ja4` and `ja4_stable`
+//! share part b and, when the hello has no padding, pre_shared_key or early_data, part c too.
+
+use sha2::Sha256;
+use smallvec::SmallVec;
+
+use super::sink::{hex4, put_hex4_list, sha256_h12, Hashing, Sink, HEX};
+use super::{is_grease, AlpnMode, Ja4};
+use crate::hello::{ClientHello, Transport};
+
+const SNI: u16 = 0x0000;
+const ALPN: u16 = 0x0010;
+/// padding, pre_shared_key, early_data: what a resumed or re-padded hello adds or drops (§5).
+const UNSTABLE: [u16; 3] = [0x0015, 0x0029, 0x002a];
+
+type Values = SmallVec<[u16; 48]>;
+
+/// The GREASE-free lists every JA4 form is made of.
+pub(crate) struct Ja4Input<'h> {
+    hello: &'h ClientHello<'h>,
+    transport: Transport,
+    alpn: AlpnMode,
+    /// Cipher suites, wire order.
+    ciphers: Values,
+    /// Extension types, wire order.
+    extensions: Values,
+}
+
+/// Which extensions an output leaves out before counting and building part c.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Variant {
+    Public,
+    Stable,
+}
+
+impl Variant {
+    fn keeps(self, kind: u16) -> bool {
+        self == Variant::Public || !UNSTABLE.contains(&kind)
+    }
+}
+
+impl<'h> Ja4Input<'h> {
+    pub(crate) fn new(hello: &'h ClientHello<'h>, transport: Transport, alpn: AlpnMode) -> Self {
+        Self {
+            hello,
+            transport,
+            alpn,
+            ciphers: hello
+                .cipher_suites
+                .iter()
+                .filter(|&c| !is_grease(c))
+                .collect(),
+            extensions: hello
+                .extensions
+                .kinds()
+                .filter(|&k| !is_grease(k))
+                .collect(),
+        }
+    }
+
+    /// Part a: protocol, version, SNI, cipher count, extension count, ALPN code.
+    pub(crate) fn part_a(&self, variant: Variant) -> [u8; 10] {
+        let extension_count = self
+            .extensions
+            .iter()
+            .filter(|&&k| variant.keeps(k))
+            .count();
+        let [v0, v1] = self.version_code();
+        let [c0, c1] = two_digits(self.ciphers.len());
+        let [e0, e1] = two_digits(extension_count);
+        let [l0, l1] = alpn_code(self.hello.alpn, self.alpn);
+        let sni = if self.hello.has_sni { b'd' } else { b'i' };
+        [
+            self.transport.ja4_letter(),
+            v0,
+            v1,
+            sni,
+            c0,
+            c1,
+            e0,
+            e1,
+            l0,
+            l1,
+        ]
+    }
+
+    fn version_code(&self) -> [u8; 2] {
+        match self.hello.offered_version() {
+            Some(0x0304) => *b"13",
+            Some(0x0303) => *b"12",
+            Some(0x0302) => *b"11",
+            Some(0x0301) => *b"10",
+            Some(0x0300) => *b"s3",
+            Some(0x0002) => *b"s2",
+            Some(0xfeff) => *b"d1",
+            Some(0xfefd) => *b"d2",
+            Some(0xfefc) => *b"d3",
+            _ => *b"00",
+        }
+    }
+
+    pub(crate) fn sorted_ciphers(&self) -> Values {
+        let mut sorted = self.ciphers.clone();
+        sorted.sort_unstable();
+        sorted
+    }
+
+    /// `E` of §3.5: sorted extension types without SNI and ALPN (and, for `Stable`, without the
+    /// unstable three).
+    pub(crate) fn sorted_extensions(&self, variant: Variant) -> Values {
+        let mut sorted: Values = self
+            .extensions
+            .iter()
+            .copied()
+            .filter(|&k| k != SNI && k != ALPN && variant.keeps(k))
+            .collect();
+        sorted.sort_unstable();
+        sorted
+    }
+
+    /// Part b's string, from ciphers in the given order.
+    pub(crate) fn write_b(sink: &mut impl Sink, ciphers: &[u16]) {
+        put_hex4_list(sink, ciphers.iter().copied());
+    }
+
+    /// Part c's string: the extension list, then `_` and the signature algorithms if any.
+    pub(crate) fn write_c(&self, sink: &mut impl Sink, extensions: &[u16]) {
+        put_hex4_list(sink, extensions.iter().copied());
+        let mut signatures = self
+            .hello
+            .signature_algorithms
+            .iter()
+            .flat_map(|l| l.iter())
+            .filter(|&s| !is_grease(s));
+        if let Some(first) = signatures.next() {
+            sink.put(b"_");
+            put_hex4_list(sink, std::iter::once(first).chain(signatures));
+        }
+    }
+
+    /// Wire-order extension types (`C'` of §3.6 starts with these).
+    pub(crate) fn wire_extensions(&self) -> &[u16] {
+        &self.extensions
+    }
+
+    pub(crate) fn wire_ciphers(&self) -> &[u16] {
+        &self.ciphers
+    }
+
+    /// `a_h12(b)_h12(c)` from part a and the two lists.
+    pub(crate) fn hashed(&self, a: [u8; 10], b_list: &[u16], c_list: &[u16]) -> Ja4 {
+        let b = h12(|s| Self::write_b(s, b_list));
+        let c = h12(|s| self.write_c(s, c_list));
+        assemble(a, b, c)
+    }
+
+    /// `a_b_c` with raw parts.
+    pub(crate) fn raw(&self, a: [u8; 10], b_list: &[u16], c_list: &[u16]) -> String {
+        let mut out = String::with_capacity(16 + 5 * (b_list.len() + c_list.len()) + 100);
+        out.put(&a);
+        out.put(b"_");
+        Self::write_b(&mut out, b_list);
+        out.put(b"_");
+        self.write_c(&mut out, c_list);
+        out
+    }
+}
+
+pub(crate) fn h12(write: impl FnOnce(&mut Hashing<Sha256>)) -> [u8; 12] {
+    let mut sink = Hashing::<Sha256>::new();
+    write(&mut sink);
+    sha256_h12(sink)
+}
+
+pub(crate) fn assemble(a: [u8; 10], b: [u8; 12], c: [u8; 12]) -> Ja4 {
+    let mut out = [b'_'; 36];
+    out[..10].copy_from_slice(&a);
+    out[11..23].copy_from_slice(&b);
+    out[24..].copy_from_slice(&c);
+    Ja4(out)
+}
+
+fn two_digits(n: usize) -> [u8; 2] {
+    let n = n.min(99) as u8;
+    [b'0' + n / 10, b'0' + n % 10]
+}
+
+/// §3.3: first and last byte of the first ALPN value; hex digits when either is not alphanumeric.
+pub(crate) fn alpn_code(value: Option<&[u8]>, mode: AlpnMode) -> [u8; 2] {
+    let Some((&first, &last)) = value.and_then(|v| Some((v.first()?, v.last()?))) else {
+        return *b"00";
+    };
+    if mode == AlpnMode::Compat && (first >= 0x80 || last >= 0x80) {
+        return *b"99";
+    }
+    if first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() {
+        [first, last]
+    } else {
+        let first_hex = hex4(u16::from(first));
+        [first_hex[2], HEX[usize::from(last & 0x0f)]]
+    }
+}

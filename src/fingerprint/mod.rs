@@ -1,0 +1,248 @@
+//! Fingerprints of a [`ClientHello`]: JA3, JA3N, the JA4 family and `ja4_stable`.
+//!
+//! The normative rules are `../shared/FINGERPRINTS.md`. The hashed forms are fixed-size ASCII
+//! values computed without building their strings ([`Md5Hex`], [`Ja4`]); the raw strings are
+//! built only when asked ([`All`], or the `*_full`/`*_r` functions). [`binding`] is what the proxy
+//! computes once per connection; [`all`] is what the replay and the CLI print.
+//!
+//! `ja4_stable` is JA4 without padding, pre_shared_key and early_data: the key helloguard binds
+//! sessions to. It is not a public JA4 and always travels under its own name.
+
+mod ja3;
+mod ja4;
+mod report;
+mod sink;
+
+pub use report::{report, InputError, Report};
+
+use std::fmt;
+
+pub use crate::hello::is_grease;
+use crate::hello::{ClientHello, Transport};
+use ja4::{Ja4Input, Variant};
+
+/// How the ALPN characters of JA4 part a are formed (FINGERPRINTS.md §3.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlpnMode {
+    /// The written JA4 spec: hex digits of the first and last byte when they are not alphanumeric.
+    #[default]
+    Spec,
+    /// FoxIO's tools: `99` when the first or last byte is non-ASCII.
+    Compat,
+}
+
+macro_rules! ascii_value {
+    ($(#[$doc:meta])* $name:ident, $len:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name([u8; $len]);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                // Always ASCII: built from hex digits, decimal digits, `_` and ALPN code characters.
+                std::str::from_utf8(&self.0).unwrap_or("")
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+ascii_value!(
+    /// An MD5 as 32 lowercase hex characters (JA3, JA3N).
+    Md5Hex,
+    32
+);
+ascii_value!(
+    /// A hashed JA4-shaped value `a_b_c` (36 characters): `ja4`, `ja4_o`, `ja4_stable`.
+    Ja4,
+    36
+);
+
+/// What the proxy binds on and forwards, computed once per connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    pub ja3: Md5Hex,
+    pub ja4: Ja4,
+    pub ja4_stable: Ja4,
+}
+
+/// Every form, as printed by `helloguard fingerprint` and `helloguard replay`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct All {
+    pub ja3: Md5Hex,
+    pub ja3_full: String,
+    pub ja3n: Md5Hex,
+    pub ja4: Ja4,
+    pub ja4_r: String,
+    pub ja4_o: Ja4,
+    pub ja4_ro: String,
+    pub ja4_stable: Ja4,
+}
+
+/// JA3: MD5 of the JA3 string.
+pub fn ja3(hello: &ClientHello) -> Md5Hex {
+    ja3::hash(hello, ja3::Order::Wire)
+}
+
+/// The JA3 string.
+pub fn ja3_full(hello: &ClientHello) -> String {
+    ja3::text(hello, ja3::Order::Wire)
+}
+
+/// JA3N: MD5 of the JA3 string with the extensions sorted numerically.
+pub fn ja3n(hello: &ClientHello) -> Md5Hex {
+    ja3::hash(hello, ja3::Order::Sorted)
+}
+
+/// The JA3N string.
+pub fn ja3n_full(hello: &ClientHello) -> String {
+    ja3::text(hello, ja3::Order::Sorted)
+}
+
+/// JA4 (sorted, hashed).
+pub fn ja4(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Ja4 {
+    let input = Ja4Input::new(hello, transport, alpn);
+    sorted_hashed(&input, Variant::Public, &input.sorted_ciphers())
+}
+
+/// `ja4_stable`: JA4 without padding, pre_shared_key and early_data (FINGERPRINTS.md §5).
+pub fn ja4_stable(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Ja4 {
+    let input = Ja4Input::new(hello, transport, alpn);
+    sorted_hashed(&input, Variant::Stable, &input.sorted_ciphers())
+}
+
+/// JA4_o (wire order, hashed).
+pub fn ja4_o(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Ja4 {
+    let input = Ja4Input::new(hello, transport, alpn);
+    input.hashed(
+        input.part_a(Variant::Public),
+        input.wire_ciphers(),
+        input.wire_extensions(),
+    )
+}
+
+/// JA4_r (sorted, raw).
+pub fn ja4_r(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> String {
+    let input = Ja4Input::new(hello, transport, alpn);
+    input.raw(
+        input.part_a(Variant::Public),
+        &input.sorted_ciphers(),
+        &input.sorted_extensions(Variant::Public),
+    )
+}
+
+/// JA4_ro (wire order, raw).
+pub fn ja4_ro(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> String {
+    let input = Ja4Input::new(hello, transport, alpn);
+    input.raw(
+        input.part_a(Variant::Public),
+        input.wire_ciphers(),
+        input.wire_extensions(),
+    )
+}
+
+fn sorted_hashed(input: &Ja4Input, variant: Variant, sorted_ciphers: &[u16]) -> Ja4 {
+    input.hashed(
+        input.part_a(variant),
+        sorted_ciphers,
+        &input.sorted_extensions(variant),
+    )
+}
+
+/// The per-connection set: `ja3`, `ja4`, `ja4_stable`, sharing part b between the two JA4s
+/// and part c too when the hello has none of the extensions `ja4_stable` leaves out.
+pub fn binding(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Binding {
+    let input = Ja4Input::new(hello, transport, alpn);
+    let ciphers = input.sorted_ciphers();
+    let b = ja4::h12(|s| Ja4Input::write_b(s, &ciphers));
+    let public = input.sorted_extensions(Variant::Public);
+    let c = ja4::h12(|s| input.write_c(s, &public));
+    let ja4 = ja4::assemble(input.part_a(Variant::Public), b, c);
+    let stable_extensions = input.sorted_extensions(Variant::Stable);
+    let ja4_stable = if stable_extensions.len() == public.len() {
+        ja4
+    } else {
+        let c_stable = ja4::h12(|s| input.write_c(s, &stable_extensions));
+        ja4::assemble(input.part_a(Variant::Stable), b, c_stable)
+    };
+    Binding {
+        ja3: ja3(hello),
+        ja4,
+        ja4_stable,
+    }
+}
+
+/// Every form.
+pub fn all(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> All {
+    let binding = binding(hello, transport, alpn);
+    All {
+        ja3: binding.ja3,
+        ja3_full: ja3_full(hello),
+        ja3n: ja3n(hello),
+        ja4: binding.ja4,
+        ja4_r: ja4_r(hello, transport, alpn),
+        ja4_o: ja4_o(hello, transport, alpn),
+        ja4_ro: ja4_ro(hello, transport, alpn),
+        ja4_stable: binding.ja4_stable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grease_values_are_exactly_sixteen() {
+        let grease: Vec<u16> = (0..=u16::MAX).filter(|&v| is_grease(v)).collect();
+        assert_eq!(grease.len(), 16);
+        assert_eq!(grease.first(), Some(&0x0a0a));
+        assert_eq!(grease.last(), Some(&0xfafa));
+    }
+
+    #[test]
+    fn alpn_codes_follow_the_spec_table() {
+        // FINGERPRINTS.md §3.3 table.
+        let table: [(&[u8], &str); 12] = [
+            (b"\xab", "ab"),
+            (b"\x20", "20"),
+            (b"\xab\xcd", "ad"),
+            (b"\x20\x61", "21"),
+            (b"\x30\xab", "3b"),
+            (b"\x61\x20", "60"),
+            (b"\x30\x31\xab\xcd", "3d"),
+            (b"\x30\xab\xcd\x31", "01"),
+            (b"h", "hh"),
+            (b"h2", "h2"),
+            (b"http/1.1", "h1"),
+            (b"", "00"),
+        ];
+        for (value, code) in table {
+            assert_eq!(
+                ja4::alpn_code(Some(value), AlpnMode::Spec),
+                code.as_bytes(),
+                "{value:?}"
+            );
+        }
+        assert_eq!(&ja4::alpn_code(None, AlpnMode::Spec), b"00");
+        assert_eq!(&ja4::alpn_code(Some(b"\xba\xad"), AlpnMode::Compat), b"99");
+        assert_eq!(&ja4::alpn_code(Some(b"\x20\x61"), AlpnMode::Compat), b"21");
+    }
+}
