@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::hello::{HelloReader, Progress, Transport};
+use crate::hello::{HelloReader, Progress, ReadError, Transport};
 
 use super::decode::{self, Packet};
 use super::dtls::{self, DtlsHellos};
@@ -23,6 +23,8 @@ use super::tcp::TcpStream;
 
 const CONTENT_CCS: u8 = 20;
 const CONTENT_HANDSHAKE: u8 = 22;
+/// How many segments of a non-TLS start may each be the start of a ClientHello.
+const PREAMBLE_SEGMENTS: u8 = 8;
 
 /// Limits of the flow table.
 #[derive(Clone, Copy, Debug)]
@@ -79,16 +81,20 @@ enum Dir {
     Tcp(Box<TcpHello>),
     Quic(Box<ClientInitials>),
     Dtls(Box<DtlsHellos>),
-    /// Hello reported, not a client, or gave up: nothing more to do.
-    Done,
+    /// Nothing more to do: hello reported, server side, or gave up. `client` remembers whether
+    /// this direction spoke TLS first, so the reply direction is still recognised as the server.
+    Done {
+        client: bool,
+    },
 }
 
 impl Dir {
     fn is_client(&self) -> bool {
         match self {
-            Dir::Tcp(t) => t.started,
+            Dir::Tcp(t) => t.state.tls,
             Dir::Quic(_) | Dir::Dtls(_) => true,
-            Dir::Idle | Dir::Done => false,
+            Dir::Done { client } => *client,
+            Dir::Idle => false,
         }
     }
 }
@@ -164,7 +170,7 @@ impl Flows {
         let [a, b] = &mut conn.dirs;
         let (this, other) = if dir == 0 { (a, b) } else { (b, a) };
         if other.is_client() {
-            *this = Dir::Done;
+            *this = Dir::Done { client: false };
             return;
         }
         match packet.transport {
@@ -195,7 +201,7 @@ impl Flows {
             return true;
         }
         self.conns
-            .retain(|_, c| !c.dirs.iter().all(|d| matches!(d, Dir::Done)));
+            .retain(|_, c| !c.dirs.iter().all(|d| matches!(d, Dir::Done { .. })));
         self.conns.len() < self.limits.max_flows
     }
 }
@@ -213,7 +219,7 @@ fn udp_datagram(
         } else if dtls::is_handshake(payload) {
             Dir::Dtls(Box::new(DtlsHellos::new(limits.max_hello_len)))
         } else {
-            Dir::Done
+            Dir::Done { client: false }
         };
     }
     match this {
@@ -232,11 +238,11 @@ fn udp_datagram(
                         message,
                         index: 1,
                     });
-                    *this = Dir::Done;
+                    *this = Dir::Done { client: true };
                 }
                 Err(e) => {
                     events.push(Event::Skipped(e.reason()));
-                    *this = Dir::Done;
+                    *this = Dir::Done { client: false };
                 }
             }
         }
@@ -259,7 +265,7 @@ fn udp_datagram(
                 events.push(Event::Skipped(e.reason()));
             }
             if finished || result.is_err() {
-                *this = Dir::Done;
+                *this = Dir::Done { client: true };
             }
         }
         _ => {}
@@ -269,8 +275,6 @@ fn udp_datagram(
 /// One TCP direction reading its ClientHello(s).
 struct TcpHello {
     stream: TcpStream,
-    /// Some payload was seen: this direction is the candidate client.
-    started: bool,
     state: TcpState,
 }
 
@@ -299,16 +303,16 @@ fn tcp_segment(
             stream: TcpStream::new(
                 u32::try_from(limits.max_hello_len * 2 + 1024).unwrap_or(u32::MAX),
             ),
-            started: false,
             state: TcpState {
                 reader: HelloReader::new(limits.max_hello_len),
+                tls: false,
+                fresh_starts: PREAMBLE_SEGMENTS,
                 hellos: 0,
                 after: AfterHello::default(),
             },
         }));
     }
     let Dir::Tcp(hello) = this else { return };
-    hello.started |= !payload.is_empty();
     let TcpHello {
         stream: tcp, state, ..
     } = &mut **hello;
@@ -323,13 +327,18 @@ fn tcp_segment(
         finished = true;
     }
     if finished {
-        *this = Dir::Done;
+        *this = Dir::Done { client: state.tls };
     }
 }
 
 /// The byte-level side of [`TcpHello`]: the hello reader and what follows a first hello.
 struct TcpState {
     reader: HelloReader,
+    /// The reader accepted this direction's bytes: it is the client.
+    tls: bool,
+    /// Stream chunks (segments) still allowed to start the hello: TLS behind a SOCKS or HTTP
+    /// CONNECT preamble starts at a segment boundary after the proxy's answer.
+    fresh_starts: u8,
     hellos: u8,
     after: AfterHello,
 }
@@ -358,7 +367,9 @@ impl TcpState {
                 }
                 continue;
             }
-            match self.reader.feed(bytes) {
+            let result = self.reader.feed(bytes);
+            self.tls |= result.is_ok();
+            match result {
                 Ok(Progress::NeedMore) => return true,
                 Ok(Progress::Complete { consumed }) => {
                     self.hellos += 1;
@@ -374,6 +385,12 @@ impl TcpState {
                     }
                     self.after = AfterHello::default();
                     bytes = bytes.get(consumed..).unwrap_or_default();
+                }
+                Err(ReadError::NotTls(_)) if self.hellos == 0 && self.fresh_starts > 0 => {
+                    // Maybe a proxy preamble: try again at the start of the next segment.
+                    self.fresh_starts -= 1;
+                    self.reader.reset();
+                    return true;
                 }
                 Err(e) => {
                     // A failed retry is not worth a count: the connection's hello is out.
