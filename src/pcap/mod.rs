@@ -35,13 +35,25 @@ pub use file::FileError;
 pub use output::{write_summary, Format, RecordWriter};
 pub use replay::{replay, Options, Record, ReplayError, Summary};
 
-/// Fuzzing entry points: run the QUIC Initial path on arbitrary datagrams.
+/// Fuzzing entry point for QUIC Initials (`fuzz/fuzz_targets/quic_initial.rs`). The first byte
+/// picks the layer: even runs the rest as datagrams (each prefixed by a u16 length) through
+/// [`quic::ClientInitials`]; odd runs it as a decrypted Initial payload through the frame walk.
 #[doc(hidden)]
-pub fn fuzz_quic_initials(datagrams: &[&[u8]]) {
+pub fn fuzz_quic(data: &[u8]) {
+    let Some((&mode, mut rest)) = data.split_first() else {
+        return;
+    };
+    if mode % 2 == 1 {
+        quic::fuzz_frames(rest);
+        return;
+    }
     let mut initials = quic::ClientInitials::new(crate::hello::DEFAULT_MAX_LEN);
-    for d in datagrams {
-        let _ = initials.datagram(d);
+    while let [hi, lo, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
+        let (datagram, next) = tail.split_at(len);
+        let _ = initials.datagram(datagram);
         let _ = initials.message();
+        rest = next;
     }
 }
 

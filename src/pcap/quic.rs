@@ -434,6 +434,14 @@ fn read_frames(payload: &[u8], crypto: &mut OffsetBuffer) -> Result<(), QuicErro
     Ok(())
 }
 
+/// The frame walk and CRYPTO reassembly on an arbitrary "decrypted" payload, for fuzzing.
+pub(super) fn fuzz_frames(payload: &[u8]) {
+    let mut initials = ClientInitials::new(crate::hello::DEFAULT_MAX_LEN);
+    if read_frames(payload, &mut initials.crypto).is_ok() {
+        let _ = initials.message();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
