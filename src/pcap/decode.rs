@@ -68,7 +68,6 @@ pub enum Transport<'a> {
     Tcp {
         seq: u32,
         syn: bool,
-        fin_or_rst: bool,
         payload: &'a [u8],
     },
     Udp {
@@ -165,7 +164,6 @@ fn ip(packet: &[u8], depth: u8) -> Result<Packet<'_>, Skip> {
             let transport = Transport::Tcp {
                 seq: tcp.sequence_number(),
                 syn: tcp.syn(),
-                fin_or_rst: tcp.fin() || tcp.rst(),
                 payload: tcp.payload(),
             };
             Ok(Packet {

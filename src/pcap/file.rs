@@ -15,7 +15,9 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgParser};
 use pcap_file::{Endianness, PcapError, TsResolution};
 
-const CHUNK: usize = 1 << 20;
+/// The initial buffer, and so the read size: large enough for throughput, small enough that
+/// replaying many small files (or fuzzing) does not spend its time zeroing memory.
+const CHUNK: usize = 256 << 10;
 /// The largest record accepted. libpcap's own snapshot limit is 256 KiB; pcapng blocks may hold
 /// options too, so allow well past that but refuse a length field that would need gigabytes.
 const MAX_RECORD: usize = 16 << 20;
@@ -385,4 +387,162 @@ fn pcapng_block(
         timestamp,
     });
     Ok(Parsed { used, packet })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pcap_file(big_endian: bool, nanos: bool, packets: &[(u32, u32, &[u8])]) -> Vec<u8> {
+        let u32b = |v: u32| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let u16b = |v: u16| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let mut f = Vec::new();
+        f.extend_from_slice(&u32b(if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 }));
+        f.extend_from_slice(&u16b(2));
+        f.extend_from_slice(&u16b(4));
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&u32b(65535));
+        f.extend_from_slice(&u32b(101));
+        for (secs, frac, data) in packets {
+            for v in [*secs, *frac, data.len() as u32, data.len() as u32] {
+                f.extend_from_slice(&u32b(v));
+            }
+            f.extend_from_slice(data);
+        }
+        f
+    }
+
+    fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+        let len = (12 + body.len().div_ceil(4) * 4) as u32;
+        let mut b = kind.to_le_bytes().to_vec();
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(body);
+        b.resize(len as usize - 4, 0);
+        b.extend_from_slice(&len.to_le_bytes());
+        b
+    }
+
+    fn shb() -> Vec<u8> {
+        let mut body = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+        body.extend_from_slice(&[1, 0, 0, 0]);
+        body.extend_from_slice(&(-1i64).to_le_bytes());
+        block(0x0a0d_0d0a, &body)
+    }
+
+    fn idb(link: u16, tsresol: Option<u8>) -> Vec<u8> {
+        let mut body = link.to_le_bytes().to_vec();
+        body.extend_from_slice(&[0, 0]);
+        body.extend_from_slice(&65535u32.to_le_bytes());
+        if let Some(r) = tsresol {
+            body.extend_from_slice(&[9, 0, 1, 0, r, 0, 0, 0, 0, 0, 0, 0]);
+        }
+        block(1, &body)
+    }
+
+    fn epb(iface: u32, ticks: u64, data: &[u8]) -> Vec<u8> {
+        let mut body = iface.to_le_bytes().to_vec();
+        body.extend_from_slice(&((ticks >> 32) as u32).to_le_bytes());
+        body.extend_from_slice(&(ticks as u32).to_le_bytes());
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(data);
+        block(6, &body)
+    }
+
+    fn frames(bytes: &[u8]) -> (Vec<(u32, Duration, Vec<u8>)>, Option<FileError>) {
+        let mut reader = CaptureReader::new(bytes).unwrap();
+        let mut out = Vec::new();
+        loop {
+            match reader.next_frame() {
+                Ok(Some(f)) => out.push((f.link, f.timestamp, f.data.to_vec())),
+                Ok(None) => return (out, None),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+    }
+
+    #[test]
+    fn pcap_byte_orders_and_resolutions() {
+        for big_endian in [false, true] {
+            for nanos in [false, true] {
+                let file = pcap_file(big_endian, nanos, &[(10, 500, b"abc"), (11, 0, b"")]);
+                let (got, err) = frames(&file);
+                assert!(err.is_none());
+                let frac = Duration::from_nanos(if nanos { 500 } else { 500_000 });
+                assert_eq!(
+                    got[0],
+                    (101, Duration::from_secs(10) + frac, b"abc".to_vec())
+                );
+                assert_eq!(got[1].2, b"");
+            }
+        }
+    }
+
+    #[test]
+    fn pcapng_sections_interfaces_and_resolutions() {
+        let mut file = shb();
+        file.extend(idb(1, None));
+        file.extend(idb(101, Some(9)));
+        file.extend(epb(1, 1_500_000_000, b"ns"));
+        file.extend(epb(0, 2_000_000, b"us"));
+        // A second section forgets the first one's interfaces.
+        file.extend(shb());
+        file.extend(idb(113, Some(0x80 | 10)));
+        file.extend(epb(0, 3 * 1024, b"binary"));
+        let (got, err) = frames(&file);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(got[0], (101, Duration::from_millis(1500), b"ns".to_vec()));
+        assert_eq!(got[1], (1, Duration::from_secs(2), b"us".to_vec()));
+        assert_eq!(got[2], (113, Duration::from_secs(3), b"binary".to_vec()));
+        file.extend(epb(1, 0, b"no such interface"));
+        let (_, err) = frames(&file);
+        assert!(matches!(err, Some(FileError::Invalid { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn truncated_last_packet_keeps_the_rest() {
+        let file = pcap_file(false, false, &[(1, 0, b"first"), (2, 0, b"second packet")]);
+        let cut = &file[..file.len() - 4];
+        let (got, err) = frames(cut);
+        assert_eq!(got.len(), 1);
+        let err = err.unwrap();
+        assert!(
+            matches!(err, FileError::Truncated { offset: 45, .. }),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "record at byte 45 is cut short by the end of the file (4 more bytes expected)"
+        );
+    }
+
+    #[test]
+    fn unknown_formats_and_huge_records() {
+        for bytes in [&b""[..], b"GIF89a", b"\x0a\x0d\x0d\x0a\x10"] {
+            let err = CaptureReader::new(bytes).err().unwrap();
+            assert!(matches!(err, FileError::UnknownFormat { .. }), "{err:?}");
+        }
+        let mut file = pcap_file(false, false, &[]);
+        file.extend_from_slice(&[0; 8]);
+        file.extend_from_slice(&u32::MAX.to_le_bytes());
+        file.extend_from_slice(&u32::MAX.to_le_bytes());
+        file.resize(file.len() + MAX_RECORD, 0);
+        let (_, err) = frames(&file);
+        assert!(
+            matches!(err, Some(FileError::TooLarge { offset: 24 })),
+            "{err:?}"
+        );
+    }
 }

@@ -149,7 +149,13 @@ impl Flows {
             )
         };
         self.sweep(now);
-        if !self.conns.contains_key(&key) && !self.make_room() {
+        // The common case on a busy link: bulk data of a connection already settled.
+        if let Some(conn) = self.conns.get_mut(&key) {
+            if let Some(Dir::Done { .. }) = conn.dirs.get(dir) {
+                conn.last_seen = conn.last_seen.max(now);
+                return;
+            }
+        } else if !self.make_room() {
             events.push(Event::Skipped("flow_table_full"));
             return;
         }
@@ -438,4 +444,139 @@ enum Between {
     /// A handshake record header: the retry's first bytes.
     Handshake([u8; 5]),
     Other,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+
+    fn limits(all_hellos: bool) -> Limits {
+        Limits {
+            max_hello_len: 16 * 1024,
+            max_flows: 4,
+            idle_timeout: Duration::from_secs(60),
+            all_hellos,
+        }
+    }
+
+    fn segment(from_client: bool, seq: u32, syn: bool, payload: &[u8]) -> Packet<'_> {
+        let (src, dst, src_port, dst_port) = if from_client {
+            (CLIENT, SERVER, 5555, 443)
+        } else {
+            (SERVER, CLIENT, 443, 5555)
+        };
+        let transport = decode::Transport::Tcp { seq, syn, payload };
+        Packet {
+            src,
+            dst,
+            src_port,
+            dst_port,
+            transport,
+        }
+    }
+
+    /// A ClientHello handshake message with `body_len` body bytes, as one TLS record.
+    fn hello_record(body_len: usize) -> Vec<u8> {
+        let mut r = vec![22, 3, 1, 0, (body_len + 4) as u8, 1, 0, 0, body_len as u8];
+        r.extend((0..body_len).map(|i| i as u8));
+        r
+    }
+
+    fn run(flows: &mut Flows, packets: &[Packet<'_>]) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (i, p) in packets.iter().enumerate() {
+            flows.packet(p, Duration::from_secs(i as u64), &mut events);
+        }
+        events.retain(|e| e != &Event::NewFlow);
+        events
+    }
+
+    fn hellos(events: &[Event]) -> Vec<(u8, usize)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Hello { index, message, .. } => Some((*index, message.len())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn server_side_is_ignored_and_retry_needs_all_hellos() {
+        let hello = hello_record(40);
+        let mut after = vec![20, 3, 3, 0, 1, 1];
+        after.extend(hello_record(30));
+        let packets = [
+            segment(true, 100, true, b""),
+            segment(false, 900, true, b""),
+            segment(true, 101, false, &hello),
+            segment(false, 901, false, &[22, 3, 3, 0, 4, 2, 0, 0, 0]), // a ServerHello-ish reply
+            segment(true, 101 + hello.len() as u32, false, &after),
+        ];
+        let events = run(&mut Flows::new(limits(false)), &packets);
+        assert_eq!(hellos(&events), [(1, 44)]);
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Skipped(_))),
+            "{events:?}"
+        );
+        let events = run(&mut Flows::new(limits(true)), &packets);
+        assert_eq!(hellos(&events), [(1, 44), (2, 34)]);
+    }
+
+    #[test]
+    fn hello_after_a_proxy_preamble_and_split_out_of_order() {
+        let hello = hello_record(60);
+        let connect = b"CONNECT example.com:443 HTTP/1.1\r\n\r\n";
+        let start = 101 + connect.len() as u32;
+        let packets = [
+            segment(true, 100, true, b""),
+            segment(true, 101, false, connect),
+            segment(false, 901, false, b"HTTP/1.1 200 OK\r\n\r\n"),
+            segment(true, start + 20, false, &hello[20..]),
+            segment(true, start, false, &hello[..25]),
+        ];
+        let events = run(&mut Flows::new(limits(false)), &packets);
+        assert_eq!(hellos(&events), [(1, 64)]);
+    }
+
+    #[test]
+    fn not_tls_gives_up_after_the_preamble_allowance() {
+        let mut packets = vec![segment(true, 100, true, b"")];
+        let line = b"SSH-2.0-OpenSSH_9.2\r\n";
+        for i in 0..=u32::from(PREAMBLE_SEGMENTS) {
+            packets.push(segment(true, 101 + i * line.len() as u32, false, line));
+        }
+        let events = run(&mut Flows::new(limits(false)), &packets);
+        assert_eq!(events, [Event::Skipped("not_tls")]);
+    }
+
+    #[test]
+    fn table_is_bounded() {
+        let mut flows = Flows::new(limits(false));
+        let mut events = Vec::new();
+        for port in 0..6u16 {
+            let mut p = segment(true, 1, true, b"");
+            p.src_port = port;
+            flows.packet(&p, Duration::ZERO, &mut events);
+        }
+        assert_eq!(flows.conns.len(), 4);
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| **e == Event::Skipped("flow_table_full"))
+                .count(),
+            2
+        );
+        // Past the idle timeout the table empties and takes new connections again.
+        flows.packet(
+            &segment(true, 1, true, b""),
+            Duration::from_secs(120),
+            &mut events,
+        );
+        assert_eq!(flows.conns.len(), 1);
+    }
 }
