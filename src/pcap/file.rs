@@ -461,7 +461,10 @@ mod tests {
         block(6, &body)
     }
 
-    fn frames(bytes: &[u8]) -> (Vec<(u32, Duration, Vec<u8>)>, Option<FileError>) {
+    /// Link type, timestamp and data of each frame read.
+    type Frames = Vec<(u32, Duration, Vec<u8>)>;
+
+    fn frames(bytes: &[u8]) -> (Frames, Option<FileError>) {
         let mut reader = CaptureReader::new(bytes).unwrap();
         let mut out = Vec::new();
         loop {
