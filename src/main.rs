@@ -13,11 +13,7 @@ use helloguard::fingerprint::{self, AlpnMode};
 use helloguard::hello::Transport;
 
 #[derive(Parser)]
-#[command(
-    name = "helloguard",
-    version,
-    about = "TLS-fingerprinting reverse proxy that binds sessions to JA4"
-)]
+#[command(name = "helloguard", version, about = "TLS-fingerprinting reverse proxy that binds sessions to JA4")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,22 +61,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Fingerprint {
-            file,
-            hex,
-            transport,
-            alpn_compat,
-        } => fingerprint_command(file, hex, &transport, alpn_compat),
-        Command::Replay {
-            pcaps,
-            format,
-            all_hellos,
-            alpn_compat,
-        } => match replay_command(&pcaps, format, all_hellos, alpn_compat) {
-            Ok(true) => Ok(()),
-            Ok(false) => return ExitCode::FAILURE,
-            Err(error) => Err(error),
-        },
+        Command::Fingerprint { file, hex, transport, alpn_compat } => {
+            fingerprint_command(file, hex, &transport, alpn_compat)
+        }
+        Command::Replay { pcaps, format, all_hellos, alpn_compat } => {
+            match replay_command(&pcaps, format, all_hellos, alpn_compat) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(error) => Err(error),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -91,21 +81,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn fingerprint_command(
-    file: Option<PathBuf>,
-    hex: bool,
-    transport: &str,
-    alpn_compat: bool,
-) -> anyhow::Result<()> {
+fn fingerprint_command(file: Option<PathBuf>, hex: bool, transport: &str, alpn_compat: bool) -> anyhow::Result<()> {
     let transport: Transport = transport.parse().map_err(anyhow::Error::msg)?;
     let mut input = Vec::new();
     match file.as_deref() {
-        None => std::io::stdin()
-            .read_to_end(&mut input)
-            .context("reading standard input")?,
-        Some(path) if path.as_os_str() == "-" => std::io::stdin()
-            .read_to_end(&mut input)
-            .context("reading standard input")?,
+        None => std::io::stdin().read_to_end(&mut input).context("reading standard input")?,
+        Some(path) if path.as_os_str() == "-" => {
+            std::io::stdin().read_to_end(&mut input).context("reading standard input")?
+        }
         Some(path) => {
             input = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             input.len()
@@ -115,11 +98,7 @@ fn fingerprint_command(
         let text: String = String::from_utf8_lossy(&input).split_whitespace().collect();
         input = ::hex::decode(&text).context("input is not hex text")?;
     }
-    let alpn = if alpn_compat {
-        AlpnMode::Compat
-    } else {
-        AlpnMode::Spec
-    };
+    let alpn = if alpn_compat { AlpnMode::Compat } else { AlpnMode::Spec };
     let report = fingerprint::report(&input, transport, alpn)?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
@@ -131,22 +110,8 @@ fn replay_command(
     all_hellos: bool,
     alpn_compat: bool,
 ) -> anyhow::Result<bool> {
-    let alpn = if alpn_compat {
-        AlpnMode::Compat
-    } else {
-        AlpnMode::Spec
-    };
-    let options = helloguard::pcap::Options {
-        all_hellos,
-        alpn,
-        ..Default::default()
-    };
+    let alpn = if alpn_compat { AlpnMode::Compat } else { AlpnMode::Spec };
+    let options = helloguard::pcap::Options { all_hellos, alpn, ..Default::default() };
     let stdout = std::io::stdout().lock();
-    Ok(helloguard::pcap::run(
-        pcaps,
-        &options,
-        format,
-        stdout,
-        &mut std::io::stderr(),
-    )?)
+    Ok(helloguard::pcap::run(pcaps, &options, format, stdout, &mut std::io::stderr())?)
 }

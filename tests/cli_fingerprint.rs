@@ -34,11 +34,7 @@ fn prints_one_json_object_from_records_hex_and_files() {
     let message = chrome_example();
     let stream = records(&message, 30);
     let from_raw = run(&["fingerprint"], &stream);
-    assert!(
-        from_raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&from_raw.stderr)
-    );
+    assert!(from_raw.status.success(), "{}", String::from_utf8_lossy(&from_raw.stderr));
     let json: serde_json::Value = serde_json::from_slice(&from_raw.stdout).unwrap();
     assert_eq!(json["sni"], "example.com");
     assert_eq!(json["alpn"], "h2");
@@ -48,10 +44,7 @@ fn prints_one_json_object_from_records_hex_and_files() {
     let ja4 = json["ja4"].as_str().unwrap();
     let stable = json["ja4_stable"].as_str().unwrap();
     assert!(ja4.starts_with("t13d0205h2_"), "{ja4}");
-    assert!(
-        stable.starts_with("t13d0204h2_"),
-        "padding is not counted: {stable}"
-    );
+    assert!(stable.starts_with("t13d0204h2_"), "padding is not counted: {stable}");
     for key in ["ja3", "ja3n", "ja4_r", "ja4_o", "ja4_ro"] {
         assert!(json[key].is_string(), "{key}");
     }
@@ -79,41 +72,22 @@ fn prints_one_json_object_from_records_hex_and_files() {
 fn bad_input_is_one_line_and_status_2() {
     let message = chrome_example();
     let cases: [(&[&str], Vec<u8>, &str); 6] = [
-        (
-            &["fingerprint"],
-            b"GET / HTTP/1.1\r\n\r\n".to_vec(),
-            "not a TLS handshake record (first byte 0x47)",
-        ),
+        (&["fingerprint"], b"GET / HTTP/1.1\r\n\r\n".to_vec(), "not a TLS handshake record (first byte 0x47)"),
         (&["fingerprint"], vec![], "empty input"),
         (
             &["fingerprint"],
             records(&message, 4096)[..40].to_vec(),
             "input ends after 40 bytes, before the ClientHello is complete",
         ),
-        (
-            &["fingerprint", "--hex"],
-            b"16 03 zz".to_vec(),
-            "input is not hex text",
-        ),
-        (
-            &["fingerprint"],
-            vec![0x80, 0x2e, 0x01, 0x03, 0x01],
-            "SSLv2-format ClientHello",
-        ),
-        (
-            &["fingerprint"],
-            vec![1, 0, 0, 2, 3, 3],
-            "malformed ClientHello: random is truncated",
-        ),
+        (&["fingerprint", "--hex"], b"16 03 zz".to_vec(), "input is not hex text"),
+        (&["fingerprint"], vec![0x80, 0x2e, 0x01, 0x03, 0x01], "SSLv2-format ClientHello"),
+        (&["fingerprint"], vec![1, 0, 0, 2, 3, 3], "malformed ClientHello: random is truncated"),
     ];
     for (args, input, message) in cases {
         let out = run(args, &input);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{message}: {stderr}");
-        assert!(
-            stderr.contains(message),
-            "expected {message:?} in {stderr:?}"
-        );
+        assert!(stderr.contains(message), "expected {message:?} in {stderr:?}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         assert!(out.stdout.is_empty());
     }

@@ -10,11 +10,7 @@ use proptest::prelude::*;
 /// Real TCP hellos from the vectors (a synthetic Chrome-like one when the vectors are absent).
 fn hellos() -> Vec<Vec<u8>> {
     let Some(dir) = vectors() else {
-        let exts = vec![
-            (0x0000, sni("example.com")),
-            (0x0010, alpn(&[b"h2"])),
-            (0x0015, vec![0; 1500]),
-        ];
+        let exts = vec![(0x0000, sni("example.com")), (0x0010, alpn(&[b"h2"])), (0x0015, vec![0; 1500])];
         return vec![build_hello(0x0303, &[0x1301, 0x1302, 0x1303], &exts)];
     };
     jsonl(&dir.join("clienthellos.jsonl"))

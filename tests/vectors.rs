@@ -27,9 +27,7 @@ fn fingerprint_hex(hex_text: &str, transport: Transport, alpn: AlpnMode) -> fing
 }
 
 fn str_field<'v>(row: &'v Value, key: &str) -> &'v str {
-    row[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("missing {key} in {row}"))
+    row[key].as_str().unwrap_or_else(|| panic!("missing {key} in {row}"))
 }
 
 #[test]
@@ -48,30 +46,15 @@ fn clienthellos_give_all_six_reference_values() {
         }
         // ja3n: the ja3 string with its extension field sorted numerically.
         let fields: Vec<&str> = all.ja3_full.split(',').collect();
-        let mut extensions: Vec<u32> = fields[2]
-            .split('-')
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let mut extensions: Vec<u32> =
+            fields[2].split('-').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
         extensions.sort();
-        let sorted = extensions
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join("-");
+        let sorted = extensions.iter().map(u32::to_string).collect::<Vec<_>>().join("-");
         let ja3n_full = [fields[0], fields[1], &sorted, fields[3], fields[4]].join(",");
-        assert_eq!(
-            all.ja3n.to_string(),
-            hex::encode(Md5::digest(ja3n_full.as_bytes())),
-            "ja3n of {seen}"
-        );
+        assert_eq!(all.ja3n.to_string(), hex::encode(Md5::digest(ja3n_full.as_bytes())), "ja3n of {seen}");
         if let Some(disagreements) = row.get("disagreements").and_then(Value::as_object) {
             for (tool, value) in disagreements {
-                deviations.push((
-                    seen.to_string(),
-                    tool.clone(),
-                    value.as_str().unwrap().to_string(),
-                ));
+                deviations.push((seen.to_string(), tool.clone(), value.as_str().unwrap().to_string()));
             }
         }
         if let Some(compat) = row.get("alpn_compat") {
@@ -98,42 +81,12 @@ fn ja4_stable_ignores_resumption_and_padding() {
     let rows = jsonl(&dir.join("clienthellos.jsonl"));
     // FINGERPRINTS.md §5: expected values listed there.
     let cases = [
-        (
-            "latest.pcapng",
-            ":52938#",
-            "t13d1516h2_8daaf6152771_9b887d9acb53",
-            "t13d1515h2_8daaf6152771_f37e75b10bcc",
-        ),
-        (
-            "latest.pcapng",
-            ":52936#",
-            "t13d1516h2_8daaf6152771_e5627efa2ab1",
-            "t13d1515h2_8daaf6152771_f37e75b10bcc",
-        ),
-        (
-            "latest.pcapng",
-            ":52940#",
-            "t13d1516h2_8daaf6152771_e5627efa2ab1",
-            "t13d1515h2_8daaf6152771_f37e75b10bcc",
-        ),
-        (
-            "latest.pcapng",
-            ":52941#",
-            "t13d1516h2_8daaf6152771_e5627efa2ab1",
-            "t13d1515h2_8daaf6152771_f37e75b10bcc",
-        ),
-        (
-            "tls3.pcapng",
-            "",
-            "q13d0311h3_55b375c5d22e_3512bcbbc9ec",
-            "q13d0310h3_55b375c5d22e_cd85d2d88918",
-        ),
-        (
-            "tls3.pcapng",
-            "",
-            "q13d0310h3_55b375c5d22e_cd85d2d88918",
-            "q13d0310h3_55b375c5d22e_cd85d2d88918",
-        ),
+        ("latest.pcapng", ":52938#", "t13d1516h2_8daaf6152771_9b887d9acb53", "t13d1515h2_8daaf6152771_f37e75b10bcc"),
+        ("latest.pcapng", ":52936#", "t13d1516h2_8daaf6152771_e5627efa2ab1", "t13d1515h2_8daaf6152771_f37e75b10bcc"),
+        ("latest.pcapng", ":52940#", "t13d1516h2_8daaf6152771_e5627efa2ab1", "t13d1515h2_8daaf6152771_f37e75b10bcc"),
+        ("latest.pcapng", ":52941#", "t13d1516h2_8daaf6152771_e5627efa2ab1", "t13d1515h2_8daaf6152771_f37e75b10bcc"),
+        ("tls3.pcapng", "", "q13d0311h3_55b375c5d22e_3512bcbbc9ec", "q13d0310h3_55b375c5d22e_cd85d2d88918"),
+        ("tls3.pcapng", "", "q13d0310h3_55b375c5d22e_cd85d2d88918", "q13d0310h3_55b375c5d22e_cd85d2d88918"),
     ];
     for (pcap, port, ja4, stable) in cases {
         let row = rows
@@ -152,10 +105,7 @@ fn ja4_stable_ignores_resumption_and_padding() {
         let binding = fingerprint::binding(&hello, transport, AlpnMode::Spec);
         assert_eq!(binding.ja4.as_str(), ja4);
         assert_eq!(binding.ja4_stable.as_str(), stable, "{pcap}{port}");
-        assert_eq!(
-            fingerprint::ja4_stable(&hello, transport, AlpnMode::Spec),
-            binding.ja4_stable
-        );
+        assert_eq!(fingerprint::ja4_stable(&hello, transport, AlpnMode::Spec), binding.ja4_stable);
     }
 }
 
@@ -182,12 +132,12 @@ fn edge_cases() {
 /// The §8 worked example, rebuilt from its listed inputs (0x000d carries `signatures`, maybe none).
 fn worked_example(signatures: &[u16]) -> Vec<u8> {
     let case = [
-        0x001b, 0x0000, 0x0033, 0x0010, 0x4469, 0x0017, 0x002d, 0x000d, 0x0005, 0x0023, 0x0012,
-        0x002b, 0xff01, 0x000b, 0x000a, 0x0015,
+        0x001b, 0x0000, 0x0033, 0x0010, 0x4469, 0x0017, 0x002d, 0x000d, 0x0005, 0x0023, 0x0012, 0x002b, 0xff01, 0x000b,
+        0x000a, 0x0015,
     ];
     let ciphers = [
-        0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014,
-        0x009c, 0x009d, 0x002f, 0x0035,
+        0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f,
+        0x0035,
     ];
     let extensions: Vec<(u16, Vec<u8>)> = case
         .iter()
@@ -205,12 +155,7 @@ fn worked_example(signatures: &[u16]) -> Vec<u8> {
 }
 
 fn hex_list(value: &Value) -> Vec<u16> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| u16::from_str_radix(v.as_str().unwrap(), 16).unwrap())
-        .collect()
+    value.as_array().unwrap().iter().map(|v| u16::from_str_radix(v.as_str().unwrap(), 16).unwrap()).collect()
 }
 
 #[test]
@@ -224,31 +169,19 @@ fn strings_json_ja4_cases() {
     let inputs = &example["inputs"];
     let message = worked_example(&hex_list(&inputs["sigalgs_wire"]));
     let hello = ClientHello::parse(&message, Transport::Tcp).unwrap();
-    assert_eq!(
-        hello.cipher_suites.iter().collect::<Vec<_>>(),
-        hex_list(&inputs["ciphers_wire"])
-    );
-    assert_eq!(
-        hello.extensions.kinds().collect::<Vec<_>>(),
-        hex_list(&inputs["extensions_wire"])
-    );
+    assert_eq!(hello.cipher_suites.iter().collect::<Vec<_>>(), hex_list(&inputs["ciphers_wire"]));
+    assert_eq!(hello.extensions.kinds().collect::<Vec<_>>(), hex_list(&inputs["extensions_wire"]));
     let all = fingerprint::all(&hello, Transport::Tcp, AlpnMode::Spec);
     for (form, got) in FORMS[..4].iter().zip(forms(&all)) {
         assert_eq!(got, str_field(example, form), "worked example {form}");
     }
     // FINGERPRINTS.md §8: removing padding gives the retry value.
-    assert_eq!(
-        all.ja4_stable.as_str(),
-        "t13d1515h2_8daaf6152771_f37e75b10bcc"
-    );
+    assert_eq!(all.ja4_stable.as_str(), "t13d1515h2_8daaf6152771_f37e75b10bcc");
 
     // Same extensions, no signature algorithms: part c has no trailing `_`.
     let no_sigs = &ja4_cases[1];
     let c_string = str_field(no_sigs, "c_string");
-    assert_eq!(
-        &hex::encode(sha2::Sha256::digest(c_string.as_bytes()))[..12],
-        str_field(no_sigs, "c_hash")
-    );
+    assert_eq!(&hex::encode(sha2::Sha256::digest(c_string.as_bytes()))[..12], str_field(no_sigs, "c_hash"));
     let message = worked_example(&[]);
     let hello = ClientHello::parse(&message, Transport::Tcp).unwrap();
     let ja4 = fingerprint::ja4(&hello, Transport::Tcp, AlpnMode::Spec);
@@ -265,11 +198,7 @@ fn strings_json_ja4_cases() {
     let grease_case = &ja4_cases[3];
     let ro = str_field(grease_case, "ja4_ro");
     let parts: Vec<&str> = ro.splitn(4, '_').collect();
-    let parse_list = |s: &str| {
-        s.split(',')
-            .map(|v| u16::from_str_radix(v, 16).unwrap())
-            .collect::<Vec<u16>>()
-    };
+    let parse_list = |s: &str| s.split(',').map(|v| u16::from_str_radix(v, 16).unwrap()).collect::<Vec<u16>>();
     let mut ciphers = vec![0x3a3a];
     ciphers.extend(parse_list(parts[1]));
     let mut signatures = vec![0x8a8a];
@@ -301,20 +230,14 @@ fn strings_json_ja4_cases() {
     assert_eq!(&ja4.as_str()[11..23], str_field(sentinel, "b_hash"));
 
     // The ALPN table, through whole hellos.
-    let table = ja4_cases[5]["alpn_first_bytes_hex_to_code"]
-        .as_object()
-        .unwrap();
+    let table = ja4_cases[5]["alpn_first_bytes_hex_to_code"].as_object().unwrap();
     assert_eq!(table.len(), 12);
     for (value_hex, code) in table {
         let value = hex::decode(value_hex).unwrap();
         let message = build_hello(0x0303, &[0x002f], &[(0x0010, alpn(&[&value, b"h2"]))]);
         let hello = ClientHello::parse(&message, Transport::Tcp).unwrap();
         let ja4 = fingerprint::ja4(&hello, Transport::Tcp, AlpnMode::Spec);
-        assert_eq!(
-            &ja4.as_str()[8..10],
-            code.as_str().unwrap(),
-            "ALPN {value_hex}"
-        );
+        assert_eq!(&ja4.as_str()[8..10], code.as_str().unwrap(), "ALPN {value_hex}");
     }
 }
 
@@ -322,12 +245,7 @@ fn strings_json_ja4_cases() {
 fn hello_from_ja3(ja3_full: &str) -> Vec<u8> {
     let fields: Vec<Vec<u16>> = ja3_full
         .split(',')
-        .map(|f| {
-            f.split('-')
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse().unwrap())
-                .collect()
-        })
+        .map(|f| f.split('-').filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect())
         .collect();
     let (groups, formats) = (&fields[3], &fields[4]);
     let extensions: Vec<(u16, Vec<u8>)> = fields[2]
@@ -364,11 +282,7 @@ fn strings_json_ja3_and_ja3n_cases() {
         let message = hello_from_ja3(full);
         let hello = ClientHello::parse(&message, Transport::Tcp).unwrap();
         assert_eq!(fingerprint::ja3_full(&hello), full);
-        assert_eq!(
-            fingerprint::ja3(&hello).as_str(),
-            str_field(case, "ja3"),
-            "{full}"
-        );
+        assert_eq!(fingerprint::ja3(&hello).as_str(), str_field(case, "ja3"), "{full}");
     }
     for case in strings["ja3n"].as_array().unwrap() {
         let message = hello_from_ja3(str_field(case, "ja3_full"));
@@ -382,19 +296,11 @@ fn strings_json_ja3_and_ja3n_cases() {
 #[test]
 fn record_stream_and_bare_message_agree() {
     let Some(dir) = vectors() else { return };
-    for row in jsonl(&dir.join("clienthellos.jsonl"))
-        .iter()
-        .filter(|r| r["transport"] == "tcp")
-    {
+    for row in jsonl(&dir.join("clienthellos.jsonl")).iter().filter(|r| r["transport"] == "tcp") {
         let message = hex::decode(str_field(row, "handshake_hex")).unwrap();
         let stream = records(&message, 16384);
         let mut reader = HelloReader::default();
-        assert_eq!(
-            reader.feed(&stream),
-            Ok(Progress::Complete {
-                consumed: stream.len()
-            })
-        );
+        assert_eq!(reader.feed(&stream), Ok(Progress::Complete { consumed: stream.len() }));
         assert_eq!(reader.message(), Some(message.as_slice()));
     }
 }

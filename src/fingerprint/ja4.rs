@@ -4,10 +4,10 @@
 //! part a, then parts b and c either as raw text or streamed into SHA-256. `ja4` and `ja4_stable`
 //! share part b and, when the hello has no padding, pre_shared_key or early_data, part c too.
 
-use sha2::Sha256;
 use smallvec::SmallVec;
 
-use super::sink::{hex4, put_hex4_list, sha256_h12, Hashing, Sink, HEX};
+use super::memo::{Key, Kind};
+use super::sink::{hex4, put_hex4_list, sha256_h12, Hashing, Sha256, Sink, HEX};
 use super::{is_grease, AlpnMode, Ja4};
 use crate::hello::{ClientHello, Transport};
 
@@ -27,6 +27,8 @@ pub(crate) struct Ja4Input<'h> {
     ciphers: Values,
     /// Extension types, wire order.
     extensions: Values,
+    /// Signature algorithms of the first 0x000d, wire order.
+    signatures: Values,
 }
 
 /// Which extensions an output leaves out before counting and building part c.
@@ -48,43 +50,21 @@ impl<'h> Ja4Input<'h> {
             hello,
             transport,
             alpn,
-            ciphers: hello
-                .cipher_suites
-                .iter()
-                .filter(|&c| !is_grease(c))
-                .collect(),
-            extensions: hello
-                .extensions
-                .kinds()
-                .filter(|&k| !is_grease(k))
-                .collect(),
+            ciphers: hello.cipher_suites.iter().filter(|&c| !is_grease(c)).collect(),
+            extensions: hello.extensions.kinds().filter(|&k| !is_grease(k)).collect(),
+            signatures: hello.signature_algorithms.iter().flat_map(|l| l.iter()).filter(|&s| !is_grease(s)).collect(),
         }
     }
 
     /// Part a: protocol, version, SNI, cipher count, extension count, ALPN code.
     pub(crate) fn part_a(&self, variant: Variant) -> [u8; 10] {
-        let extension_count = self
-            .extensions
-            .iter()
-            .filter(|&&k| variant.keeps(k))
-            .count();
+        let extension_count = self.extensions.iter().filter(|&&k| variant.keeps(k)).count();
         let [v0, v1] = self.version_code();
         let [c0, c1] = two_digits(self.ciphers.len());
         let [e0, e1] = two_digits(extension_count);
         let [l0, l1] = alpn_code(self.hello.alpn, self.alpn);
         let sni = if self.hello.has_sni { b'd' } else { b'i' };
-        [
-            self.transport.ja4_letter(),
-            v0,
-            v1,
-            sni,
-            c0,
-            c1,
-            e0,
-            e1,
-            l0,
-            l1,
-        ]
+        [self.transport.ja4_letter(), v0, v1, sni, c0, c1, e0, e1, l0, l1]
     }
 
     fn version_code(&self) -> [u8; 2] {
@@ -111,12 +91,8 @@ impl<'h> Ja4Input<'h> {
     /// `E` of §3.5: sorted extension types without SNI and ALPN (and, for `Stable`, without the
     /// unstable three).
     pub(crate) fn sorted_extensions(&self, variant: Variant) -> Values {
-        let mut sorted: Values = self
-            .extensions
-            .iter()
-            .copied()
-            .filter(|&k| k != SNI && k != ALPN && variant.keeps(k))
-            .collect();
+        let mut sorted: Values =
+            self.extensions.iter().copied().filter(|&k| k != SNI && k != ALPN && variant.keeps(k)).collect();
         sorted.sort_unstable();
         sorted
     }
@@ -129,16 +105,31 @@ impl<'h> Ja4Input<'h> {
     /// Part c's string: the extension list, then `_` and the signature algorithms if any.
     pub(crate) fn write_c(&self, sink: &mut impl Sink, extensions: &[u16]) {
         put_hex4_list(sink, extensions.iter().copied());
-        let mut signatures = self
-            .hello
-            .signature_algorithms
-            .iter()
-            .flat_map(|l| l.iter())
-            .filter(|&s| !is_grease(s));
-        if let Some(first) = signatures.next() {
+        if !self.signatures.is_empty() {
             sink.put(b"_");
-            put_hex4_list(sink, std::iter::once(first).chain(signatures));
+            put_hex4_list(sink, self.signatures.iter().copied());
         }
+    }
+
+    /// `h12` of part b for these ciphers in this order (memoised: the string is a function of the list).
+    pub(crate) fn hash_b(ciphers: &[u16]) -> [u8; 12] {
+        Key::new(Kind::Ja4PartB).list(ciphers.iter().copied()).get_or(|| h12(|s| Self::write_b(s, ciphers)))
+    }
+
+    /// `h12` of JA4's sorted part b. Keyed by the wire-order list, which determines the sorted one,
+    /// so a memo hit costs no sort (clients do not shuffle their cipher suites).
+    pub(crate) fn hash_sorted_b(&self) -> [u8; 12] {
+        Key::new(Kind::Ja4SortedPartB)
+            .list(self.ciphers.iter().copied())
+            .get_or(|| h12(|s| Self::write_b(s, &self.sorted_ciphers())))
+    }
+
+    /// `h12` of part c for these extensions and the hello's signature algorithms (memoised).
+    pub(crate) fn hash_c(&self, extensions: &[u16]) -> [u8; 12] {
+        Key::new(Kind::Ja4PartC)
+            .list(extensions.iter().copied())
+            .list(self.signatures.iter().copied())
+            .get_or(|| h12(|s| self.write_c(s, extensions)))
     }
 
     /// Wire-order extension types (`C'` of §3.6 starts with these).
@@ -152,9 +143,7 @@ impl<'h> Ja4Input<'h> {
 
     /// `a_h12(b)_h12(c)` from part a and the two lists.
     pub(crate) fn hashed(&self, a: [u8; 10], b_list: &[u16], c_list: &[u16]) -> Ja4 {
-        let b = h12(|s| Self::write_b(s, b_list));
-        let c = h12(|s| self.write_c(s, c_list));
-        assemble(a, b, c)
+        assemble(a, Self::hash_b(b_list), self.hash_c(c_list))
     }
 
     /// `a_b_c` with raw parts.
@@ -169,7 +158,7 @@ impl<'h> Ja4Input<'h> {
     }
 }
 
-pub(crate) fn h12(write: impl FnOnce(&mut Hashing<Sha256>)) -> [u8; 12] {
+fn h12(write: impl FnOnce(&mut Hashing<Sha256>)) -> [u8; 12] {
     let mut sink = Hashing::<Sha256>::new();
     write(&mut sink);
     sha256_h12(sink)

@@ -10,6 +10,7 @@
 
 mod ja3;
 mod ja4;
+mod memo;
 mod report;
 mod sink;
 
@@ -120,74 +121,52 @@ pub fn ja3n_full(hello: &ClientHello) -> String {
 /// JA4 (sorted, hashed).
 pub fn ja4(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Ja4 {
     let input = Ja4Input::new(hello, transport, alpn);
-    sorted_hashed(&input, Variant::Public, &input.sorted_ciphers())
+    sorted_hashed(&input, Variant::Public)
 }
 
 /// `ja4_stable`: JA4 without padding, pre_shared_key and early_data (FINGERPRINTS.md §5).
 pub fn ja4_stable(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Ja4 {
     let input = Ja4Input::new(hello, transport, alpn);
-    sorted_hashed(&input, Variant::Stable, &input.sorted_ciphers())
+    sorted_hashed(&input, Variant::Stable)
 }
 
 /// JA4_o (wire order, hashed).
 pub fn ja4_o(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Ja4 {
     let input = Ja4Input::new(hello, transport, alpn);
-    input.hashed(
-        input.part_a(Variant::Public),
-        input.wire_ciphers(),
-        input.wire_extensions(),
-    )
+    input.hashed(input.part_a(Variant::Public), input.wire_ciphers(), input.wire_extensions())
 }
 
 /// JA4_r (sorted, raw).
 pub fn ja4_r(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> String {
     let input = Ja4Input::new(hello, transport, alpn);
-    input.raw(
-        input.part_a(Variant::Public),
-        &input.sorted_ciphers(),
-        &input.sorted_extensions(Variant::Public),
-    )
+    input.raw(input.part_a(Variant::Public), &input.sorted_ciphers(), &input.sorted_extensions(Variant::Public))
 }
 
 /// JA4_ro (wire order, raw).
 pub fn ja4_ro(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> String {
     let input = Ja4Input::new(hello, transport, alpn);
-    input.raw(
-        input.part_a(Variant::Public),
-        input.wire_ciphers(),
-        input.wire_extensions(),
-    )
+    input.raw(input.part_a(Variant::Public), input.wire_ciphers(), input.wire_extensions())
 }
 
-fn sorted_hashed(input: &Ja4Input, variant: Variant, sorted_ciphers: &[u16]) -> Ja4 {
-    input.hashed(
-        input.part_a(variant),
-        sorted_ciphers,
-        &input.sorted_extensions(variant),
-    )
+fn sorted_hashed(input: &Ja4Input, variant: Variant) -> Ja4 {
+    let c = input.hash_c(&input.sorted_extensions(variant));
+    ja4::assemble(input.part_a(variant), input.hash_sorted_b(), c)
 }
 
 /// The per-connection set: `ja3`, `ja4`, `ja4_stable`, sharing part b between the two JA4s
 /// and part c too when the hello has none of the extensions `ja4_stable` leaves out.
 pub fn binding(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Binding {
     let input = Ja4Input::new(hello, transport, alpn);
-    let ciphers = input.sorted_ciphers();
-    let b = ja4::h12(|s| Ja4Input::write_b(s, &ciphers));
+    let b = input.hash_sorted_b();
     let public = input.sorted_extensions(Variant::Public);
-    let c = ja4::h12(|s| input.write_c(s, &public));
-    let ja4 = ja4::assemble(input.part_a(Variant::Public), b, c);
+    let ja4 = ja4::assemble(input.part_a(Variant::Public), b, input.hash_c(&public));
     let stable_extensions = input.sorted_extensions(Variant::Stable);
     let ja4_stable = if stable_extensions.len() == public.len() {
         ja4
     } else {
-        let c_stable = ja4::h12(|s| input.write_c(s, &stable_extensions));
-        ja4::assemble(input.part_a(Variant::Stable), b, c_stable)
+        ja4::assemble(input.part_a(Variant::Stable), b, input.hash_c(&stable_extensions))
     };
-    Binding {
-        ja3: ja3(hello),
-        ja4,
-        ja4_stable,
-    }
+    Binding { ja3: ja3(hello), ja4, ja4_stable }
 }
 
 /// Every form.
@@ -235,11 +214,7 @@ mod tests {
             (b"", "00"),
         ];
         for (value, code) in table {
-            assert_eq!(
-                ja4::alpn_code(Some(value), AlpnMode::Spec),
-                code.as_bytes(),
-                "{value:?}"
-            );
+            assert_eq!(ja4::alpn_code(Some(value), AlpnMode::Spec), code.as_bytes(), "{value:?}");
         }
         assert_eq!(&ja4::alpn_code(None, AlpnMode::Spec), b"00");
         assert_eq!(&ja4::alpn_code(Some(b"\xba\xad"), AlpnMode::Compat), b"99");

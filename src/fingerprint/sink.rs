@@ -6,12 +6,55 @@
 //! string. Numbers are formatted through lookup tables rather than `format!`, which a prototype
 //! found to cost as much as the hashing.
 
-use md5::Md5;
-use sha2::{Digest, Sha256};
+use md5::{Digest, Md5};
+
+/// A hash function fed in large updates.
+pub(crate) trait Hasher {
+    fn start() -> Self;
+    fn update(&mut self, bytes: &[u8]);
+    /// The digest into `out` (as many bytes as fit).
+    fn finish_into(self, out: &mut [u8]);
+}
+
+impl Hasher for Md5 {
+    fn start() -> Self {
+        Md5::new()
+    }
+    fn update(&mut self, bytes: &[u8]) {
+        Digest::update(self, bytes);
+    }
+    fn finish_into(self, out: &mut [u8]) {
+        let digest = self.finalize();
+        out.iter_mut().zip(digest.iter()).for_each(|(o, d)| *o = *d);
+    }
+}
+
+/// SHA-256 through ring, which uses the CPU's SHA extensions where present.
+pub(crate) struct Sha256(ring::digest::Context);
+
+impl Hasher for Sha256 {
+    fn start() -> Self {
+        Sha256(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+    fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish_into(self, out: &mut [u8]) {
+        let digest = self.0.finish();
+        out.iter_mut().zip(digest.as_ref()).for_each(|(o, d)| *o = *d);
+    }
+}
 
 /// Receives the bytes of a fingerprint string.
 pub(crate) trait Sink {
     fn put(&mut self, bytes: &[u8]);
+
+    /// Write the first `len` bytes of a small fixed-size piece. A hashing sink copies all `N`
+    /// bytes at once (a fixed-size move, no `memcpy` call) and advances by `len`.
+    #[inline]
+    fn put_prefix<const N: usize>(&mut self, bytes: [u8; N], len: usize) {
+        self.put(&bytes[..len.min(N)]);
+    }
 }
 
 impl Sink for String {
@@ -24,7 +67,7 @@ impl Sink for String {
 const STAGE: usize = 256;
 
 /// A hasher behind a stack buffer: the digest sees few, large updates.
-pub(crate) struct Hashing<D: Digest> {
+pub(crate) struct Hashing<D: Hasher> {
     digest: D,
     stage: [u8; STAGE],
     len: usize,
@@ -32,23 +75,20 @@ pub(crate) struct Hashing<D: Digest> {
     written: bool,
 }
 
-impl<D: Digest> Hashing<D> {
+impl<D: Hasher> Hashing<D> {
     pub(crate) fn new() -> Self {
-        Self {
-            digest: D::new(),
-            stage: [0; STAGE],
-            len: 0,
-            written: false,
-        }
+        Self { digest: D::start(), stage: [0; STAGE], len: 0, written: false }
     }
 
-    fn finish(mut self) -> (bool, sha2::digest::Output<D>) {
+    /// Whether anything was written, and the digest (first `out.len()` bytes) into `out`.
+    fn finish(mut self, out: &mut [u8]) -> bool {
         self.digest.update(&self.stage[..self.len]);
-        (self.written, self.digest.finalize())
+        self.digest.finish_into(out);
+        self.written
     }
 }
 
-impl<D: Digest> Sink for Hashing<D> {
+impl<D: Hasher> Sink for Hashing<D> {
     #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.written |= !bytes.is_empty();
@@ -62,6 +102,24 @@ impl<D: Digest> Sink for Hashing<D> {
         }
         self.stage[self.len..self.len + bytes.len()].copy_from_slice(bytes);
         self.len += bytes.len();
+    }
+
+    #[inline]
+    fn put_prefix<const N: usize>(&mut self, bytes: [u8; N], len: usize) {
+        let len = len.min(N);
+        if self.len + N > STAGE {
+            self.digest.update(&self.stage[..self.len]);
+            self.len = 0;
+        }
+        match self.stage.get_mut(self.len..self.len + N) {
+            Some(slot) => {
+                slot.copy_from_slice(&bytes);
+                self.len += len;
+                self.written |= len > 0;
+            }
+            // Only when N exceeds the stage itself, which no caller does.
+            None => self.put(&bytes[..len]),
+        }
     }
 }
 
@@ -77,7 +135,8 @@ pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
 
 /// The MD5 of what was written, as 32 lowercase hex characters.
 pub(crate) fn md5_hex(sink: Hashing<Md5>) -> [u8; 32] {
-    let (_, digest) = sink.finish();
+    let mut digest = [0; 16];
+    sink.finish(&mut digest);
     let mut out = [0; 32];
     hex_into(&digest, &mut out);
     out
@@ -85,31 +144,41 @@ pub(crate) fn md5_hex(sink: Hashing<Md5>) -> [u8; 32] {
 
 /// JA4's `h12`: the first 12 hex characters of SHA-256, or twelve zeros for an empty string.
 pub(crate) fn sha256_h12(sink: Hashing<Sha256>) -> [u8; 12] {
-    let (written, digest) = sink.finish();
+    let mut digest = [0; 6];
     let mut out = [b'0'; 12];
-    if written {
-        hex_into(&digest[..6], &mut out);
+    if sink.finish(&mut digest) {
+        hex_into(&digest, &mut out);
     }
     out
 }
+
+/// Byte -> its two lowercase hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut table = [[0; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [HEX[i >> 4], HEX[i & 0x0f]];
+        i += 1;
+    }
+    table
+};
 
 /// `v` as four lowercase hex digits.
 #[inline]
 pub(crate) fn hex4(v: u16) -> [u8; 4] {
     let [hi, lo] = v.to_be_bytes();
-    let mut out = [0; 4];
-    hex_into(&[hi, lo], &mut out);
-    out
+    let ([a, b], [c, d]) = (HEX_PAIRS[usize::from(hi)], HEX_PAIRS[usize::from(lo)]);
+    [a, b, c, d]
 }
 
 /// Write `values` as 4-digit hex joined with `,`.
 pub(crate) fn put_hex4_list(sink: &mut impl Sink, values: impl Iterator<Item = u16>) {
     for (i, v) in values.enumerate() {
-        let digits = hex4(v);
+        let [a, b, c, d] = hex4(v);
         if i == 0 {
-            sink.put(&digits);
+            sink.put_prefix([a, b, c, d], 4);
         } else {
-            sink.put(&[b',', digits[0], digits[1], digits[2], digits[3]]);
+            sink.put_prefix([b',', a, b, c, d], 5);
         }
     }
 }
@@ -121,36 +190,41 @@ const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
-/// `v` in decimal; returns the buffer and where the digits start.
+/// `separator` (if any) then `v` in decimal, left-aligned; returns the bytes and their count.
 #[inline]
-pub(crate) fn decimal(v: u16) -> ([u8; 5], usize) {
-    let mut out = [0u8; 5];
-    let mut at = 5;
-    let mut n = usize::from(v);
-    while n >= 100 {
-        let pair = (n % 100) * 2;
-        n /= 100;
-        at -= 2;
-        out[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+pub(crate) fn decimal(v: u16, separator: Option<u8>) -> ([u8; 6], usize) {
+    let n = usize::from(v);
+    let digits = match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => 5,
+    };
+    let mut out = [0u8; 6];
+    let offset = usize::from(separator.is_some());
+    if let Some(sep) = separator {
+        out[0] = sep;
     }
-    if n >= 10 {
-        at -= 2;
-        out[at..at + 2].copy_from_slice(&PAIRS[n * 2..n * 2 + 2]);
-    } else {
-        at -= 1;
-        out[at] = b'0' + n as u8;
+    let mut end = offset + digits;
+    let mut rest = n;
+    while rest >= 10 {
+        let pair = (rest % 100) * 2;
+        rest /= 100;
+        out[end - 2..end].copy_from_slice(&PAIRS[pair..pair + 2]);
+        end -= 2;
     }
-    (out, at)
+    if end > offset {
+        out[offset] = b'0' + rest as u8;
+    }
+    (out, offset + digits)
 }
 
 /// Write `values` in decimal joined with `-`.
 pub(crate) fn put_decimal_list(sink: &mut impl Sink, values: impl Iterator<Item = u16>) {
     for (i, v) in values.enumerate() {
-        if i > 0 {
-            sink.put(b"-");
-        }
-        let (digits, start) = decimal(v);
-        sink.put(&digits[start..]);
+        let (bytes, len) = decimal(v, (i > 0).then_some(b'-'));
+        sink.put_prefix(bytes, len);
     }
 }
 
@@ -161,11 +235,10 @@ mod tests {
     #[test]
     fn decimal_matches_std_for_every_u16() {
         for v in 0..=u16::MAX {
-            let (digits, start) = decimal(v);
-            assert_eq!(
-                std::str::from_utf8(&digits[start..]).unwrap(),
-                v.to_string()
-            );
+            let (digits, len) = decimal(v, None);
+            assert_eq!(std::str::from_utf8(&digits[..len]).unwrap(), v.to_string());
+            let (digits, len) = decimal(v, Some(b'-'));
+            assert_eq!(std::str::from_utf8(&digits[..len]).unwrap(), format!("-{v}"));
         }
     }
 
@@ -177,19 +250,32 @@ mod tests {
     }
 
     #[test]
+    fn fixed_size_puts_equal_slice_puts() {
+        let mut by_prefix = Hashing::<Sha256>::new();
+        let mut by_slice = Hashing::<Sha256>::new();
+        let mut text = String::new();
+        for v in 0..2000u16 {
+            let (bytes, len) = decimal(v, Some(b'-'));
+            by_prefix.put_prefix(bytes, len);
+            by_slice.put(&bytes[..len]);
+            text.put_prefix(bytes, len);
+        }
+        let expected = sha2::Sha256::digest(text.as_bytes());
+        let (mut a, mut b) = ([0; 32], [0; 32]);
+        by_prefix.finish(&mut a);
+        by_slice.finish(&mut b);
+        assert_eq!((a.as_slice(), b.as_slice()), (expected.as_slice(), expected.as_slice()));
+    }
+
+    #[test]
     fn hashing_sink_equals_hashing_the_string() {
-        let text: String = (0..1000)
-            .map(|i| char::from(b'a' + (i % 26) as u8))
-            .collect();
+        let text: String = (0..1000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
         for split in [1, 5, 255, 256, 257, 600] {
             let mut sink = Hashing::<Sha256>::new();
             text.as_bytes().chunks(split).for_each(|c| sink.put(c));
-            let (_, digest) = sink.finish();
-            assert_eq!(
-                digest.as_slice(),
-                Sha256::digest(text.as_bytes()).as_slice(),
-                "split {split}"
-            );
+            let mut digest = [0; 32];
+            sink.finish(&mut digest);
+            assert_eq!(digest.as_slice(), sha2::Sha256::digest(text.as_bytes()).as_slice(), "split {split}");
         }
     }
 

@@ -17,14 +17,8 @@ pub enum ParseError {
     Truncated(&'static str),
     #[error("handshake length {declared} does not match the {actual} bytes present")]
     LengthMismatch { declared: usize, actual: usize },
-    #[error(
-        "DTLS ClientHello is fragmented (offset {offset}, fragment {fragment} of {length} bytes)"
-    )]
-    DtlsFragment {
-        offset: usize,
-        fragment: usize,
-        length: usize,
-    },
+    #[error("DTLS ClientHello is fragmented (offset {offset}, fragment {fragment} of {length} bytes)")]
+    DtlsFragment { offset: usize, fragment: usize, length: usize },
     #[error("cipher_suites length {0} is odd")]
     OddCipherSuites(usize),
     #[error("{0} bytes after the extension block")]
@@ -44,9 +38,7 @@ impl<'a> U16List<'a> {
 
     /// The values in wire order.
     pub fn iter(&self) -> impl Iterator<Item = u16> + Clone + 'a {
-        self.0
-            .chunks_exact(2)
-            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+        self.0.chunks_exact(2).map(|p| u16::from_be_bytes([p[0], p[1]]))
     }
 
     pub fn len(&self) -> usize {
@@ -131,9 +123,7 @@ impl<'a> ClientHello<'a> {
     /// Parse a complete handshake message (4-byte header; 12-byte header for DTLS).
     pub fn parse(message: &'a [u8], transport: Transport) -> Result<Self, ParseError> {
         let header_len = if transport == Transport::Dtls { 12 } else { 4 };
-        let header = message
-            .get(..header_len)
-            .ok_or(ParseError::Truncated("handshake header"))?;
+        let header = message.get(..header_len).ok_or(ParseError::Truncated("handshake header"))?;
         if header[0] != 1 {
             return Err(ParseError::NotClientHello(header[0]));
         }
@@ -141,29 +131,20 @@ impl<'a> ClientHello<'a> {
         if transport == Transport::Dtls {
             let (offset, fragment) = (u24(&header[6..9]), u24(&header[9..12]));
             if offset != 0 || fragment != declared {
-                return Err(ParseError::DtlsFragment {
-                    offset,
-                    fragment,
-                    length: declared,
-                });
+                return Err(ParseError::DtlsFragment { offset, fragment, length: declared });
             }
         }
         let body = &message[header_len..];
         if body.len() != declared {
-            return Err(ParseError::LengthMismatch {
-                declared,
-                actual: body.len(),
-            });
+            return Err(ParseError::LengthMismatch { declared, actual: body.len() });
         }
         Self::parse_body(body, transport)
     }
 
     fn parse_body(body: &'a [u8], transport: Transport) -> Result<Self, ParseError> {
-        let (legacy_version, rest) =
-            read_u16(body).ok_or(ParseError::Truncated("legacy_version"))?;
+        let (legacy_version, rest) = read_u16(body).ok_or(ParseError::Truncated("legacy_version"))?;
         let random = rest.get(..32).ok_or(ParseError::Truncated("random"))?;
-        let (session_id, rest) =
-            read_vec8(&rest[32..]).ok_or(ParseError::Truncated("session_id"))?;
+        let (session_id, rest) = read_vec8(&rest[32..]).ok_or(ParseError::Truncated("session_id"))?;
         let (cookie, rest) = if transport == Transport::Dtls {
             let (cookie, rest) = read_vec8(rest).ok_or(ParseError::Truncated("cookie"))?;
             (Some(cookie), rest)
@@ -171,10 +152,8 @@ impl<'a> ClientHello<'a> {
             (None, rest)
         };
         let (ciphers, rest) = read_vec16(rest).ok_or(ParseError::Truncated("cipher_suites"))?;
-        let cipher_suites =
-            U16List::new(ciphers).ok_or(ParseError::OddCipherSuites(ciphers.len()))?;
-        let (compression_methods, rest) =
-            read_vec8(rest).ok_or(ParseError::Truncated("compression_methods"))?;
+        let cipher_suites = U16List::new(ciphers).ok_or(ParseError::OddCipherSuites(ciphers.len()))?;
+        let (compression_methods, rest) = read_vec8(rest).ok_or(ParseError::Truncated("compression_methods"))?;
         let mut hello = ClientHello {
             legacy_version,
             random,
@@ -200,8 +179,7 @@ impl<'a> ClientHello<'a> {
     fn read_extensions(&mut self, mut block: &'a [u8]) -> Result<(), ParseError> {
         while !block.is_empty() {
             let (kind, rest) = read_u16(block).ok_or(ParseError::Truncated("extension header"))?;
-            let (data, rest) = read_vec16(rest)
-                .ok_or(ParseError::BadExtension(kind, "data overruns the block"))?;
+            let (data, rest) = read_vec16(rest).ok_or(ParseError::BadExtension(kind, "data overruns the block"))?;
             block = rest;
             match kind {
                 EXT_SNI if !self.has_sni => {
@@ -209,8 +187,8 @@ impl<'a> ClientHello<'a> {
                     self.sni = first_host_name(data);
                 }
                 EXT_ALPN if !self.has_alpn => {
-                    self.alpn = first_protocol(data)
-                        .ok_or(ParseError::BadExtension(kind, "malformed protocol list"))?;
+                    self.alpn =
+                        first_protocol(data).ok_or(ParseError::BadExtension(kind, "malformed protocol list"))?;
                     self.has_alpn = true;
                 }
                 EXT_SUPPORTED_VERSIONS if self.supported_versions.is_none() => {
@@ -223,10 +201,8 @@ impl<'a> ClientHello<'a> {
                     self.signature_algorithms = Some(list16_of_u16(kind, data)?);
                 }
                 EXT_POINT_FORMATS if self.point_formats.is_none() => {
-                    let (formats, _) = read_vec8(data).ok_or(ParseError::BadExtension(
-                        kind,
-                        "list overruns the extension",
-                    ))?;
+                    let (formats, _) =
+                        read_vec8(data).ok_or(ParseError::BadExtension(kind, "list overruns the extension"))?;
                     self.point_formats = Some(formats);
                 }
                 _ => {}
@@ -272,18 +248,12 @@ fn read_vec16(b: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 fn list16_of_u16(kind: u16, data: &[u8]) -> Result<U16List<'_>, ParseError> {
-    let (list, _) = read_vec16(data).ok_or(ParseError::BadExtension(
-        kind,
-        "list overruns the extension",
-    ))?;
+    let (list, _) = read_vec16(data).ok_or(ParseError::BadExtension(kind, "list overruns the extension"))?;
     U16List::new(list).ok_or(ParseError::BadExtension(kind, "odd list length"))
 }
 
 fn list8_of_u16(kind: u16, data: &[u8]) -> Result<U16List<'_>, ParseError> {
-    let (list, _) = read_vec8(data).ok_or(ParseError::BadExtension(
-        kind,
-        "list overruns the extension",
-    ))?;
+    let (list, _) = read_vec8(data).ok_or(ParseError::BadExtension(kind, "list overruns the extension"))?;
     U16List::new(list).ok_or(ParseError::BadExtension(kind, "odd list length"))
 }
 
@@ -351,29 +321,14 @@ mod tests {
         );
         let ch = ClientHello::parse(&m, Transport::Tcp).unwrap();
         assert_eq!(ch.legacy_version, 0x0303);
-        assert_eq!(
-            ch.cipher_suites.iter().collect::<Vec<_>>(),
-            [0x1301, 0x002f]
-        );
+        assert_eq!(ch.cipher_suites.iter().collect::<Vec<_>>(), [0x1301, 0x002f]);
         assert_eq!(ch.sni_str(), Some("example.com"));
         assert_eq!(ch.alpn, Some(&b"h2"[..]));
-        assert_eq!(
-            ch.supported_versions.unwrap().iter().collect::<Vec<_>>(),
-            [0x0304, 0x0303]
-        );
-        assert_eq!(
-            ch.signature_algorithms.unwrap().iter().collect::<Vec<_>>(),
-            [0x0403, 0x0804]
-        );
-        assert_eq!(
-            ch.supported_groups.unwrap().iter().collect::<Vec<_>>(),
-            [0x001d]
-        );
+        assert_eq!(ch.supported_versions.unwrap().iter().collect::<Vec<_>>(), [0x0304, 0x0303]);
+        assert_eq!(ch.signature_algorithms.unwrap().iter().collect::<Vec<_>>(), [0x0403, 0x0804]);
+        assert_eq!(ch.supported_groups.unwrap().iter().collect::<Vec<_>>(), [0x001d]);
         assert_eq!(ch.point_formats, Some(&[0u8][..]));
-        assert_eq!(
-            ch.extensions.kinds().collect::<Vec<_>>(),
-            [0, 0x10, 0x2b, 0x0d, 0x0a, 0x0b, 0x0d]
-        );
+        assert_eq!(ch.extensions.kinds().collect::<Vec<_>>(), [0, 0x10, 0x2b, 0x0d, 0x0a, 0x0b, 0x0d]);
     }
 
     #[test]
@@ -399,10 +354,7 @@ mod tests {
         assert!(ch.has_alpn);
         assert_eq!(ch.alpn, None);
         let m = hello(&[0x2f], Some(&[(0x0010, b"\x00\x03\x00\x01q")]));
-        assert_eq!(
-            ClientHello::parse(&m, Transport::Tcp).unwrap().alpn,
-            Some(&b""[..])
-        );
+        assert_eq!(ClientHello::parse(&m, Transport::Tcp).unwrap().alpn, Some(&b""[..]));
     }
 
     #[test]
@@ -410,13 +362,7 @@ mod tests {
         let cases: Vec<(Vec<u8>, ParseError)> = vec![
             (vec![], ParseError::Truncated("handshake header")),
             (vec![2, 0, 0, 0], ParseError::NotClientHello(2)),
-            (
-                vec![1, 0, 0, 5, 3, 3],
-                ParseError::LengthMismatch {
-                    declared: 5,
-                    actual: 2,
-                },
-            ),
+            (vec![1, 0, 0, 5, 3, 3], ParseError::LengthMismatch { declared: 5, actual: 2 }),
             (vec![1, 0, 0, 2, 3, 3], ParseError::Truncated("random")),
             (
                 hello(&[0x2f], Some(&[(0x0010, b"\x00\x05\x02h2")])),
@@ -426,18 +372,12 @@ mod tests {
                 hello(&[0x2f], Some(&[(0x002b, b"\x05\x03\x04")])),
                 ParseError::BadExtension(0x2b, "list overruns the extension"),
             ),
-            (
-                hello(&[0x2f], Some(&[(0x002b, b"\x03\x03\x04\x03")])),
-                ParseError::BadExtension(0x2b, "odd list length"),
-            ),
+            (hello(&[0x2f], Some(&[(0x002b, b"\x03\x03\x04\x03")])), ParseError::BadExtension(0x2b, "odd list length")),
             (
                 hello(&[0x2f], Some(&[(0x000d, b"\xff\xff")])),
                 ParseError::BadExtension(0x0d, "list overruns the extension"),
             ),
-            (
-                hello(&[0x2f], Some(&[(0x000a, b"\x00")])),
-                ParseError::BadExtension(0x0a, "list overruns the extension"),
-            ),
+            (hello(&[0x2f], Some(&[(0x000a, b"\x00")])), ParseError::BadExtension(0x0a, "list overruns the extension")),
             (
                 hello(&[0x2f], Some(&[(0x000b, b"\x02\x00")])),
                 ParseError::BadExtension(0x0b, "list overruns the extension"),
@@ -454,17 +394,11 @@ mod tests {
         // Declare one more byte in the extension block than there is.
         let at = m.len() - 6;
         m[at + 1] += 1;
-        assert_eq!(
-            ClientHello::parse(&m, Transport::Tcp),
-            Err(ParseError::Truncated("extension block"))
-        );
+        assert_eq!(ClientHello::parse(&m, Transport::Tcp), Err(ParseError::Truncated("extension block")));
         let mut m = hello(&[0x2f], Some(&[(0x0017, b"")]));
         m.push(0);
         m[3] += 1;
-        assert_eq!(
-            ClientHello::parse(&m, Transport::Tcp),
-            Err(ParseError::TrailingBytes(1))
-        );
+        assert_eq!(ClientHello::parse(&m, Transport::Tcp), Err(ParseError::TrailingBytes(1)));
         let mut m = hello(&[0x2f], Some(&[(0x0017, b"ab")]));
         let at = m.len() - 4;
         m[at] = 0xff; // the entry's data length overruns the block
@@ -481,9 +415,6 @@ mod tests {
         body.extend([0, 0, 3, 0, 0x2f, 0, 1, 0]);
         let mut m = vec![1, 0, 0, body.len() as u8];
         m.extend(body);
-        assert_eq!(
-            ClientHello::parse(&m, Transport::Tcp),
-            Err(ParseError::OddCipherSuites(3))
-        );
+        assert_eq!(ClientHello::parse(&m, Transport::Tcp), Err(ParseError::OddCipherSuites(3)));
     }
 }

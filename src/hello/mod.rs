@@ -49,9 +49,7 @@ impl std::str::FromStr for Transport {
             "tcp" => Ok(Transport::Tcp),
             "quic" => Ok(Transport::Quic),
             "dtls" => Ok(Transport::Dtls),
-            other => Err(format!(
-                "unknown transport {other:?}, expected tcp, quic or dtls"
-            )),
+            other => Err(format!("unknown transport {other:?}, expected tcp, quic or dtls")),
         }
     }
 }

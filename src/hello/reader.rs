@@ -235,8 +235,7 @@ impl HelloReader {
             return Ok(take);
         }
         self.head_len = 0;
-        let (_, header) =
-            parse_tls_record_header(&self.head).map_err(|_| ReadError::EmptyRecord)?;
+        let (_, header) = parse_tls_record_header(&self.head).map_err(|_| ReadError::EmptyRecord)?;
         let content_type = header.record_type.0;
         if content_type != CONTENT_HANDSHAKE {
             return Err(ReadError::UnexpectedRecord(content_type));
@@ -270,17 +269,12 @@ impl HelloReader {
             if header[0] != CLIENT_HELLO {
                 return Err(ReadError::NotClientHello(header[0]));
             }
-            let declared =
-                usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
+            let declared = usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
             let total = HANDSHAKE_HEADER_LEN + declared;
             if total > self.max_len {
-                return Err(ReadError::TooLarge {
-                    declared: total,
-                    limit: self.max_len,
-                });
+                return Err(ReadError::TooLarge { declared: total, limit: self.max_len });
             }
-            self.message
-                .reserve_exact(total.saturating_sub(self.message.capacity()));
+            self.message.reserve_exact(total.saturating_sub(self.message.capacity()));
             self.message_len = Some(total);
         }
         let total = self.message_len.unwrap_or(HANDSHAKE_HEADER_LEN);
@@ -300,12 +294,7 @@ mod tests {
 
     /// A handshake message with a body of `body_len` bytes (content irrelevant to the reader).
     fn message(body_len: usize) -> Vec<u8> {
-        let mut m = vec![
-            1,
-            (body_len >> 16) as u8,
-            (body_len >> 8) as u8,
-            body_len as u8,
-        ];
+        let mut m = vec![1, (body_len >> 16) as u8, (body_len >> 8) as u8, body_len as u8];
         m.extend((0..body_len).map(|i| i as u8));
         m
     }
@@ -324,12 +313,7 @@ mod tests {
         let m = message(100);
         let stream = records(&m, 1000);
         let mut r = HelloReader::default();
-        assert_eq!(
-            r.feed(&stream),
-            Ok(Progress::Complete {
-                consumed: stream.len()
-            })
-        );
+        assert_eq!(r.feed(&stream), Ok(Progress::Complete { consumed: stream.len() }));
         assert_eq!(r.message(), Some(m.as_slice()));
     }
 
@@ -340,12 +324,7 @@ mod tests {
         let hello_len = stream.len();
         stream.extend_from_slice(&[20, 3, 3, 0, 1, 1]);
         let mut r = HelloReader::default();
-        assert_eq!(
-            r.feed(&stream),
-            Ok(Progress::Complete {
-                consumed: hello_len
-            })
-        );
+        assert_eq!(r.feed(&stream), Ok(Progress::Complete { consumed: hello_len }));
     }
 
     #[test]
@@ -369,12 +348,7 @@ mod tests {
         let m = message(50);
         let mut r = HelloReader::default();
         assert_eq!(r.feed(&m[..20]), Ok(Progress::NeedMore));
-        assert_eq!(
-            r.feed(&m[20..]),
-            Ok(Progress::Complete {
-                consumed: m.len() - 20
-            })
-        );
+        assert_eq!(r.feed(&m[20..]), Ok(Progress::Complete { consumed: m.len() - 20 }));
         assert_eq!(r.message(), Some(m.as_slice()));
     }
 
@@ -382,15 +356,8 @@ mod tests {
     fn not_tls() {
         let mut r = HelloReader::default();
         assert_eq!(r.feed(b"GET / HTTP/1.1\r\n"), Err(ReadError::NotTls(0x47)));
-        assert_eq!(
-            r.feed(b"more"),
-            Err(ReadError::NotTls(0x47)),
-            "errors are final"
-        );
-        assert_eq!(
-            ReadError::NotTls(0x47).to_string(),
-            "not a TLS handshake record (first byte 0x47)"
-        );
+        assert_eq!(r.feed(b"more"), Err(ReadError::NotTls(0x47)), "errors are final");
+        assert_eq!(ReadError::NotTls(0x47).to_string(), "not a TLS handshake record (first byte 0x47)");
     }
 
     #[test]
@@ -407,13 +374,7 @@ mod tests {
     fn too_large_is_refused_at_the_header() {
         let mut r = HelloReader::new(1000);
         let header = [22, 3, 1, 0, 4, 1, 0, 0x10, 0];
-        assert_eq!(
-            r.feed(&header),
-            Err(ReadError::TooLarge {
-                declared: 4 + 0x1000,
-                limit: 1000
-            })
-        );
+        assert_eq!(r.feed(&header), Err(ReadError::TooLarge { declared: 4 + 0x1000, limit: 1000 }));
         assert_eq!(r.feed(&header).unwrap_err().reason(), "too_large");
     }
 
@@ -431,14 +392,8 @@ mod tests {
         for (bytes, error) in [
             (&[22u8, 3, 1, 0, 0][..], ReadError::EmptyRecord),
             (&[22, 3, 1, 0x40, 1][..], ReadError::RecordOverflow(0x4001)),
-            (
-                &[22, 0xfe, 0xfd, 0, 1][..],
-                ReadError::BadRecordVersion(0xfefd),
-            ),
-            (
-                &[22, 3, 1, 0, 4, 2, 0, 0, 0][..],
-                ReadError::NotClientHello(2),
-            ),
+            (&[22, 0xfe, 0xfd, 0, 1][..], ReadError::BadRecordVersion(0xfefd)),
+            (&[22, 3, 1, 0, 4, 2, 0, 0, 0][..], ReadError::NotClientHello(2)),
         ] {
             let mut r = HelloReader::default();
             assert_eq!(r.feed(bytes), Err(error.clone()));

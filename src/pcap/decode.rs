@@ -65,14 +65,8 @@ impl Skip {
 /// The transport part of a decoded packet.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Transport<'a> {
-    Tcp {
-        seq: u32,
-        syn: bool,
-        payload: &'a [u8],
-    },
-    Udp {
-        payload: &'a [u8],
-    },
+    Tcp { seq: u32, syn: bool, payload: &'a [u8] },
+    Udp { payload: &'a [u8] },
 }
 
 /// A decoded TCP segment or UDP datagram (innermost, when tunnelled).
@@ -124,10 +118,7 @@ fn ip_version(packet: &[u8]) -> Result<u16, Skip> {
 fn ethernet(frame: &[u8]) -> Result<(u16, &[u8]), Skip> {
     let mut ethertype = be16(frame, 12)?;
     let mut at = 14;
-    while matches!(
-        ethertype,
-        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
-    ) {
+    while matches!(ethertype, ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD) {
         ethertype = be16(frame, at + 2)?;
         at += 4;
     }
@@ -137,11 +128,9 @@ fn ethernet(frame: &[u8]) -> Result<(u16, &[u8]), Skip> {
 fn ether_payload(ethertype: u16, payload: &[u8], depth: u8) -> Result<Packet<'_>, Skip> {
     match ethertype {
         ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => ip(payload, depth),
-        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => ether_payload(
-            be16(payload, 2)?,
-            payload.get(4..).ok_or(Skip::Malformed)?,
-            depth,
-        ),
+        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
+            ether_payload(be16(payload, 2)?, payload.get(4..).ok_or(Skip::Malformed)?, depth)
+        }
         _ => Err(Skip::NotIp),
     }
 }
@@ -161,23 +150,12 @@ fn ip(packet: &[u8], depth: u8) -> Result<Packet<'_>, Skip> {
     match payload.ip_number {
         IpNumber::TCP => {
             let tcp = TcpSlice::from_slice(payload.payload).map_err(|_| Skip::Malformed)?;
-            let transport = Transport::Tcp {
-                seq: tcp.sequence_number(),
-                syn: tcp.syn(),
-                payload: tcp.payload(),
-            };
-            Ok(Packet {
-                src,
-                dst,
-                src_port: tcp.source_port(),
-                dst_port: tcp.destination_port(),
-                transport,
-            })
+            let transport = Transport::Tcp { seq: tcp.sequence_number(), syn: tcp.syn(), payload: tcp.payload() };
+            Ok(Packet { src, dst, src_port: tcp.source_port(), dst_port: tcp.destination_port(), transport })
         }
         IpNumber::UDP => {
             let udp = UdpSlice::from_slice(payload.payload).map_err(|_| Skip::Malformed)?;
-            let (src_port, dst_port, data) =
-                (udp.source_port(), udp.destination_port(), udp.payload());
+            let (src_port, dst_port, data) = (udp.source_port(), udp.destination_port(), udp.payload());
             if depth < MAX_DEPTH {
                 match dst_port {
                     PORT_VXLAN => return vxlan(data, depth + 1),
@@ -185,13 +163,7 @@ fn ip(packet: &[u8], depth: u8) -> Result<Packet<'_>, Skip> {
                     _ => {}
                 }
             }
-            Ok(Packet {
-                src,
-                dst,
-                src_port,
-                dst_port,
-                transport: Transport::Udp { payload: data },
-            })
+            Ok(Packet { src, dst, src_port, dst_port, transport: Transport::Udp { payload: data } })
         }
         IpNumber::GRE if depth < MAX_DEPTH => gre(payload.payload, depth + 1),
         IpNumber::IPV4 | IpNumber::IPV6 if depth < MAX_DEPTH => ip(payload.payload, depth + 1),
@@ -208,11 +180,7 @@ fn gre(packet: &[u8], depth: u8) -> Result<Packet<'_>, Skip> {
         // Version 1 is PPTP's enhanced GRE, which carries PPP.
         return Err(Skip::NotIp);
     }
-    let optional = [0x8000u16, 0x2000, 0x1000]
-        .iter()
-        .filter(|&&bit| flags & bit != 0)
-        .count()
-        * 4;
+    let optional = [0x8000u16, 0x2000, 0x1000].iter().filter(|&&bit| flags & bit != 0).count() * 4;
     let inner = packet.get(4 + optional..).ok_or(Skip::Malformed)?;
     match protocol {
         ETHERTYPE_TEB => inner_ethernet(inner, depth),
@@ -221,12 +189,7 @@ fn gre(packet: &[u8], depth: u8) -> Result<Packet<'_>, Skip> {
         ETHERTYPE_ERSPAN_2 => inner_ethernet(inner.get(8..).ok_or(Skip::Malformed)?, depth),
         ETHERTYPE_ERSPAN_3 => {
             let o_flag = inner.get(11).ok_or(Skip::Malformed)? & 0x01 != 0;
-            inner_ethernet(
-                inner
-                    .get(if o_flag { 20 } else { 12 }..)
-                    .ok_or(Skip::Malformed)?,
-                depth,
-            )
+            inner_ethernet(inner.get(if o_flag { 20 } else { 12 }..).ok_or(Skip::Malformed)?, depth)
         }
         other => ether_payload(other, inner, depth),
     }
@@ -253,8 +216,7 @@ mod tests {
     use etherparse::PacketBuilder;
 
     fn tcp_ipv4(payload: &[u8]) -> Vec<u8> {
-        let builder =
-            PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).tcp(40000, 443, 7, 1000);
+        let builder = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).tcp(40000, 443, 7, 1000);
         let mut out = Vec::new();
         builder.write(&mut out, payload).unwrap();
         out
@@ -274,14 +236,7 @@ mod tests {
     fn expect_tcp(p: Result<Packet<'_>, Skip>) {
         let p = p.unwrap();
         assert_eq!((p.src.to_string().as_str(), p.dst_port), ("10.0.0.1", 443));
-        assert!(matches!(
-            p.transport,
-            Transport::Tcp {
-                seq: 7,
-                payload: b"hi",
-                ..
-            }
-        ));
+        assert!(matches!(p.transport, Transport::Tcp { seq: 7, payload: b"hi", .. }));
     }
 
     #[test]
@@ -289,10 +244,7 @@ mod tests {
         let ip = tcp_ipv4(b"hi");
         expect_tcp(decode(LINK_RAW, &ip));
         expect_tcp(decode(LINK_ETHERNET, &ethernet_frame(0x0800, &[], &ip)));
-        expect_tcp(decode(
-            LINK_ETHERNET,
-            &ethernet_frame(0x0800, &[0x88a8, 0x8100], &ip),
-        ));
+        expect_tcp(decode(LINK_ETHERNET, &ethernet_frame(0x0800, &[0x88a8, 0x8100], &ip)));
         let mut null = 2u32.to_le_bytes().to_vec();
         null.extend_from_slice(&ip);
         expect_tcp(decode(LINK_NULL, &null));
@@ -305,10 +257,7 @@ mod tests {
         sll2.extend_from_slice(&ip);
         expect_tcp(decode(LINK_LINUX_SLL2, &sll2));
         assert_eq!(decode(147, &ip), Err(Skip::LinkType));
-        assert_eq!(
-            decode(LINK_ETHERNET, &ethernet_frame(0x0806, &[], &[0; 28])),
-            Err(Skip::NotIp)
-        );
+        assert_eq!(decode(LINK_ETHERNET, &ethernet_frame(0x0806, &[], &[0; 28])), Err(Skip::NotIp));
         assert_eq!(decode(LINK_RAW, &ip[..30]), Err(Skip::Malformed));
         assert_eq!(decode(LINK_ETHERNET, &[0; 5]), Err(Skip::Malformed));
     }
@@ -319,10 +268,7 @@ mod tests {
         let mut vxlan = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
         vxlan.extend_from_slice(&inner);
         let mut outer = Vec::new();
-        PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64)
-            .udp(5555, PORT_VXLAN)
-            .write(&mut outer, &vxlan)
-            .unwrap();
+        PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64).udp(5555, PORT_VXLAN).write(&mut outer, &vxlan).unwrap();
         expect_tcp(decode(LINK_RAW, &outer));
 
         // GRE with a key, carrying ERSPAN type II.
@@ -330,18 +276,13 @@ mod tests {
         gre.extend_from_slice(&[0x10, 0, 0, 1, 0, 0, 0, 0]);
         gre.extend_from_slice(&inner);
         let mut outer = Vec::new();
-        PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64)
-            .write(&mut outer, IpNumber::GRE, &gre)
-            .unwrap();
+        PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64).write(&mut outer, IpNumber::GRE, &gre).unwrap();
         expect_tcp(decode(LINK_RAW, &outer));
 
         let mut geneve = vec![0x01, 0, 0x65, 0x58, 0, 0, 1, 0, 0, 0, 0, 0];
         geneve.extend_from_slice(&inner);
         let mut outer = Vec::new();
-        PacketBuilder::ipv6([1; 16], [2; 16], 64)
-            .udp(5555, PORT_GENEVE)
-            .write(&mut outer, &geneve)
-            .unwrap();
+        PacketBuilder::ipv6([1; 16], [2; 16], 64).udp(5555, PORT_GENEVE).write(&mut outer, &geneve).unwrap();
         expect_tcp(decode(LINK_RAW, &outer));
     }
 }

@@ -35,8 +35,7 @@ impl DtlsError {
 
 /// True when `datagram` starts with a DTLS 1.0/1.2/1.3 handshake record.
 pub fn is_handshake(datagram: &[u8]) -> bool {
-    matches!(datagram, [CONTENT_HANDSHAKE, 0xfe, 0xff | 0xfd | 0xfc, ..])
-        && datagram.len() >= RECORD_HEADER_LEN
+    matches!(datagram, [CONTENT_HANDSHAKE, 0xfe, 0xff | 0xfd | 0xfc, ..]) && datagram.len() >= RECORD_HEADER_LEN
 }
 
 fn u24(b: &[u8]) -> usize {
@@ -62,28 +61,17 @@ pub struct DtlsHellos {
 impl DtlsHellos {
     /// A flow whose ClientHellos may be at most `max_len` bytes (header included).
     pub fn new(max_len: usize) -> Self {
-        Self {
-            max_len,
-            pending: None,
-            last_done: None,
-            completed: 0,
-        }
+        Self { max_len, pending: None, last_done: None, completed: 0 }
     }
 
     /// Walk the records of one datagram; each ClientHello completed by it is passed to `found`
     /// as a rebuilt message, with its index in the flow (1, then 2 for a cookie retry, …).
-    pub fn datagram(
-        &mut self,
-        datagram: &[u8],
-        found: &mut dyn FnMut(&[u8], u8),
-    ) -> Result<(), DtlsError> {
+    pub fn datagram(&mut self, datagram: &[u8], found: &mut dyn FnMut(&[u8], u8)) -> Result<(), DtlsError> {
         let mut rest = datagram;
         while !rest.is_empty() {
             let header = rest.get(..RECORD_HEADER_LEN).ok_or(DtlsError::Malformed)?;
             let len = usize::from(u16::from_be_bytes([header[11], header[12]]));
-            let payload = rest
-                .get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len)
-                .ok_or(DtlsError::Malformed)?;
+            let payload = rest.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len).ok_or(DtlsError::Malformed)?;
             rest = &rest[RECORD_HEADER_LEN + len..];
             // Epoch 0 only: later epochs are encrypted.
             if header[0] == CONTENT_HANDSHAKE && header[3..5] == [0, 0] {
@@ -93,21 +81,13 @@ impl DtlsHellos {
         Ok(())
     }
 
-    fn record(
-        &mut self,
-        mut payload: &[u8],
-        found: &mut dyn FnMut(&[u8], u8),
-    ) -> Result<(), DtlsError> {
+    fn record(&mut self, mut payload: &[u8], found: &mut dyn FnMut(&[u8], u8)) -> Result<(), DtlsError> {
         while !payload.is_empty() {
-            let h = payload
-                .get(..HANDSHAKE_HEADER_LEN)
-                .ok_or(DtlsError::Malformed)?;
-            let (msg_type, length, message_seq) =
-                (h[0], u24(&h[1..4]), u16::from_be_bytes([h[4], h[5]]));
+            let h = payload.get(..HANDSHAKE_HEADER_LEN).ok_or(DtlsError::Malformed)?;
+            let (msg_type, length, message_seq) = (h[0], u24(&h[1..4]), u16::from_be_bytes([h[4], h[5]]));
             let (offset, frag_len) = (u24(&h[6..9]), u24(&h[9..12]));
-            let fragment = payload
-                .get(HANDSHAKE_HEADER_LEN..HANDSHAKE_HEADER_LEN + frag_len)
-                .ok_or(DtlsError::Malformed)?;
+            let fragment =
+                payload.get(HANDSHAKE_HEADER_LEN..HANDSHAKE_HEADER_LEN + frag_len).ok_or(DtlsError::Malformed)?;
             payload = &payload[HANDSHAKE_HEADER_LEN + frag_len..];
             if msg_type != CLIENT_HELLO || self.last_done == Some(message_seq) {
                 continue;
@@ -116,19 +96,11 @@ impl DtlsHellos {
                 return Err(DtlsError::Malformed);
             }
             if HANDSHAKE_HEADER_LEN + length > self.max_len {
-                return Err(TooLarge {
-                    end: (HANDSHAKE_HEADER_LEN + length) as u64,
-                    cap: self.max_len,
-                }
-                .into());
+                return Err(TooLarge { end: (HANDSHAKE_HEADER_LEN + length) as u64, cap: self.max_len }.into());
             }
             let pending = match &mut self.pending {
                 Some(p) if p.message_seq == message_seq && p.length == length => p,
-                slot => slot.insert(Pending {
-                    message_seq,
-                    length,
-                    body: OffsetBuffer::new(length),
-                }),
+                slot => slot.insert(Pending { message_seq, length, body: OffsetBuffer::new(length) }),
             };
             pending.body.insert(offset as u64, fragment)?;
             let body = pending.body.contiguous();
@@ -155,34 +127,13 @@ mod tests {
     fn fragment(seq: u16, length: usize, offset: usize, data: &[u8]) -> Vec<u8> {
         let mut f = vec![1, 0, (length >> 8) as u8, length as u8];
         f.extend_from_slice(&seq.to_be_bytes());
-        f.extend_from_slice(&[
-            0,
-            (offset >> 8) as u8,
-            offset as u8,
-            0,
-            (data.len() >> 8) as u8,
-            data.len() as u8,
-        ]);
+        f.extend_from_slice(&[0, (offset >> 8) as u8, offset as u8, 0, (data.len() >> 8) as u8, data.len() as u8]);
         f.extend_from_slice(data);
         f
     }
 
     fn record(payload: &[u8]) -> Vec<u8> {
-        let mut r = vec![
-            22,
-            0xfe,
-            0xfd,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            (payload.len() >> 8) as u8,
-            payload.len() as u8,
-        ];
+        let mut r = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, (payload.len() >> 8) as u8, payload.len() as u8];
         r.extend_from_slice(payload);
         r
     }
@@ -193,28 +144,16 @@ mod tests {
         let mut hellos = DtlsHellos::new(16 * 1024);
         let mut got = Vec::new();
         let mut dgram = record(&fragment(0, 300, 200, &body[200..]));
-        hellos
-            .datagram(&dgram, &mut |m, i| got.push((m.to_vec(), i)))
-            .unwrap();
+        hellos.datagram(&dgram, &mut |m, i| got.push((m.to_vec(), i))).unwrap();
         assert!(got.is_empty());
         dgram = record(&fragment(0, 300, 0, &body[..120]));
         dgram.extend(record(&fragment(0, 300, 100, &body[100..200])));
-        hellos
-            .datagram(&dgram, &mut |m, i| got.push((m.to_vec(), i)))
-            .unwrap();
+        hellos.datagram(&dgram, &mut |m, i| got.push((m.to_vec(), i))).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0], (fragment(0, 300, 0, &body), 1));
         // A retransmission of the same hello is not reported again; the cookie retry is.
-        hellos
-            .datagram(&record(&fragment(0, 300, 0, &body)), &mut |m, i| {
-                got.push((m.to_vec(), i))
-            })
-            .unwrap();
-        hellos
-            .datagram(&record(&fragment(1, 300, 0, &body)), &mut |m, i| {
-                got.push((m.to_vec(), i))
-            })
-            .unwrap();
+        hellos.datagram(&record(&fragment(0, 300, 0, &body)), &mut |m, i| got.push((m.to_vec(), i))).unwrap();
+        hellos.datagram(&record(&fragment(1, 300, 0, &body)), &mut |m, i| got.push((m.to_vec(), i))).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1], (fragment(1, 300, 0, &body), 2));
     }
@@ -225,23 +164,11 @@ mod tests {
         let mut ignore = |_: &[u8], _: u8| {};
         assert!(is_handshake(&record(&[])));
         assert!(!is_handshake(&[22, 3, 3, 0, 0]));
-        assert_eq!(
-            hellos.datagram(&record(&[1, 0]), &mut ignore),
-            Err(DtlsError::Malformed)
-        );
+        assert_eq!(hellos.datagram(&record(&[1, 0]), &mut ignore), Err(DtlsError::Malformed));
         let short = record(&fragment(0, 10, 8, &[0; 5]));
-        assert_eq!(
-            hellos.datagram(&short, &mut ignore),
-            Err(DtlsError::Malformed)
-        );
+        assert_eq!(hellos.datagram(&short, &mut ignore), Err(DtlsError::Malformed));
         let big = record(&fragment(0, 1000, 0, &[0; 5]));
-        assert!(matches!(
-            hellos.datagram(&big, &mut ignore),
-            Err(DtlsError::TooLarge(_))
-        ));
-        assert_eq!(
-            hellos.datagram(&record(&fragment(0, 5, 0, &[0; 5]))[..20], &mut ignore),
-            Err(DtlsError::Malformed)
-        );
+        assert!(matches!(hellos.datagram(&big, &mut ignore), Err(DtlsError::TooLarge(_))));
+        assert_eq!(hellos.datagram(&record(&fragment(0, 5, 0, &[0; 5]))[..20], &mut ignore), Err(DtlsError::Malformed));
     }
 }

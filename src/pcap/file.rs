@@ -31,11 +31,7 @@ pub enum FileError {
     #[error("not a pcap or pcapng file (first bytes {magic})")]
     UnknownFormat { magic: String },
     #[error("invalid {what} at byte {offset}: {reason}")]
-    Invalid {
-        what: &'static str,
-        offset: u64,
-        reason: String,
-    },
+    Invalid { what: &'static str, offset: u64, reason: String },
     #[error("record at byte {offset} is cut short by the end of the file ({missing} more bytes expected)")]
     Truncated { offset: u64, missing: String },
     #[error("record at byte {offset} declares more than {MAX_RECORD} bytes")]
@@ -87,15 +83,8 @@ impl Tick {
 }
 
 enum Format {
-    Pcap {
-        parser: PcapParser,
-        link: u32,
-        nanos: bool,
-    },
-    PcapNg {
-        parser: PcapNgParser,
-        interfaces: Vec<Interface>,
-    },
+    Pcap { parser: PcapParser, link: u32, nanos: bool },
+    PcapNg { parser: PcapNgParser, interfaces: Vec<Interface> },
 }
 
 /// A parsed record: bytes used, and for a packet where its data lies in them.
@@ -133,39 +122,17 @@ pub struct CaptureReader<R> {
 impl<R: Read> CaptureReader<R> {
     /// Read the file header (or first section header) and detect the format.
     pub fn new(source: R) -> Result<Self, FileError> {
-        let mut reader = Self {
-            source,
-            buf: vec![0; CHUNK],
-            start: 0,
-            end: 0,
-            offset: 0,
-            eof: false,
-            format: None,
-        };
+        let mut reader = Self { source, buf: vec![0; CHUNK], start: 0, end: 0, offset: 0, eof: false, format: None };
         loop {
             let bytes = &reader.buf[reader.start..reader.end];
             let parsed = if bytes.starts_with(&PCAPNG_MAGIC) {
-                PcapNgParser::new(bytes).map(|(rest, parser)| {
-                    (
-                        bytes.len() - rest.len(),
-                        Format::PcapNg {
-                            parser,
-                            interfaces: Vec::new(),
-                        },
-                    )
-                })
+                PcapNgParser::new(bytes)
+                    .map(|(rest, parser)| (bytes.len() - rest.len(), Format::PcapNg { parser, interfaces: Vec::new() }))
             } else if bytes.len() >= 4 || reader.eof {
                 PcapParser::new(bytes).map(|(rest, parser)| {
                     let header = parser.header();
                     let nanos = header.ts_resolution == TsResolution::NanoSecond;
-                    (
-                        bytes.len() - rest.len(),
-                        Format::Pcap {
-                            link: u32::from(header.datalink),
-                            parser,
-                            nanos,
-                        },
-                    )
+                    (bytes.len() - rest.len(), Format::Pcap { link: u32::from(header.datalink), parser, nanos })
                 })
             } else {
                 Err(PcapError::IncompleteBuffer)
@@ -205,9 +172,7 @@ impl<R: Read> CaptureReader<R> {
         }
         if self.end == self.buf.len() {
             if self.buf.len() >= MAX_RECORD {
-                return Err(FileError::TooLarge {
-                    offset: self.offset,
-                });
+                return Err(FileError::TooLarge { offset: self.offset });
             }
             self.buf.resize((self.buf.len() * 2).min(MAX_RECORD), 0);
         }
@@ -235,14 +200,8 @@ impl<R: Read> CaptureReader<R> {
         loop {
             let bytes = &self.buf[self.start..self.end];
             let result = match &mut self.format {
-                Some(Format::Pcap {
-                    parser,
-                    link,
-                    nanos,
-                }) => pcap_record(parser, *link, *nanos, bytes),
-                Some(Format::PcapNg { parser, interfaces }) => {
-                    pcapng_block(parser, interfaces, bytes)
-                }
+                Some(Format::Pcap { parser, link, nanos }) => pcap_record(parser, *link, *nanos, bytes),
+                Some(Format::PcapNg { parser, interfaces }) => pcapng_block(parser, interfaces, bytes),
                 None => return Ok(None),
             };
             match result {
@@ -250,34 +209,20 @@ impl<R: Read> CaptureReader<R> {
                     let start = self.start;
                     self.advance(used);
                     let Some(p) = packet else { continue };
-                    let data = self
-                        .buf
-                        .get(start + p.at..start + p.at + p.len)
-                        .unwrap_or_default();
-                    return Ok(Some(Frame {
-                        link: p.link,
-                        timestamp: p.timestamp,
-                        data,
-                    }));
+                    let data = self.buf.get(start + p.at..start + p.at + p.len).unwrap_or_default();
+                    return Ok(Some(Frame { link: p.link, timestamp: p.timestamp, data }));
                 }
                 Err(PcapError::IncompleteBuffer) if !self.eof => self.fill()?,
                 Err(PcapError::IncompleteBuffer) if self.start == self.end => return Ok(None),
                 Err(PcapError::IncompleteBuffer) => {
-                    return Err(FileError::Truncated {
-                        offset: self.offset,
-                        missing: self.missing(),
-                    });
+                    return Err(FileError::Truncated { offset: self.offset, missing: self.missing() });
                 }
                 Err(e) => {
                     let what = match self.format {
                         Some(Format::PcapNg { .. }) => "pcapng block",
                         _ => "pcap packet record",
                     };
-                    return Err(FileError::Invalid {
-                        what,
-                        offset: self.offset,
-                        reason: e.to_string(),
-                    });
+                    return Err(FileError::Invalid { what, offset: self.offset, reason: e.to_string() });
                 }
             }
         }
@@ -288,9 +233,7 @@ impl<R: Read> CaptureReader<R> {
         let bytes = self.buf.get(self.start..self.end).unwrap_or_default();
         let (endianness, field, extra) = match &self.format {
             Some(Format::Pcap { parser, .. }) => (parser.header().endianness, bytes.get(8..12), 16),
-            Some(Format::PcapNg { parser, .. }) => {
-                (parser.section().endianness, bytes.get(4..8), 0)
-            }
+            Some(Format::PcapNg { parser, .. }) => (parser.section().endianness, bytes.get(4..8), 0),
             None => return "some".into(),
         };
         let Some(&[a, b, c, d]) = field else {
@@ -300,47 +243,23 @@ impl<R: Read> CaptureReader<R> {
             Endianness::Big => u32::from_be_bytes([a, b, c, d]),
             Endianness::Little => u32::from_le_bytes([a, b, c, d]),
         };
-        (declared as usize + extra)
-            .saturating_sub(bytes.len())
-            .to_string()
+        (declared as usize + extra).saturating_sub(bytes.len()).to_string()
     }
 }
 
-fn pcap_record(
-    parser: &PcapParser,
-    link: u32,
-    nanos: bool,
-    bytes: &[u8],
-) -> Result<Parsed, PcapError> {
+fn pcap_record(parser: &PcapParser, link: u32, nanos: bool, bytes: &[u8]) -> Result<Parsed, PcapError> {
     // The raw record: pcap-file's checked form refuses orig_len > snaplen, which real captures have.
     let (rest, packet) = parser.next_raw_packet(bytes)?;
     let frac = u64::from(packet.ts_frac) * if nanos { 1 } else { 1000 };
     let timestamp = Duration::from_secs(u64::from(packet.ts_sec)) + Duration::from_nanos(frac);
     let (at, len) = position(bytes, &packet.data);
-    Ok(Parsed {
-        used: bytes.len() - rest.len(),
-        packet: Some(PacketAt {
-            at,
-            len,
-            link,
-            timestamp,
-        }),
-    })
+    Ok(Parsed { used: bytes.len() - rest.len(), packet: Some(PacketAt { at, len, link, timestamp }) })
 }
 
-fn pcapng_block(
-    parser: &mut PcapNgParser,
-    interfaces: &mut Vec<Interface>,
-    bytes: &[u8],
-) -> Result<Parsed, PcapError> {
+fn pcapng_block(parser: &mut PcapNgParser, interfaces: &mut Vec<Interface>, bytes: &[u8]) -> Result<Parsed, PcapError> {
     let (rest, block) = parser.next_block(bytes)?;
     let used = bytes.len() - rest.len();
-    let iface = |id: u32| {
-        interfaces
-            .get(id as usize)
-            .copied()
-            .ok_or(PcapError::InvalidInterfaceId(id))
-    };
+    let iface = |id: u32| interfaces.get(id as usize).copied().ok_or(PcapError::InvalidInterfaceId(id));
     let packet = match &block {
         Block::SectionHeader(_) => {
             interfaces.clear();
@@ -351,41 +270,23 @@ fn pcapng_block(
                 InterfaceDescriptionOption::IfTsResol(v) => Some(Tick::from_option(*v)),
                 _ => None,
             });
-            interfaces.push(Interface {
-                link: u32::from(idb.linktype),
-                tick: tick.unwrap_or(Tick::Decimal(6)),
-            });
+            interfaces.push(Interface { link: u32::from(idb.linktype), tick: tick.unwrap_or(Tick::Decimal(6)) });
             None
         }
         Block::EnhancedPacket(epb) => {
             let i = iface(epb.interface_id)?;
             // pcap-file stores the raw tick count as if it were nanoseconds; rescale it.
             let ticks = u64::try_from(epb.timestamp.as_nanos()).unwrap_or(u64::MAX);
-            Some((
-                position(bytes, &epb.data),
-                i.link,
-                i.tick.to_duration(ticks),
-            ))
+            Some((position(bytes, &epb.data), i.link, i.tick.to_duration(ticks)))
         }
         Block::Packet(pb) => {
             let i = iface(u32::from(pb.interface_id))?;
-            Some((
-                position(bytes, &pb.data),
-                i.link,
-                i.tick.to_duration(pb.timestamp),
-            ))
+            Some((position(bytes, &pb.data), i.link, i.tick.to_duration(pb.timestamp)))
         }
-        Block::SimplePacket(spb) => {
-            Some((position(bytes, &spb.data), iface(0)?.link, Duration::ZERO))
-        }
+        Block::SimplePacket(spb) => Some((position(bytes, &spb.data), iface(0)?.link, Duration::ZERO)),
         _ => None,
     };
-    let packet = packet.map(|((at, len), link, timestamp)| PacketAt {
-        at,
-        len,
-        link,
-        timestamp,
-    });
+    let packet = packet.map(|((at, len), link, timestamp)| PacketAt { at, len, link, timestamp });
     Ok(Parsed { used, packet })
 }
 
@@ -484,10 +385,7 @@ mod tests {
                 let (got, err) = frames(&file);
                 assert!(err.is_none());
                 let frac = Duration::from_nanos(if nanos { 500 } else { 500_000 });
-                assert_eq!(
-                    got[0],
-                    (101, Duration::from_secs(10) + frac, b"abc".to_vec())
-                );
+                assert_eq!(got[0], (101, Duration::from_secs(10) + frac, b"abc".to_vec()));
                 assert_eq!(got[1].2, b"");
             }
         }
@@ -521,14 +419,8 @@ mod tests {
         let (got, err) = frames(cut);
         assert_eq!(got.len(), 1);
         let err = err.unwrap();
-        assert!(
-            matches!(err, FileError::Truncated { offset: 45, .. }),
-            "{err:?}"
-        );
-        assert_eq!(
-            err.to_string(),
-            "record at byte 45 is cut short by the end of the file (4 more bytes expected)"
-        );
+        assert!(matches!(err, FileError::Truncated { offset: 45, .. }), "{err:?}");
+        assert_eq!(err.to_string(), "record at byte 45 is cut short by the end of the file (4 more bytes expected)");
     }
 
     #[test]
@@ -543,9 +435,6 @@ mod tests {
         file.extend_from_slice(&u32::MAX.to_le_bytes());
         file.resize(file.len() + MAX_RECORD, 0);
         let (_, err) = frames(&file);
-        assert!(
-            matches!(err, Some(FileError::TooLarge { offset: 24 })),
-            "{err:?}"
-        );
+        assert!(matches!(err, Some(FileError::TooLarge { offset: 24 })), "{err:?}");
     }
 }

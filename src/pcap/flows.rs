@@ -43,12 +43,7 @@ pub struct Limits {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
     /// A complete ClientHello message, ready for `hello::ClientHello::parse`.
-    Hello {
-        stream: u64,
-        transport: Transport,
-        message: Vec<u8>,
-        index: u8,
-    },
+    Hello { stream: u64, transport: Transport, message: Vec<u8>, index: u8 },
     /// A direction that gave up, with the summary reason.
     Skipped(&'static str),
     /// A new connection entered the table.
@@ -110,43 +105,18 @@ pub struct Flows {
 
 impl Flows {
     pub fn new(limits: Limits) -> Self {
-        Self {
-            limits,
-            conns: HashMap::new(),
-            next_stream: [0, 0],
-            last_sweep: Duration::ZERO,
-        }
+        Self { limits, conns: HashMap::new(), next_stream: [0, 0], last_sweep: Duration::ZERO }
     }
 
     /// Take one decoded packet; hellos and skip reasons go to `events`.
     pub fn packet(&mut self, packet: &Packet<'_>, now: Duration, events: &mut Vec<Event>) {
         let tcp = matches!(packet.transport, decode::Transport::Tcp { .. });
-        let src = Endpoint {
-            addr: packet.src,
-            port: packet.src_port,
-        };
-        let dst = Endpoint {
-            addr: packet.dst,
-            port: packet.dst_port,
-        };
+        let src = Endpoint { addr: packet.src, port: packet.src_port };
+        let dst = Endpoint { addr: packet.dst, port: packet.dst_port };
         let (key, dir) = if src <= dst {
-            (
-                ConnKey {
-                    tcp,
-                    low: src,
-                    high: dst,
-                },
-                0,
-            )
+            (ConnKey { tcp, low: src, high: dst }, 0)
         } else {
-            (
-                ConnKey {
-                    tcp,
-                    low: dst,
-                    high: src,
-                },
-                1,
-            )
+            (ConnKey { tcp, low: dst, high: src }, 1)
         };
         self.sweep(now);
         // The common case on a busy link: bulk data of a connection already settled.
@@ -165,11 +135,7 @@ impl Flows {
             events.push(Event::NewFlow);
             let stream = *next_stream;
             *next_stream += 1;
-            Conn {
-                stream,
-                last_seen: now,
-                dirs: [Dir::Idle, Dir::Idle],
-            }
+            Conn { stream, last_seen: now, dirs: [Dir::Idle, Dir::Idle] }
         });
         conn.last_seen = conn.last_seen.max(now);
         let stream = conn.stream;
@@ -180,14 +146,10 @@ impl Flows {
             return;
         }
         match packet.transport {
-            decode::Transport::Tcp {
-                seq, syn, payload, ..
-            } => {
+            decode::Transport::Tcp { seq, syn, payload, .. } => {
                 tcp_segment(this, &limits, stream, seq, syn, payload, events);
             }
-            decode::Transport::Udp { payload } => {
-                udp_datagram(this, &limits, stream, payload, events)
-            }
+            decode::Transport::Udp { payload } => udp_datagram(this, &limits, stream, payload, events),
         }
     }
 
@@ -206,19 +168,12 @@ impl Flows {
         if self.conns.len() < self.limits.max_flows {
             return true;
         }
-        self.conns
-            .retain(|_, c| !c.dirs.iter().all(|d| matches!(d, Dir::Done { .. })));
+        self.conns.retain(|_, c| !c.dirs.iter().all(|d| matches!(d, Dir::Done { .. })));
         self.conns.len() < self.limits.max_flows
     }
 }
 
-fn udp_datagram(
-    this: &mut Dir,
-    limits: &Limits,
-    stream: u64,
-    payload: &[u8],
-    events: &mut Vec<Event>,
-) {
+fn udp_datagram(this: &mut Dir, limits: &Limits, stream: u64, payload: &[u8], events: &mut Vec<Event>) {
     if matches!(this, Dir::Idle) {
         *this = if quic::is_initial(payload) {
             Dir::Quic(Box::new(ClientInitials::new(limits.max_hello_len)))
@@ -238,12 +193,7 @@ fn udp_datagram(
             match result.and_then(|()| initials.message().map(|m| m.map(<[u8]>::to_vec))) {
                 Ok(None) => {}
                 Ok(Some(message)) => {
-                    events.push(Event::Hello {
-                        stream,
-                        transport: Transport::Quic,
-                        message,
-                        index: 1,
-                    });
+                    events.push(Event::Hello { stream, transport: Transport::Quic, message, index: 1 });
                     *this = Dir::Done { client: true };
                 }
                 Err(e) => {
@@ -258,12 +208,7 @@ fn udp_datagram(
             let result = hellos.datagram(payload, &mut |message, index| {
                 if index <= wanted {
                     let message = message.to_vec();
-                    events.push(Event::Hello {
-                        stream,
-                        transport: Transport::Dtls,
-                        message,
-                        index,
-                    });
+                    events.push(Event::Hello { stream, transport: Transport::Dtls, message, index });
                 }
                 finished |= index >= wanted;
             });
@@ -306,9 +251,7 @@ fn tcp_segment(
     if matches!(this, Dir::Idle) {
         *this = Dir::Tcp(Box::new(TcpHello {
             // Out-of-order data matters only up to the end of a possible second hello.
-            stream: TcpStream::new(
-                u32::try_from(limits.max_hello_len * 2 + 1024).unwrap_or(u32::MAX),
-            ),
+            stream: TcpStream::new(u32::try_from(limits.max_hello_len * 2 + 1024).unwrap_or(u32::MAX)),
             state: TcpState {
                 reader: HelloReader::new(limits.max_hello_len),
                 tls: false,
@@ -319,9 +262,7 @@ fn tcp_segment(
         }));
     }
     let Dir::Tcp(hello) = this else { return };
-    let TcpHello {
-        stream: tcp, state, ..
-    } = &mut **hello;
+    let TcpHello { stream: tcp, state, .. } = &mut **hello;
     let mut finished = false;
     let result = tcp.segment(seq, syn, payload, &mut |bytes| {
         let go_on = state.bytes(bytes, limits, stream, events);
@@ -351,13 +292,7 @@ struct TcpState {
 
 impl TcpState {
     /// In-order client bytes; returns `false` once the direction is finished.
-    fn bytes(
-        &mut self,
-        mut bytes: &[u8],
-        limits: &Limits,
-        stream: u64,
-        events: &mut Vec<Event>,
-    ) -> bool {
+    fn bytes(&mut self, mut bytes: &[u8], limits: &Limits, stream: u64, events: &mut Vec<Event>) -> bool {
         while !bytes.is_empty() {
             if self.hellos > 0 && self.reader.message().is_some() {
                 // Looking for a retry: skip ChangeCipherSpec records, restart on a handshake record.
@@ -380,12 +315,7 @@ impl TcpState {
                 Ok(Progress::Complete { consumed }) => {
                     self.hellos += 1;
                     let message = self.reader.message().unwrap_or_default().to_vec();
-                    events.push(Event::Hello {
-                        stream,
-                        transport: Transport::Tcp,
-                        message,
-                        index: self.hellos,
-                    });
+                    events.push(Event::Hello { stream, transport: Transport::Tcp, message, index: self.hellos });
                     if !limits.all_hellos || self.hellos >= 2 {
                         return false;
                     }
@@ -428,9 +358,7 @@ impl TcpState {
             }
             after.head_len = 0;
             match after.head[0] {
-                CONTENT_CCS => {
-                    after.skip = usize::from(u16::from_be_bytes([after.head[3], after.head[4]]))
-                }
+                CONTENT_CCS => after.skip = usize::from(u16::from_be_bytes([after.head[3], after.head[4]])),
                 CONTENT_HANDSHAKE => return Between::Handshake(after.head),
                 _ => return Between::Other,
             }
@@ -455,28 +383,14 @@ mod tests {
     const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 
     fn limits(all_hellos: bool) -> Limits {
-        Limits {
-            max_hello_len: 16 * 1024,
-            max_flows: 4,
-            idle_timeout: Duration::from_secs(60),
-            all_hellos,
-        }
+        Limits { max_hello_len: 16 * 1024, max_flows: 4, idle_timeout: Duration::from_secs(60), all_hellos }
     }
 
     fn segment(from_client: bool, seq: u32, syn: bool, payload: &[u8]) -> Packet<'_> {
-        let (src, dst, src_port, dst_port) = if from_client {
-            (CLIENT, SERVER, 5555, 443)
-        } else {
-            (SERVER, CLIENT, 443, 5555)
-        };
+        let (src, dst, src_port, dst_port) =
+            if from_client { (CLIENT, SERVER, 5555, 443) } else { (SERVER, CLIENT, 443, 5555) };
         let transport = decode::Transport::Tcp { seq, syn, payload };
-        Packet {
-            src,
-            dst,
-            src_port,
-            dst_port,
-            transport,
-        }
+        Packet { src, dst, src_port, dst_port, transport }
     }
 
     /// A ClientHello handshake message with `body_len` body bytes, as one TLS record.
@@ -519,10 +433,7 @@ mod tests {
         ];
         let events = run(&mut Flows::new(limits(false)), &packets);
         assert_eq!(hellos(&events), [(1, 44)]);
-        assert!(
-            !events.iter().any(|e| matches!(e, Event::Skipped(_))),
-            "{events:?}"
-        );
+        assert!(!events.iter().any(|e| matches!(e, Event::Skipped(_))), "{events:?}");
         let events = run(&mut Flows::new(limits(true)), &packets);
         assert_eq!(hellos(&events), [(1, 44), (2, 34)]);
     }
@@ -564,19 +475,9 @@ mod tests {
             flows.packet(&p, Duration::ZERO, &mut events);
         }
         assert_eq!(flows.conns.len(), 4);
-        assert_eq!(
-            events
-                .iter()
-                .filter(|e| **e == Event::Skipped("flow_table_full"))
-                .count(),
-            2
-        );
+        assert_eq!(events.iter().filter(|e| **e == Event::Skipped("flow_table_full")).count(), 2);
         // Past the idle timeout the table empties and takes new connections again.
-        flows.packet(
-            &segment(true, 1, true, b""),
-            Duration::from_secs(120),
-            &mut events,
-        );
+        flows.packet(&segment(true, 1, true, b""), Duration::from_secs(120), &mut events);
         assert_eq!(flows.conns.len(), 1);
     }
 }

@@ -73,10 +73,7 @@ pub fn run(
     let mut write_error = None;
     for path in paths {
         let path = path.as_ref();
-        let name = path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let file = match File::open(path) {
             Ok(file) => file,
             Err(e) => {
@@ -106,11 +103,9 @@ pub fn run(
                 writeln!(err, "replay: {}: cannot read: {e}", path.display())?;
                 all_read = false;
             }
-            Err(ReplayError::Partial(e)) => writeln!(
-                err,
-                "replay: {}: {e}; the packets before it were replayed",
-                path.display()
-            )?,
+            Err(ReplayError::Partial(e)) => {
+                writeln!(err, "replay: {}: {e}; the packets before it were replayed", path.display())?
+            }
         }
         if let Some(e) = write_error.take() {
             return Err(e);
@@ -127,9 +122,7 @@ fn progress_bar(file: &File) -> Option<indicatif::ProgressBar> {
     }
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = indicatif::ProgressBar::new(len);
-    let style = indicatif::ProgressStyle::with_template(
-        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-    );
+    let style = indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}");
     if let Ok(style) = style {
         bar.set_style(style);
     }

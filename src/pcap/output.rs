@@ -23,9 +23,7 @@ impl std::str::FromStr for Format {
             "jsonl" => Ok(Format::Jsonl),
             "json" => Ok(Format::Json),
             "table" => Ok(Format::Table),
-            other => Err(format!(
-                "unknown format {other:?}, expected jsonl, json or table"
-            )),
+            other => Err(format!("unknown format {other:?}, expected jsonl, json or table")),
         }
     }
 }
@@ -39,11 +37,7 @@ pub struct RecordWriter<W: Write> {
 
 impl<W: Write> RecordWriter<W> {
     pub fn new(out: W, format: Format) -> Self {
-        Self {
-            out,
-            format,
-            written: 0,
-        }
+        Self { out, format, written: 0 }
     }
 
     pub fn write(&mut self, record: &Record) -> io::Result<()> {
@@ -53,8 +47,7 @@ impl<W: Write> RecordWriter<W> {
                 writeln!(self.out)?;
             }
             Format::Json => {
-                self.out
-                    .write_all(if self.written == 0 { b"[\n" } else { b",\n" })?;
+                self.out.write_all(if self.written == 0 { b"[\n" } else { b",\n" })?;
                 serde_json::to_writer(&mut self.out, record)?;
             }
             Format::Table => {
@@ -88,8 +81,7 @@ impl<W: Write> RecordWriter<W> {
     /// Close the output (the JSON array's bracket) and flush.
     pub fn finish(mut self) -> io::Result<()> {
         if self.format == Format::Json {
-            self.out
-                .write_all(if self.written == 0 { b"[]\n" } else { b"\n]\n" })?;
+            self.out.write_all(if self.written == 0 { b"[]\n" } else { b"\n]\n" })?;
         }
         self.out.flush()
     }
@@ -103,11 +95,7 @@ pub fn write_summary(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
         summary.files, summary.packets, summary.bytes, summary.flows, summary.hellos
     )?;
     if !summary.skipped.is_empty() {
-        let parts: Vec<String> = summary
-            .skipped
-            .iter()
-            .map(|(reason, n)| format!("{reason} {n}"))
-            .collect();
+        let parts: Vec<String> = summary.skipped.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
         writeln!(out, "replay: skipped: {}", parts.join(", "))?;
     }
     Ok(())

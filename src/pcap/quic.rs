@@ -20,12 +20,12 @@ use super::reassembly::{OffsetBuffer, TooLarge};
 const VERSION_1: u32 = 0x0000_0001;
 const VERSION_2: u32 = 0x6b33_43cf;
 const SALT_V1: [u8; 20] = [
-    0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad,
-    0xcc, 0xbb, 0x7f, 0x0a,
+    0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f,
+    0x0a,
 ];
 const SALT_V2: [u8; 20] = [
-    0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb,
-    0xf9, 0xbd, 0x2e, 0xd9,
+    0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb, 0xf9, 0xbd, 0x2e,
+    0xd9,
 ];
 /// RFC 9000 §17.2: connection IDs are at most 20 bytes in versions 1 and 2.
 const MAX_CID_LEN: usize = 20;
@@ -40,9 +40,7 @@ pub enum QuicError {
     NotInitial,
     #[error("QUIC packet shorter than its header says")]
     Truncated,
-    #[error(
-        "QUIC Initial did not decrypt with keys from the client's first Destination Connection ID"
-    )]
+    #[error("QUIC Initial did not decrypt with keys from the client's first Destination Connection ID")]
     Decrypt,
     #[error("malformed frame in a QUIC Initial")]
     Frame,
@@ -201,11 +199,7 @@ impl<'a> Cursor<'a> {
         let first = *self.bytes.get(self.at)?;
         let len = 1usize << (first >> 6);
         let raw = self.take(len)?;
-        Some(
-            raw.iter()
-                .skip(1)
-                .fold(u64::from(first & 0x3f), |v, &b| v << 8 | u64::from(b)),
-        )
+        Some(raw.iter().skip(1).fold(u64::from(first & 0x3f), |v, &b| v << 8 | u64::from(b)))
     }
 
     fn varint_len(&mut self) -> Option<usize> {
@@ -244,12 +238,7 @@ pub struct ClientInitials {
 impl ClientInitials {
     /// A flow whose ClientHello may be at most `max_len` bytes.
     pub fn new(max_len: usize) -> Self {
-        Self {
-            keys: None,
-            largest_pn: None,
-            crypto: OffsetBuffer::new(max_len),
-            scratch: Vec::new(),
-        }
+        Self { keys: None, largest_pn: None, crypto: OffsetBuffer::new(max_len), scratch: Vec::new() }
     }
 
     /// Open every Initial in one UDP datagram and collect its CRYPTO data. Other long-header
@@ -287,8 +276,7 @@ impl ClientInitials {
         if header[0] != CLIENT_HELLO {
             return Err(QuicError::NotClientHello(header[0]));
         }
-        let total = 4
-            + (usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]));
+        let total = 4 + (usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]));
         Ok(bytes.get(..total))
     }
 
@@ -318,22 +306,14 @@ impl ClientInitials {
         }
         let length = c.varint_len().ok_or(QuicError::Truncated)?;
         let pn_offset = c.at;
-        let end = pn_offset
-            .checked_add(length)
-            .filter(|&e| e <= bytes.len())
-            .ok_or(QuicError::Truncated)?;
+        let end = pn_offset.checked_add(length).filter(|&e| e <= bytes.len()).ok_or(QuicError::Truncated)?;
         if !is_initial {
             return Ok((end, false));
         }
         let keys = match &self.keys {
             Some((v, keys)) if *v == version => keys,
             Some(_) => return Ok((end, false)),
-            None => {
-                &self
-                    .keys
-                    .insert((version, InitialKeys::client(version, dcid)))
-                    .1
-            }
+            None => &self.keys.insert((version, InitialKeys::client(version, dcid))).1,
         };
         let packet = bytes.get(..end).ok_or(QuicError::Truncated)?;
         let pn = open(keys, packet, pn_offset, self.largest_pn, &mut self.scratch)?;
@@ -380,12 +360,7 @@ fn open(
     let (aad, body) = plain.split_at_mut(header_len);
     let (ciphertext, tag) = body.split_at_mut(body.len() - TAG_LEN);
     keys.aead
-        .decrypt_in_place_detached(
-            Nonce::from_slice(&nonce),
-            aad,
-            ciphertext,
-            Tag::from_slice(tag),
-        )
+        .decrypt_in_place_detached(Nonce::from_slice(&nonce), aad, ciphertext, Tag::from_slice(tag))
         .map_err(|_| QuicError::Decrypt)?;
     let plain_len = plain.len() - TAG_LEN;
     plain.truncate(plain_len);
@@ -463,9 +438,7 @@ mod tests {
     #[test]
     fn rfc9001_appendix_a2_header_protection_mask() {
         let keys = InitialKeys::client(Version::V1, &unhex(RFC_DCID));
-        let sample: [u8; 16] = unhex("d1b1c98dd7689fb8ec11d242b123dc9b")
-            .try_into()
-            .unwrap();
+        let sample: [u8; 16] = unhex("d1b1c98dd7689fb8ec11d242b123dc9b").try_into().unwrap();
         assert_eq!(hex::encode(&keys.mask(&sample)[..5]), "437b9aec36");
     }
 
@@ -480,22 +453,16 @@ mod tests {
     #[test]
     fn packet_number_decoding() {
         // RFC 9000 §A.3's example.
-        assert_eq!(
-            decode_packet_number(Some(0xa82f30ea), 0x9b32, 16),
-            0xa82f9b32
-        );
+        assert_eq!(decode_packet_number(Some(0xa82f30ea), 0x9b32, 16), 0xa82f9b32);
         assert_eq!(decode_packet_number(None, 0, 8), 0);
         assert_eq!(decode_packet_number(Some(3), 2, 8), 2);
     }
 
     #[test]
     fn varints() {
-        for (bytes, value) in [
-            ("c2197c5eff14e88c", 151_288_809_941_952_652u64),
-            ("9d7f3e7d", 494_878_333),
-            ("7bbd", 15_293),
-            ("25", 37),
-        ] {
+        for (bytes, value) in
+            [("c2197c5eff14e88c", 151_288_809_941_952_652u64), ("9d7f3e7d", 494_878_333), ("7bbd", 15_293), ("25", 37)]
+        {
             assert_eq!(Cursor::new(&unhex(bytes)).varint(), Some(value));
         }
         assert_eq!(Cursor::new(&[0x40]).varint(), None);
@@ -523,10 +490,7 @@ mod tests {
             *n ^= p;
         }
         let mut body = frames.to_vec();
-        let tag = keys
-            .aead
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &packet, &mut body)
-            .unwrap();
+        let tag = keys.aead.encrypt_in_place_detached(Nonce::from_slice(&nonce), &packet, &mut body).unwrap();
         packet.extend_from_slice(&body);
         packet.extend_from_slice(&tag);
         let sample: [u8; 16] = packet[pn_offset + 4..pn_offset + 20].try_into().unwrap();
@@ -539,13 +503,7 @@ mod tests {
     }
 
     pub(crate) fn crypto_frame(offset: u64, data: &[u8]) -> Vec<u8> {
-        let mut f = vec![
-            0x06,
-            0x80 | (offset >> 24) as u8,
-            (offset >> 16) as u8,
-            (offset >> 8) as u8,
-            offset as u8,
-        ];
+        let mut f = vec![0x06, 0x80 | (offset >> 24) as u8, (offset >> 16) as u8, (offset >> 8) as u8, offset as u8];
         f.extend_from_slice(&(0x4000u16 | data.len() as u16).to_be_bytes());
         f.extend_from_slice(data);
         f
@@ -587,19 +545,10 @@ mod tests {
         assert!(is_initial(&p));
         assert!(!is_initial(&seal_initial(Version::V1, &[1], 0, &[1])[..4]));
         let mut initials = ClientInitials::new(100);
-        assert_eq!(
-            initials.datagram(&p[..p.len() - 1]),
-            Err(QuicError::Truncated)
-        );
-        assert_eq!(
-            initials.datagram(&[0xc0, 0, 0, 0, 1, 21]),
-            Err(QuicError::NotInitial)
-        );
+        assert_eq!(initials.datagram(&p[..p.len() - 1]), Err(QuicError::Truncated));
+        assert_eq!(initials.datagram(&[0xc0, 0, 0, 0, 1, 21]), Err(QuicError::NotInitial));
         let mut too_far = ClientInitials::new(100);
         let far = seal_initial(Version::V1, &[1], 0, &crypto_frame(95, &[0; 10]));
-        assert!(matches!(
-            too_far.datagram(&far),
-            Err(QuicError::TooLarge(_))
-        ));
+        assert!(matches!(too_far.datagram(&far), Err(QuicError::TooLarge(_))));
     }
 }

@@ -25,11 +25,7 @@ pub struct OffsetBuffer {
 impl OffsetBuffer {
     /// An empty buffer accepting bytes up to offset `cap`.
     pub fn new(cap: usize) -> Self {
-        Self {
-            cap,
-            data: Vec::new(),
-            covered: Vec::new(),
-        }
+        Self { cap, data: Vec::new(), covered: Vec::new() }
     }
 
     /// Place `bytes` at `offset`. Overlapping bytes are overwritten: a retransmission carries the
@@ -61,11 +57,7 @@ impl OffsetBuffer {
         if let Some(&(s, _)) = self.covered.get(first).filter(|_| first < last) {
             lo = lo.min(s);
         }
-        if let Some(&(_, e)) = last
-            .checked_sub(1)
-            .filter(|&l| l >= first)
-            .and_then(|l| self.covered.get(l))
-        {
+        if let Some(&(_, e)) = last.checked_sub(1).filter(|&l| l >= first).and_then(|l| self.covered.get(l)) {
             hi = hi.max(e);
         }
         self.covered.splice(first..last, [(lo, hi)]);

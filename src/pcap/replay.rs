@@ -146,12 +146,7 @@ fn handle(
     match event {
         Event::NewFlow => summary.flows += 1,
         Event::Skipped(reason) => summary.skip(reason),
-        Event::Hello {
-            stream,
-            transport,
-            message,
-            index,
-        } => {
+        Event::Hello { stream, transport, message, index } => {
             let hello = match ClientHello::parse(&message, transport) {
                 Ok(hello) => hello,
                 // Every parse failure is a length or layout fault: FINGERPRINTS.md §1.1 calls it malformed.

@@ -28,13 +28,7 @@ pub struct Overflow(pub u32);
 impl TcpStream {
     /// A direction that keeps out-of-order bytes only within the first `window` stream bytes.
     pub fn new(window: u32) -> Self {
-        Self {
-            base: None,
-            next: 0,
-            ahead: BTreeMap::new(),
-            ahead_bytes: 0,
-            window,
-        }
+        Self { base: None, next: 0, ahead: BTreeMap::new(), ahead_bytes: 0, window }
     }
 
     /// Take one segment; every byte that became in-order is passed to `sink`, in order. The sink
@@ -61,12 +55,7 @@ impl TcpStream {
         self.data(seq, payload, sink)
     }
 
-    fn data(
-        &mut self,
-        seq: u32,
-        payload: &[u8],
-        sink: &mut dyn FnMut(&[u8]) -> bool,
-    ) -> Result<(), Overflow> {
+    fn data(&mut self, seq: u32, payload: &[u8], sink: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), Overflow> {
         let Some(base) = self.base else { return Ok(()) };
         if payload.is_empty() {
             return Ok(());
@@ -98,9 +87,7 @@ impl TcpStream {
         let Some(new) = payload.get(skip..).filter(|n| !n.is_empty()) else {
             return true;
         };
-        self.next = self
-            .next
-            .saturating_add(u32::try_from(new.len()).unwrap_or(u32::MAX));
+        self.next = self.next.saturating_add(u32::try_from(new.len()).unwrap_or(u32::MAX));
         sink(new)
     }
 
@@ -172,28 +159,14 @@ mod tests {
     #[test]
     fn sequence_numbers_wrap() {
         let mut s = TcpStream::new(1000);
-        let out = run(
-            &mut s,
-            &[
-                (u32::MAX - 1, true, b""),
-                (1, false, b"cd"),
-                (u32::MAX, false, b"ab"),
-            ],
-        );
+        let out = run(&mut s, &[(u32::MAX - 1, true, b""), (1, false, b"cd"), (u32::MAX, false, b"ab")]);
         assert_eq!(out, b"abcd");
     }
 
     #[test]
     fn mid_stream_start_and_old_data() {
         let mut s = TcpStream::new(1000);
-        let out = run(
-            &mut s,
-            &[
-                (5000, false, b"xyz"),
-                (4990, false, b"0123456789"),
-                (4998, false, b"89xyz!"),
-            ],
-        );
+        let out = run(&mut s, &[(5000, false, b"xyz"), (4990, false, b"0123456789"), (4998, false, b"89xyz!")]);
         assert_eq!(out, b"xyz!");
     }
 
@@ -204,10 +177,7 @@ mod tests {
         // Beyond the window: dropped silently.
         assert_eq!(s.segment(100, false, b"far", &mut |_| true), Ok(()));
         assert_eq!(s.segment(4, false, b"abcd", &mut |_| true), Ok(()));
-        assert_eq!(
-            s.segment(3, false, b"abcdef", &mut |_| true),
-            Err(Overflow(8))
-        );
+        assert_eq!(s.segment(3, false, b"abcdef", &mut |_| true), Err(Overflow(8)));
         let mut calls = 0;
         s.segment(1, false, b"xy", &mut |_| {
             calls += 1;

@@ -11,10 +11,7 @@ pub fn vectors() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("HELLOGUARD_REQUIRE_VECTORS").as_deref() == Ok("1") {
-        panic!(
-            "reference vectors required but {} is missing",
-            dir.display()
-        );
+        panic!("reference vectors required but {} is missing", dir.display());
     }
     eprintln!("skipping: reference vectors not found at {}", dir.display());
     None
@@ -23,10 +20,7 @@ pub fn vectors() -> Option<PathBuf> {
 /// Read a JSON-lines file of the vectors.
 pub fn jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 pub fn json(path: &std::path::Path) -> serde_json::Value {

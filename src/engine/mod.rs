@@ -1,0 +1,250 @@
+//! The binding decision (CONTRACT §3): a pure function from a login or refresh event, the
+//! observed fingerprints and the stored record's metadata to `allow` / `bind` / `challenge` plus
+//! the metadata writes to apply. No I/O and no allocation: everything the decision carries is
+//! borrowed from its inputs or the policy.
+//!
+//! Only the configured key is compared; the others are informational. An unknown observed
+//! fingerprint never challenges and is never written.
+
+pub mod audit;
+pub mod policy;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use crate::session::Metadata;
+pub use policy::{CompareKey, Factor, Factors, FactorsError, Mode, Policy};
+
+/// The request kinds that get a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    Login,
+    Refresh,
+}
+
+/// Fingerprints observed on the connection. `None` in an [`Event`] means unknown (no ClientHello
+/// captured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Observed<'a> {
+    pub ja3: &'a str,
+    /// Written and compared only with `compare = "ja3n"`.
+    #[serde(skip)]
+    pub ja3n: &'a str,
+    pub ja4: &'a str,
+    pub ja4_stable: &'a str,
+}
+
+impl<'a> Observed<'a> {
+    fn key(&self, key: CompareKey) -> &'a str {
+        match key {
+            CompareKey::Ja4Stable => self.ja4_stable,
+            CompareKey::Ja4 => self.ja4,
+            CompareKey::Ja3n => self.ja3n,
+            CompareKey::Ja3 => self.ja3,
+        }
+    }
+}
+
+/// One login or refresh request, as the engine sees it.
+/// `'a` is what the decision may borrow (ids, observed fingerprints); `'s` is the stored map,
+/// which the decision never borrows, so the caller can update it while holding the decision.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a, 's> {
+    pub route: Route,
+    pub session_id: Option<&'a str>,
+    pub refresh_token_id: Option<&'a str>,
+    /// The compared record's metadata: the live session's for a login, the presented token's
+    /// (retired or not) for a refresh. `None` when there is no such record.
+    pub stored: Option<&'s Metadata>,
+    pub observed: Option<Observed<'a>>,
+}
+
+/// `allow`, `bind` or `challenge`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Allow,
+    Bind,
+    Challenge,
+}
+
+/// Why (§3). The last four are the response phase's `bind` reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    NoSession,
+    UnknownRefreshToken,
+    FingerprintUnknown,
+    FirstBinding,
+    FingerprintMatch,
+    FingerprintMismatch,
+    MetadataWriteFailed,
+    NewSession,
+    NewRefreshToken,
+    Rotation,
+    MfaConfirmed,
+}
+
+/// Metadata keys to merge into the record: at most `ja3`, `ja4`, `ja4_stable`, `ja3n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Writes<'a> {
+    entries: [(&'static str, &'a str); 4],
+    len: usize,
+}
+
+impl<'a> Writes<'a> {
+    /// The engine's keys for these fingerprints (`ja3n` only when it is the compared key).
+    pub fn binding(observed: &Observed<'a>, compare: CompareKey) -> Self {
+        let mut writes = Self {
+            entries: [
+                ("ja3", observed.ja3),
+                ("ja4", observed.ja4),
+                ("ja4_stable", observed.ja4_stable),
+                ("ja3n", observed.ja3n),
+            ],
+            len: 3,
+        };
+        if compare == CompareKey::Ja3n {
+            writes.len = 4;
+        }
+        writes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &'a str)> + '_ {
+        self.entries.iter().take(self.len).copied()
+    }
+
+    /// The writes as an owned store change.
+    pub fn to_change(&self) -> crate::session::MetadataChange {
+        crate::session::MetadataChange::Merge(self.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+    }
+}
+
+/// The engine's output. Serializes as the §3 decision object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision<'a> {
+    pub verdict: Verdict,
+    pub reason: Reason,
+    pub route: Route,
+    pub session_id: Option<&'a str>,
+    pub refresh_token_id: Option<&'a str>,
+    /// The factors, on `challenge` only.
+    pub factors: Option<&'a Factors>,
+    /// What to merge into the compared record (non-empty on `bind` only).
+    pub writes: Writes<'a>,
+}
+
+impl<'a> Decision<'a> {
+    /// The §3 row "replaces any `bind` whose write failed": the request goes on.
+    pub fn after_write_failure(self) -> Self {
+        Self {
+            verdict: Verdict::Allow,
+            reason: Reason::MetadataWriteFailed,
+            factors: None,
+            writes: Writes::default(),
+            ..self
+        }
+    }
+
+    /// What happens to the request under `policy` (§4), for the audit event.
+    pub fn outcome(&self, policy: &Policy) -> Outcome {
+        match (self.verdict, policy.mode, self.route) {
+            (Verdict::Challenge, Mode::Enforce, Route::Refresh) => Outcome::Rejected,
+            (Verdict::Challenge, Mode::Enforce, Route::Login) if policy.has_challenge_url => Outcome::Redirected,
+            _ => Outcome::Forwarded,
+        }
+    }
+}
+
+impl Serialize for Decision<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        self.serialize_fields(&mut map)?;
+        map.end()
+    }
+}
+
+impl Decision<'_> {
+    /// The §3 fields in order, so audit events can embed them flat.
+    pub(crate) fn serialize_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("decision", &self.verdict)?;
+        map.serialize_entry("reason", &self.reason)?;
+        if let Some(factors) = self.factors {
+            map.serialize_entry("challenge", &FactorObject(factors.primary()))?;
+            let additional: Vec<FactorObject> = factors.additional().iter().copied().map(FactorObject).collect();
+            map.serialize_entry("additional_factors", &additional)?;
+        }
+        map.serialize_entry("route", &self.route)?;
+        map.serialize_entry("session_id", &self.session_id)?;
+        map.serialize_entry("refresh_token_id", &self.refresh_token_id)?;
+        Ok(())
+    }
+}
+
+/// `{"type": "<factor>"}`.
+struct FactorObject(Factor);
+
+impl Serialize for FactorObject {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("type", &self.0)?;
+        map.end()
+    }
+}
+
+/// `forwarded` / `redirected` / `rejected` (§9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Forwarded,
+    Redirected,
+    Rejected,
+}
+
+/// The request-phase decision (§3 table; first matching row wins).
+pub fn decide<'a>(event: &Event<'a, '_>, policy: &'a Policy) -> Decision<'a> {
+    let (verdict, reason, writes) = match (event.route, event.stored, event.observed) {
+        (Route::Login, None, _) => (Verdict::Allow, Reason::NoSession, Writes::default()),
+        (Route::Refresh, None, _) => (Verdict::Allow, Reason::UnknownRefreshToken, Writes::default()),
+        (_, Some(_), None) => (Verdict::Allow, Reason::FingerprintUnknown, Writes::default()),
+        (_, Some(stored), Some(observed)) => match stored.get(policy.compare.as_str()) {
+            None => (Verdict::Bind, Reason::FirstBinding, Writes::binding(&observed, policy.compare)),
+            Some(bound) if bound == observed.key(policy.compare) => {
+                (Verdict::Allow, Reason::FingerprintMatch, Writes::default())
+            }
+            Some(_) => (Verdict::Challenge, Reason::FingerprintMismatch, Writes::default()),
+        },
+    };
+    Decision {
+        verdict,
+        reason,
+        route: event.route,
+        session_id: event.session_id,
+        refresh_token_id: event.refresh_token_id,
+        factors: (verdict == Verdict::Challenge).then_some(&policy.factors),
+        writes,
+    }
+}
+
+/// A response-phase `bind` (§3): a new session, a new refresh token, a rotation or an MFA
+/// confirmation. The observed fingerprints are written when known; a rotation writes nothing
+/// itself (the successor inherits the metadata).
+pub fn bind_on_response<'a>(
+    reason: Reason,
+    route: Route,
+    session_id: Option<&'a str>,
+    refresh_token_id: Option<&'a str>,
+    observed: Option<Observed<'a>>,
+    policy: &Policy,
+) -> Decision<'a> {
+    let writes = match (reason, observed) {
+        (Reason::Rotation, _) | (_, None) => Writes::default(),
+        (_, Some(observed)) => Writes::binding(&observed, policy.compare),
+    };
+    Decision { verdict: Verdict::Bind, reason, route, session_id, refresh_token_id, factors: None, writes }
+}

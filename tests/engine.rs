@@ -1,0 +1,624 @@
+//! The decision engine (CONTRACT §3) on real ClientHellos: the `latest.pcapng` rows of
+//! `../shared/vectors/clienthellos.jsonl` (one host: Chrome, a TLS 1.2 client, Chrome resuming
+//! TLS 1.3, Chrome, Chrome). `ja3`/`ja4` come from the vectors; `ja4_stable` is derived from each
+//! row's `ja4_r` by the FINGERPRINTS.md §5 rule and checked against the values §5 documents.
+//!
+//! The vectors are skipped with a printed reason when `../shared/vectors` is absent, and required
+//! when `HELLOGUARD_REQUIRE_VECTORS=1`.
+
+use std::path::PathBuf;
+
+use helloguard::engine::audit::{AuditSink, DecisionEvent, JsonLines};
+use helloguard::engine::{
+    bind_on_response, decide, CompareKey, Decision, Event, Factor, Factors, Mode, Observed,
+    Outcome, Policy, Reason, Route, Verdict,
+};
+use helloguard::session::memory::MemoryStore;
+use helloguard::session::{
+    Device, Lifetimes, Metadata, RecordKind, RefreshToken, Store, Timestamp,
+};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// FINGERPRINTS.md §5.
+const CHROME_JA4: &str = "t13d1516h2_8daaf6152771_e5627efa2ab1";
+const RESUMED_JA4: &str = "t13d1516h2_8daaf6152771_9b887d9acb53";
+const CHROME_JA4_STABLE: &str = "t13d1515h2_8daaf6152771_f37e75b10bcc";
+
+/// One captured hello with its fingerprints.
+#[derive(Debug, Clone)]
+struct Hello {
+    port: u16,
+    ja3: String,
+    ja4: String,
+    ja4_stable: String,
+}
+
+impl Hello {
+    fn observed(&self) -> Observed<'_> {
+        Observed {
+            ja3: &self.ja3,
+            ja3n: "",
+            ja4: &self.ja4,
+            ja4_stable: &self.ja4_stable,
+        }
+    }
+}
+
+/// `ja4_stable` from `ja4` and `ja4_r`: drop padding, pre_shared_key and early_data from the
+/// extension count (part a) and from the hashed extension list (part c).
+fn ja4_stable(ja4: &str, ja4_r: &str) -> String {
+    const DROPPED: [&str; 3] = ["0015", "0029", "002a"];
+    let parts: Vec<&str> = ja4_r.split('_').collect();
+    let (a, exts, sigalgs) = (parts[0], parts[2], parts.get(3).copied().unwrap_or(""));
+    let kept: Vec<&str> = exts.split(',').filter(|e| !DROPPED.contains(e)).collect();
+    let removed = exts.split(',').count() - kept.len();
+    let count: usize = a[6..8].parse().unwrap();
+    let a = format!("{}{:02}{}", &a[..6], count - removed, &a[8..]);
+    let hashed = if sigalgs.is_empty() {
+        kept.join(",")
+    } else {
+        format!("{}_{sigalgs}", kept.join(","))
+    };
+    let c = &hex::encode(Sha256::digest(hashed.as_bytes()))[..12];
+    let b = ja4.split('_').nth(1).unwrap();
+    format!("{a}_{b}_{c}")
+}
+
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors")
+}
+
+/// The five `latest.pcapng` hellos in capture order, or `None` (test skipped) without vectors.
+fn latest_hellos() -> Option<Vec<Hello>> {
+    let path = vectors_dir().join("clienthellos.jsonl");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        assert!(
+            std::env::var("HELLOGUARD_REQUIRE_VECTORS").as_deref() != Ok("1"),
+            "{} is required (HELLOGUARD_REQUIRE_VECTORS=1)",
+            path.display()
+        );
+        eprintln!("skipped: {} not found", path.display());
+        return None;
+    };
+    let mut hellos = Vec::new();
+    for line in text.lines() {
+        let row: Value = serde_json::from_str(line).unwrap();
+        for seen in row["seen_in"].as_array().unwrap() {
+            let seen = seen.as_str().unwrap();
+            let Some(rest) = seen.strip_prefix("latest.pcapng:172.16.225.48:") else {
+                continue;
+            };
+            let port: u16 = rest.split('#').next().unwrap().parse().unwrap();
+            let ja4 = row["ja4"].as_str().unwrap().to_owned();
+            hellos.push(Hello {
+                port,
+                ja3: row["ja3"].as_str().unwrap().to_owned(),
+                ja4_stable: ja4_stable(&ja4, row["ja4_r"].as_str().unwrap()),
+                ja4,
+            });
+        }
+    }
+    hellos.sort_by_key(|h| h.port);
+    assert_eq!(
+        hellos.iter().map(|h| h.port).collect::<Vec<_>>(),
+        [52936, 52937, 52938, 52940, 52941]
+    );
+    Some(hellos)
+}
+
+/// The ja4_stable derivation reproduces the JA4s of the vectors and the §5 values.
+#[test]
+fn ja4_stable_matches_fingerprints_md() {
+    let Some(h) = latest_hellos() else { return };
+    for hello in &h {
+        assert_eq!(hello.ja4_stable.len(), hello.ja4.len(), "{hello:?}");
+    }
+    let chrome: Vec<&Hello> = h
+        .iter()
+        .filter(|x| [52936, 52940, 52941].contains(&x.port))
+        .collect();
+    for c in &chrome {
+        assert_eq!(c.ja4, CHROME_JA4);
+        assert_eq!(c.ja4_stable, CHROME_JA4_STABLE);
+    }
+    assert_eq!(h[2].ja4, RESUMED_JA4);
+    assert_eq!(h[2].ja4_stable, CHROME_JA4_STABLE);
+    // The TLS 1.2 client has none of the three extensions: its ja4_stable is its ja4.
+    assert_eq!(h[1].ja4_stable, h[1].ja4);
+}
+
+fn login<'a, 's>(stored: Option<&'s Metadata>, observed: Option<Observed<'a>>) -> Event<'a, 's> {
+    Event {
+        route: Route::Login,
+        session_id: Some("ses_test"),
+        refresh_token_id: None,
+        stored,
+        observed,
+    }
+}
+
+fn refresh<'a, 's>(stored: Option<&'s Metadata>, observed: Option<Observed<'a>>) -> Event<'a, 's> {
+    Event {
+        route: Route::Refresh,
+        session_id: None,
+        refresh_token_id: Some("rt_test"),
+        stored,
+        observed,
+    }
+}
+
+/// Applies a `bind`'s writes, as the proxy does after a successful store write.
+fn apply(stored: &mut Metadata, decision: &Decision<'_>) {
+    stored.merge(decision.writes.iter()).unwrap();
+}
+
+#[test]
+fn first_login_binds_then_same_client_allows() {
+    let Some(h) = latest_hellos() else { return };
+    let policy = Policy::default();
+    let mut stored = Metadata::new();
+
+    let first = decide(&login(Some(&stored), Some(h[0].observed())), &policy);
+    assert_eq!(
+        (first.verdict, first.reason),
+        (Verdict::Bind, Reason::FirstBinding)
+    );
+    let writes: Vec<_> = first.writes.iter().collect();
+    assert_eq!(
+        writes,
+        [
+            ("ja3", h[0].ja3.as_str()),
+            ("ja4", CHROME_JA4),
+            ("ja4_stable", CHROME_JA4_STABLE)
+        ]
+    );
+    apply(&mut stored, &first);
+
+    let again = decide(&login(Some(&stored), Some(h[0].observed())), &policy);
+    assert_eq!(
+        (again.verdict, again.reason),
+        (Verdict::Allow, Reason::FingerprintMatch)
+    );
+    assert!(again.writes.is_empty());
+}
+
+#[test]
+fn another_client_is_challenged_with_all_factors() {
+    let Some(h) = latest_hellos() else { return };
+    let policy = Policy::default();
+    let mut stored = Metadata::new();
+    let bound = decide(&login(Some(&stored), Some(h[0].observed())), &policy);
+    apply(&mut stored, &bound);
+
+    let other = decide(&login(Some(&stored), Some(h[1].observed())), &policy);
+    assert_eq!(
+        (other.verdict, other.reason),
+        (Verdict::Challenge, Reason::FingerprintMismatch)
+    );
+    assert!(other.writes.is_empty(), "a challenge never rebinds");
+    assert_eq!(
+        serde_json::to_value(other).unwrap(),
+        json!({"decision":"challenge","reason":"fingerprint_mismatch",
+               "challenge":{"type":"otp"},"additional_factors":[{"type":"push-notification"},{"type":"phone"}],
+               "route":"login","session_id":"ses_test","refresh_token_id":null})
+    );
+    assert_eq!(
+        other.outcome(&policy),
+        Outcome::Forwarded,
+        "enforce without challenge_url forwards a login"
+    );
+    let with_url = Policy {
+        has_challenge_url: true,
+        ..Policy::default()
+    };
+    assert_eq!(other.outcome(&with_url), Outcome::Redirected);
+}
+
+#[test]
+fn chrome_extension_permutation_allows() {
+    let Some(h) = latest_hellos() else { return };
+    let policy = Policy::default();
+    let mut stored = Metadata::new();
+    let bound = decide(&login(Some(&stored), Some(h[0].observed())), &policy);
+    apply(&mut stored, &bound);
+    for later in [&h[3], &h[4]] {
+        assert_ne!(later.ja3, h[0].ja3, "JA3 differs (extension order)");
+        assert_eq!(later.ja4, h[0].ja4, "JA4 equal");
+        let d = decide(&login(Some(&stored), Some(later.observed())), &policy);
+        assert_eq!(
+            (d.verdict, d.reason),
+            (Verdict::Allow, Reason::FingerprintMatch),
+            "port {}",
+            later.port
+        );
+    }
+}
+
+#[test]
+fn tls13_resumption_allows() {
+    let Some(h) = latest_hellos() else { return };
+    let (fresh, resumed) = (&h[0], &h[2]);
+    assert_ne!(
+        resumed.ja4, fresh.ja4,
+        "pre_shared_key added and padding dropped change JA4"
+    );
+    let policy = Policy::default();
+    let mut stored = Metadata::new();
+    let bound = decide(&login(Some(&stored), Some(fresh.observed())), &policy);
+    apply(&mut stored, &bound);
+    let d = decide(&login(Some(&stored), Some(resumed.observed())), &policy);
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Allow, Reason::FingerprintMatch)
+    );
+
+    // And the other way round: bound on the resumed hello, a fresh one matches.
+    let mut stored = Metadata::new();
+    let bound = decide(&login(Some(&stored), Some(resumed.observed())), &policy);
+    apply(&mut stored, &bound);
+    let d = decide(&login(Some(&stored), Some(fresh.observed())), &policy);
+    assert_eq!(d.verdict, Verdict::Allow);
+}
+
+/// The replay of `latest.pcapng` as five logins of one session: exactly one challenge with
+/// `ja4_stable`, two with `ja4`, four with `ja3` (issue 4).
+#[test]
+fn challenge_counts_per_compare_key() {
+    let Some(h) = latest_hellos() else { return };
+    for (compare, expected) in [
+        (
+            CompareKey::Ja4Stable,
+            vec![
+                Verdict::Bind,
+                Verdict::Challenge,
+                Verdict::Allow,
+                Verdict::Allow,
+                Verdict::Allow,
+            ],
+        ),
+        (
+            CompareKey::Ja4,
+            vec![
+                Verdict::Bind,
+                Verdict::Challenge,
+                Verdict::Challenge,
+                Verdict::Allow,
+                Verdict::Allow,
+            ],
+        ),
+        (
+            CompareKey::Ja3,
+            vec![
+                Verdict::Bind,
+                Verdict::Challenge,
+                Verdict::Challenge,
+                Verdict::Challenge,
+                Verdict::Challenge,
+            ],
+        ),
+    ] {
+        let policy = Policy {
+            compare,
+            ..Policy::default()
+        };
+        let mut stored = Metadata::new();
+        let mut verdicts = Vec::new();
+        for hello in &h {
+            let d = decide(&login(Some(&stored), Some(hello.observed())), &policy);
+            apply(&mut stored, &d);
+            verdicts.push(d.verdict);
+        }
+        assert_eq!(verdicts, expected, "compare = {compare}");
+    }
+}
+
+#[tokio::test]
+async fn refresh_same_client_allows_and_rotation_inherits() {
+    let Some(h) = latest_hellos() else { return };
+    let policy = Policy::default();
+    let store = MemoryStore::new(std::time::Duration::from_secs(60));
+    let now = Timestamp(1_700_000_000_000);
+    let lifetimes = Lifetimes::default();
+
+    // Token issued on Chrome's connection: bound in the response phase.
+    let mut token = RefreshToken::new("rt_old".into(), now, lifetimes, Device::default());
+    token.session_id = Some("ses_1".into());
+    token.user_id = Some("auth0|u1".into());
+    token.client_id = Some("web".into());
+    let issued = bind_on_response(
+        Reason::NewRefreshToken,
+        Route::Refresh,
+        None,
+        Some("rt_old"),
+        Some(h[0].observed()),
+        &policy,
+    );
+    apply(&mut token.refresh_token_metadata, &issued);
+    store.create_refresh_token(&token).await.unwrap();
+
+    // The refresh arrives on a later Chrome connection (permuted extensions): allowed.
+    let current = store.get_refresh_token("rt_old").await.unwrap().unwrap();
+    let d = decide(
+        &refresh(
+            Some(&current.record.refresh_token_metadata),
+            Some(h[4].observed()),
+        ),
+        &policy,
+    );
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Allow, Reason::FingerprintMatch)
+    );
+
+    // The upstream returned a new token: rotation.
+    let successor = current
+        .record
+        .successor("rt_new".into(), now, lifetimes, Device::default());
+    store
+        .rotate_refresh_token("rt_old", current.version, now, &successor)
+        .await
+        .unwrap();
+    let new = store
+        .get_refresh_token("rt_new")
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    assert_eq!(new.refresh_token_metadata, token.refresh_token_metadata);
+    assert_eq!(
+        new.refresh_token_metadata.get("ja4_stable"),
+        Some(CHROME_JA4_STABLE)
+    );
+    assert_eq!(
+        (
+            new.session_id.as_deref(),
+            new.user_id.as_deref(),
+            new.client_id.as_deref()
+        ),
+        (Some("ses_1"), Some("auth0|u1"), Some("web"))
+    );
+    assert!(new.rotating);
+    let old = store
+        .get_refresh_token("rt_old")
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    assert!(
+        old.is_retired(),
+        "kept for comparison until its former expiry"
+    );
+    assert_eq!(old.expires_at, token.expires_at);
+
+    // The rotated token, presented from the same client, is allowed; a replayed old one is still compared.
+    let d = decide(
+        &refresh(Some(&new.refresh_token_metadata), Some(h[3].observed())),
+        &policy,
+    );
+    assert_eq!(d.verdict, Verdict::Allow);
+    let d = decide(
+        &refresh(Some(&old.refresh_token_metadata), Some(h[1].observed())),
+        &policy,
+    );
+    assert_eq!(d.verdict, Verdict::Challenge);
+}
+
+#[test]
+fn refresh_from_another_client_is_challenged_and_rejected_in_enforce() {
+    let Some(h) = latest_hellos() else { return };
+    let policy = Policy::default();
+    let mut stored = Metadata::new();
+    apply(
+        &mut stored,
+        &bind_on_response(
+            Reason::NewRefreshToken,
+            Route::Refresh,
+            None,
+            Some("rt_test"),
+            Some(h[0].observed()),
+            &policy,
+        ),
+    );
+    let d = decide(&refresh(Some(&stored), Some(h[1].observed())), &policy);
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Challenge, Reason::FingerprintMismatch)
+    );
+    assert_eq!(d.outcome(&policy), Outcome::Rejected);
+    for mode in [Mode::Annotate, Mode::Monitor] {
+        assert_eq!(
+            d.outcome(&Policy {
+                mode,
+                ..Policy::default()
+            }),
+            Outcome::Forwarded
+        );
+    }
+    // A token with nothing bound yet binds to the refreshing client instead.
+    let d = decide(
+        &refresh(Some(&Metadata::new()), Some(h[1].observed())),
+        &policy,
+    );
+    assert_eq!(d.reason, Reason::FirstBinding);
+}
+
+#[test]
+fn unknown_fingerprint_allows_and_is_audited() {
+    let Some(h) = latest_hellos() else { return };
+    let policy = Policy::default();
+    let mut stored = Metadata::new();
+    let bound = decide(&login(Some(&stored), Some(h[0].observed())), &policy);
+    apply(&mut stored, &bound);
+
+    let d = decide(&login(Some(&stored), None), &policy);
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Allow, Reason::FingerprintUnknown)
+    );
+    assert!(
+        d.writes.is_empty(),
+        "an unknown fingerprint is never written"
+    );
+    // Never binds either, even on a record with nothing bound.
+    let d_empty = decide(&login(Some(&Metadata::new()), None), &policy);
+    assert_eq!(d_empty.reason, Reason::FingerprintUnknown);
+
+    let sink = JsonLines::new(Vec::new());
+    let event = DecisionEvent {
+        time: Timestamp(1_736_933_400_000),
+        decision: &d,
+        mode: policy.mode,
+        outcome: d.outcome(&policy),
+        user_id: Some("auth0|u1"),
+        observed: None,
+        stored: Some(&stored),
+        client_addr: Some("203.0.113.7"),
+        error: None,
+    };
+    sink.record(&event);
+    let text = String::from_utf8(sink.into_inner()).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    let line: Value = serde_json::from_str(text.trim_end()).unwrap();
+    assert_eq!(
+        line,
+        json!({"event":"decision","time":"2025-01-15T09:30:00.000Z","decision":"allow","reason":"fingerprint_unknown",
+               "route":"login","session_id":"ses_test","refresh_token_id":null,"mode":"enforce","outcome":"forwarded",
+               "user_id":"auth0|u1","observed":null,
+               "stored":{"ja3":h[0].ja3,"ja4":CHROME_JA4,"ja4_stable":CHROME_JA4_STABLE},
+               "client_addr":"203.0.113.7"})
+    );
+}
+
+#[test]
+fn rows_before_fingerprints() {
+    let policy = Policy::default();
+    let observed = Observed {
+        ja3: "a",
+        ja3n: "n",
+        ja4: "b",
+        ja4_stable: "c",
+    };
+    let d = decide(&login(None, Some(observed)), &policy);
+    assert_eq!((d.verdict, d.reason), (Verdict::Allow, Reason::NoSession));
+    let d = decide(&refresh(None, None), &policy);
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Allow, Reason::UnknownRefreshToken)
+    );
+    // A PATCH that dropped the compared key makes the next request bind afresh.
+    let cleared = Metadata::from_pairs([("ja3", "a"), ("ja4", "b"), ("team", "x")]).unwrap();
+    let d = decide(&login(Some(&cleared), Some(observed)), &policy);
+    assert_eq!(d.reason, Reason::FirstBinding);
+}
+
+#[test]
+fn ja3n_compare_writes_ja3n_too() {
+    let policy = Policy {
+        compare: CompareKey::Ja3n,
+        ..Policy::default()
+    };
+    let observed = Observed {
+        ja3: "a",
+        ja3n: "n",
+        ja4: "b",
+        ja4_stable: "c",
+    };
+    let d = decide(&login(Some(&Metadata::new()), Some(observed)), &policy);
+    assert_eq!(
+        d.writes.iter().collect::<Vec<_>>(),
+        [
+            ("ja3", "a"),
+            ("ja4", "b"),
+            ("ja4_stable", "c"),
+            ("ja3n", "n")
+        ]
+    );
+    let mut stored = Metadata::new();
+    apply(&mut stored, &d);
+    let other = Observed {
+        ja3: "different",
+        ..observed
+    };
+    assert_eq!(
+        decide(&login(Some(&stored), Some(other)), &policy).verdict,
+        Verdict::Allow
+    );
+    let other = Observed {
+        ja3n: "m",
+        ..observed
+    };
+    assert_eq!(
+        decide(&login(Some(&stored), Some(other)), &policy).verdict,
+        Verdict::Challenge
+    );
+}
+
+#[test]
+fn failed_bind_becomes_allow_with_wrapped_error() {
+    let policy = Policy::default();
+    let observed = Observed {
+        ja3: "a",
+        ja3n: "",
+        ja4: "b",
+        ja4_stable: "c",
+    };
+    let full = Metadata::from_pairs((0..25).map(|i| (format!("k{i}"), "v".to_owned()))).unwrap();
+    let d = decide(&login(Some(&full), Some(observed)), &policy);
+    assert_eq!(d.verdict, Verdict::Bind);
+    let mut target = full.clone();
+    let err = target.merge(d.writes.iter()).unwrap_err();
+    let wrapped = RecordKind::Session.wrap(&err);
+    assert_eq!(wrapped, "Failed to set session metadata: Invalid metadata: Metadata must not contain more than 25 entries");
+    let failed = d.after_write_failure();
+    assert_eq!(
+        (failed.verdict, failed.reason),
+        (Verdict::Allow, Reason::MetadataWriteFailed)
+    );
+    let event = DecisionEvent {
+        time: Timestamp(0),
+        decision: &failed,
+        mode: Mode::Monitor,
+        outcome: failed.outcome(&policy),
+        user_id: None,
+        observed: Some(observed),
+        stored: Some(&full),
+        client_addr: None,
+        error: Some(&wrapped),
+    };
+    let line = serde_json::to_value(event).unwrap();
+    assert_eq!(line["reason"], "metadata_write_failed");
+    assert_eq!(line["error"], wrapped);
+    assert_eq!(
+        line["observed"],
+        json!({"ja3":"a","ja4":"b","ja4_stable":"c"})
+    );
+    assert_eq!(
+        line["stored"],
+        json!({"ja3":null,"ja4":null,"ja4_stable":null})
+    );
+}
+
+#[test]
+fn configured_factors_shape_the_challenge() {
+    let factors = Factors::new(Factor::Email, &[Factor::Phone]).unwrap();
+    let policy = Policy {
+        factors,
+        ..Policy::default()
+    };
+    let stored = Metadata::from_pairs([("ja4_stable", "x")]).unwrap();
+    let observed = Observed {
+        ja3: "a",
+        ja3n: "",
+        ja4: "b",
+        ja4_stable: "y",
+    };
+    let d = decide(&login(Some(&stored), Some(observed)), &policy);
+    let v = serde_json::to_value(d).unwrap();
+    assert_eq!(v["challenge"], json!({"type":"email"}));
+    assert_eq!(v["additional_factors"], json!([{"type":"phone"}]));
+    // Non-challenge decisions carry neither field.
+    let d = decide(&login(Some(&stored), None), &policy);
+    let v = serde_json::to_value(d).unwrap();
+    assert!(v.get("challenge").is_none() && v.get("additional_factors").is_none());
+}

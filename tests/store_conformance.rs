@@ -1,0 +1,786 @@
+//! One conformance suite for every `Store` backend: each `async fn` below is written once and
+//! instantiated for `memory`, `embedded` and `redis` by the `conformance!` macro at the bottom.
+//!
+//! Redis: `HELLOGUARD_REDIS_URL` (default `redis://127.0.0.1:6379`). Unreachable → the Redis
+//! instances print why and pass, unless `HELLOGUARD_REQUIRE_REDIS=1`, which makes them fail. Each
+//! test uses its own key prefix, so tests run in parallel, and deletes its keys at the end.
+//!
+//! Times are real "now" plus offsets: Redis expires keys by wall clock, so a record must not be
+//! born already past its TTL.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use helloguard::session::embedded::EmbeddedStore;
+use helloguard::session::memory::MemoryStore;
+use helloguard::session::redis::RedisStore;
+use helloguard::session::{
+    Device, Lifetimes, Metadata, MetadataChange, MetadataError, OutboxEntry, RecordKind,
+    RefreshToken, Session, Store, StoreError, Timestamp,
+};
+
+const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Clone, Copy)]
+enum Backend {
+    Memory,
+    Embedded,
+    Redis,
+}
+
+/// What keeps a backend alive for one test, and cleans up after it.
+struct Fixture {
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+    redis: Option<(String, String)>,
+}
+
+impl Fixture {
+    async fn open(backend: Backend, test: &str) -> Option<Self> {
+        match backend {
+            Backend::Memory => Some(Self {
+                store: Arc::new(MemoryStore::new(TOMBSTONE_TTL)),
+                _dir: None,
+                redis: None,
+            }),
+            Backend::Embedded => {
+                let dir = tempfile::tempdir().unwrap();
+                let store = EmbeddedStore::open(dir.path(), TOMBSTONE_TTL).unwrap();
+                Some(Self {
+                    store: Arc::new(store),
+                    _dir: Some(dir),
+                    redis: None,
+                })
+            }
+            Backend::Redis => {
+                let url = std::env::var("HELLOGUARD_REDIS_URL")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+                let prefix = format!(
+                    "hgtest:{test}:{}:{}",
+                    std::process::id(),
+                    Timestamp::now().millis()
+                );
+                match RedisStore::connect(&url, &prefix, TOMBSTONE_TTL).await {
+                    Ok(store) => Some(Self {
+                        store: Arc::new(store),
+                        _dir: None,
+                        redis: Some((url, prefix)),
+                    }),
+                    Err(e) if std::env::var("HELLOGUARD_REQUIRE_REDIS").as_deref() == Ok("1") => {
+                        panic!("Redis at {url} is required (HELLOGUARD_REQUIRE_REDIS=1): {e}")
+                    }
+                    Err(e) => {
+                        eprintln!("skipped: Redis at {url} unreachable ({e}); set HELLOGUARD_REQUIRE_REDIS=1 to fail");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    async fn cleanup(self) {
+        let Some((url, prefix)) = self.redis else {
+            return;
+        };
+        let client = ::redis::Client::open(url).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: i64 = ::redis::cmd("DEL")
+                .arg(keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn run<F, Fut>(backend: Backend, test: &str, body: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(fixture) = Fixture::open(backend, test).await else {
+        return;
+    };
+    body(Arc::clone(&fixture.store)).await;
+    fixture.cleanup().await;
+}
+
+fn session(id: &str, user: Option<&str>, at: Timestamp) -> Session {
+    let mut s = Session::new(
+        id.into(),
+        at,
+        Lifetimes::default(),
+        Device::new(Some("203.0.113.7".into()), None),
+    );
+    s.user_id = user.map(Into::into);
+    s
+}
+
+fn token(id: &str, user: Option<&str>, at: Timestamp) -> RefreshToken {
+    let mut t = RefreshToken::new(id.into(), at, Lifetimes::default(), Device::default());
+    t.user_id = user.map(Into::into);
+    t
+}
+
+fn entry(sid: &str, url: &str, due: Timestamp) -> OutboxEntry {
+    OutboxEntry {
+        client_id: "web".into(),
+        url: url.into(),
+        sid: sid.into(),
+        sub: Some("auth0|u1".into()),
+        session_metadata: Some(Metadata::from_pairs([("ja4_stable", "x")]).unwrap()),
+        initiator: "session-revoked".into(),
+        trace_id: "0123456789abcdef0123456789abcdef".into(),
+        attempts: 0,
+        due_at: due,
+    }
+}
+
+fn merge(pairs: &[(&str, &str)]) -> MetadataChange {
+    MetadataChange::Merge(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect(),
+    )
+}
+
+// --- the suite -----------------------------------------------------------------------------------
+
+async fn session_create_get_put(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let s = session("ses_a", Some("u1"), now);
+    assert_eq!(store.get_session("ses_a").await.unwrap(), None);
+    store.create_session(&s).await.unwrap();
+    assert_eq!(
+        store.create_session(&s).await,
+        Err(StoreError::AlreadyExists(RecordKind::Session))
+    );
+    let got = store.get_session("ses_a").await.unwrap().unwrap();
+    assert_eq!((got.version, &got.record), (1, &s));
+
+    let mut next = got.record.clone();
+    next.touch(now.plus(Duration::from_secs(60)), Lifetimes::default());
+    assert_eq!(store.put_session(&next, 1).await, Ok(2));
+    assert_eq!(
+        store.put_session(&next, 1).await,
+        Err(StoreError::Stale { expected: 1 })
+    );
+    assert_eq!(
+        store.get_session("ses_a").await.unwrap().unwrap().record,
+        next
+    );
+    let missing = session("ses_missing", None, now);
+    assert_eq!(
+        store.put_session(&missing, 1).await,
+        Err(StoreError::NotFound(RecordKind::Session))
+    );
+}
+
+async fn metadata_updates(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    store
+        .create_session(&session("ses_m", None, now))
+        .await
+        .unwrap();
+    let later = now.plus(Duration::from_secs(5));
+    let v = store
+        .update_session_metadata("ses_m", &merge(&[("ja4_stable", "s"), ("ja3", "j")]), later)
+        .await
+        .unwrap();
+    assert_eq!(v.record.session_metadata.len(), 2);
+    assert_eq!(v.record.updated_at, later);
+    let v = store
+        .update_session_metadata("ses_m", &merge(&[("team", "a")]), later)
+        .await
+        .unwrap();
+    assert_eq!(v.record.session_metadata.len(), 3, "engine writes merge");
+
+    // An invalid write changes nothing.
+    let bad = store
+        .update_session_metadata("ses_m", &merge(&[("bad key", "x")]), later)
+        .await;
+    assert_eq!(
+        bad.unwrap_err(),
+        StoreError::Metadata(MetadataError::KeyCharset)
+    );
+    let over = (0..23).map(|i| (format!("k{i}"), "v".to_owned())).collect();
+    let bad = store
+        .update_session_metadata("ses_m", &MetadataChange::Merge(over), later)
+        .await;
+    assert_eq!(
+        bad.unwrap_err(),
+        StoreError::Metadata(MetadataError::TooManyEntries)
+    );
+    assert_eq!(
+        store
+            .get_session("ses_m")
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .session_metadata
+            .len(),
+        3
+    );
+
+    // PATCH replaces the whole map; evict drops the engine's keys.
+    let replace = MetadataChange::Replace(
+        Metadata::from_pairs([("ja4_stable", "s"), ("only", "1")]).unwrap(),
+    );
+    let v = store
+        .update_session_metadata("ses_m", &replace, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        v.record.session_metadata.iter().collect::<Vec<_>>(),
+        [("ja4_stable", "s"), ("only", "1")]
+    );
+    let v = store
+        .update_session_metadata(
+            "ses_m",
+            &MetadataChange::Evict(vec!["ja4_stable".into()]),
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        v.record.session_metadata.iter().collect::<Vec<_>>(),
+        [("only", "1")]
+    );
+    assert_eq!(store.get_session("ses_m").await.unwrap().unwrap(), v);
+
+    let gone = store
+        .update_session_metadata("ses_gone", &merge(&[("a", "b")]), later)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        gone.to_string(),
+        "Cannot set metadata on a session that does not exist."
+    );
+
+    store
+        .create_refresh_token(&token("rt_m", None, now))
+        .await
+        .unwrap();
+    let v = store
+        .update_refresh_token_metadata("rt_m", &merge(&[("ja4_stable", "t")]))
+        .await
+        .unwrap();
+    assert_eq!(v.record.refresh_token_metadata.get("ja4_stable"), Some("t"));
+    assert_eq!(v.version, 2);
+    let gone = store
+        .update_refresh_token_metadata("rt_gone", &merge(&[("a", "b")]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        gone.to_string(),
+        "Cannot set metadata on a refresh token that does not exist."
+    );
+}
+
+async fn end_session_tombstone_and_outbox(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    store
+        .create_session(&session("ses_e", Some("u1"), now))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.end_session("ses_e", 7, now, vec![]).await,
+        Err(StoreError::Stale { expected: 7 })
+    );
+    assert!(
+        store.get_session("ses_e").await.unwrap().is_some(),
+        "a stale end changes nothing"
+    );
+    assert_eq!(store.lease_outbox(now, DAY, 10).await.unwrap(), vec![]);
+
+    let entries = vec![
+        entry("ses_e", "https://rp1.example/bcl", now),
+        entry("ses_e", "https://rp2.example/bcl", now),
+    ];
+    store
+        .end_session("ses_e", 1, now, entries.clone())
+        .await
+        .unwrap();
+    assert_eq!(store.get_session("ses_e").await.unwrap(), None);
+    assert_eq!(
+        store
+            .list_sessions("u1", None, 10, now)
+            .await
+            .unwrap()
+            .items,
+        vec![]
+    );
+    let stone = store.get_tombstone("ses_e", now).await.unwrap().unwrap();
+    assert_eq!(
+        (stone.ended_at, stone.expires_at),
+        (now, now.plus(TOMBSTONE_TTL))
+    );
+    assert_eq!(
+        store
+            .get_tombstone("ses_e", now.plus(TOMBSTONE_TTL))
+            .await
+            .unwrap(),
+        None,
+        "expired tombstone"
+    );
+    assert_eq!(
+        store.end_session("ses_e", 1, now, vec![]).await,
+        Err(StoreError::NotFound(RecordKind::Session))
+    );
+
+    // Lease: both due now, hidden while leased, back after the lease.
+    let lease = Duration::from_secs(30);
+    let mut leased = store.lease_outbox(now, lease, 10).await.unwrap();
+    leased.sort_by(|a, b| a.entry.url.cmp(&b.entry.url));
+    assert_eq!(leased.len(), 2);
+    assert_eq!(
+        leased[0].entry,
+        OutboxEntry {
+            due_at: now.plus(lease),
+            ..entries[0].clone()
+        }
+    );
+    assert_eq!(store.lease_outbox(now, lease, 10).await.unwrap(), vec![]);
+    assert_eq!(
+        store
+            .lease_outbox(now.plus(lease), lease, 1)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "max is honoured"
+    );
+
+    // One delivered, one to retry later.
+    store.ack_outbox(leased[0].id).await.unwrap();
+    let retry_at = now.plus(Duration::from_secs(3600));
+    store.retry_outbox(leased[1].id, 1, retry_at).await.unwrap();
+    assert_eq!(
+        store
+            .lease_outbox(Timestamp(retry_at.millis() - 1), lease, 10)
+            .await
+            .unwrap(),
+        vec![],
+        "not due yet"
+    );
+    let again = store.lease_outbox(retry_at, lease, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].entry.attempts), (leased[1].id, 1));
+    store.ack_outbox(again[0].id).await.unwrap();
+    store.ack_outbox(again[0].id).await.unwrap();
+    assert_eq!(
+        store
+            .lease_outbox(retry_at.plus(DAY), lease, 10)
+            .await
+            .unwrap(),
+        vec![]
+    );
+
+    // Tombstone sweep leaves no expired stone behind (Redis expires them itself).
+    store
+        .sweep_tombstones(now.plus(TOMBSTONE_TTL))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_tombstone("ses_e", now.plus(TOMBSTONE_TTL))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn list_by_user_pages_in_order(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let t = |s: u64| now.plus(Duration::from_secs(s));
+    // Two share created_at: the id breaks the tie.
+    for (id, at) in [
+        ("ses_c", t(2)),
+        ("ses_b", t(1)),
+        ("ses_a2", t(1)),
+        ("ses_d", t(3)),
+        ("ses_e", t(4)),
+    ] {
+        store
+            .create_session(&session(id, Some("auth0|u1"), at))
+            .await
+            .unwrap();
+    }
+    store
+        .create_session(&session("ses_other", Some("auth0|u2"), t(0)))
+        .await
+        .unwrap();
+    store
+        .create_session(&session("ses_anon", None, t(0)))
+        .await
+        .unwrap();
+
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list_sessions("auth0|u1", cursor.as_ref(), 2, now)
+            .await
+            .unwrap();
+        ids.extend(page.items.iter().map(|s| s.id.clone()));
+        pages += 1;
+        match page.next {
+            Some(next) => {
+                cursor = Some(helloguard::session::Cursor::decode(&next.encode()).unwrap())
+            }
+            None => break,
+        }
+    }
+    assert_eq!(ids, ["ses_a2", "ses_b", "ses_c", "ses_d", "ses_e"]);
+    assert_eq!(pages, 3);
+    let all = store.list_sessions("auth0|u1", None, 5, now).await.unwrap();
+    assert_eq!(
+        (all.items.len(), all.next),
+        (5, None),
+        "no next on the last page"
+    );
+    assert_eq!(
+        store
+            .list_sessions("nobody", None, 5, now)
+            .await
+            .unwrap()
+            .items,
+        vec![]
+    );
+
+    // Expired sessions are not live; a changed user id moves the session.
+    let later = store
+        .list_sessions(
+            "auth0|u1",
+            None,
+            10,
+            now.plus(Duration::from_secs(4 * 24 * 3600)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(later.items, vec![]);
+    let mut moved = store.get_session("ses_c").await.unwrap().unwrap();
+    moved.record.user_id = Some("auth0|u2".into());
+    store
+        .put_session(&moved.record, moved.version)
+        .await
+        .unwrap();
+    let u2: Vec<String> = store
+        .list_sessions("auth0|u2", None, 10, now)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(u2, ["ses_other", "ses_c"]);
+    assert_eq!(
+        store
+            .list_sessions("auth0|u1", None, 10, now)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4
+    );
+
+    // Refresh tokens list the same way.
+    store
+        .create_refresh_token(&token("rt_2", Some("auth0|u1"), t(2)))
+        .await
+        .unwrap();
+    store
+        .create_refresh_token(&token("rt_1", Some("auth0|u1"), t(1)))
+        .await
+        .unwrap();
+    let page = store
+        .list_refresh_tokens("auth0|u1", None, 1, now)
+        .await
+        .unwrap();
+    assert_eq!(page.items[0].id, "rt_1");
+    let rest = store
+        .list_refresh_tokens("auth0|u1", page.next.as_ref(), 1, now)
+        .await
+        .unwrap();
+    assert_eq!((rest.items[0].id.as_str(), rest.next), ("rt_2", None));
+}
+
+async fn sweep_ends_expired_sessions(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    for id in ["ses_x1", "ses_x2", "ses_live"] {
+        store
+            .create_session(&session(id, Some("u1"), now))
+            .await
+            .unwrap();
+    }
+    // ses_live is used a day later, so its idle expiry moves.
+    let mut live = store.get_session("ses_live").await.unwrap().unwrap();
+    live.record.touch(now.plus(DAY), Lifetimes::default());
+    store.put_session(&live.record, live.version).await.unwrap();
+
+    let sweep_at = now.plus(Duration::from_secs(3 * 24 * 3600));
+    assert_eq!(
+        store.sweep_sessions(now, 10, &|_| vec![]).await.unwrap(),
+        vec![],
+        "nothing expired yet"
+    );
+    let plan = |s: &Session| {
+        vec![OutboxEntry {
+            initiator: "session-expired".into(),
+            ..entry(&s.id, "https://rp.example/bcl", s.ends_at())
+        }]
+    };
+    let mut ended: Vec<String> = store
+        .sweep_sessions(sweep_at, 10, &plan)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    ended.sort();
+    assert_eq!(ended, ["ses_x1", "ses_x2"]);
+    assert!(store.get_session("ses_live").await.unwrap().is_some());
+    assert!(store
+        .get_tombstone("ses_x1", sweep_at)
+        .await
+        .unwrap()
+        .is_some());
+    let mut sids: Vec<String> = store
+        .lease_outbox(sweep_at, DAY, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.entry.sid)
+        .collect();
+    sids.sort();
+    assert_eq!(
+        sids,
+        ["ses_x1", "ses_x2"],
+        "one logout per ended session, enqueued with the end"
+    );
+    assert_eq!(
+        store.sweep_sessions(sweep_at, 10, &plan).await.unwrap(),
+        vec![],
+        "a session ends once"
+    );
+}
+
+async fn refresh_token_rotation_and_end(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let mut old = token("rt_old", Some("u1"), now);
+    old.session_id = Some("ses_1".into());
+    old.client_id = Some("web".into());
+    old.refresh_token_metadata = Metadata::from_pairs([("ja4_stable", "s")]).unwrap();
+    store.create_refresh_token(&old).await.unwrap();
+    assert_eq!(
+        store.create_refresh_token(&old).await,
+        Err(StoreError::AlreadyExists(RecordKind::RefreshToken))
+    );
+
+    let later = now.plus(Duration::from_secs(60));
+    let successor = old.successor(
+        "rt_new".into(),
+        later,
+        Lifetimes::default(),
+        Device::default(),
+    );
+    assert_eq!(
+        store
+            .rotate_refresh_token("rt_old", 5, later, &successor)
+            .await,
+        Err(StoreError::Stale { expected: 5 })
+    );
+    assert_eq!(
+        store.get_refresh_token("rt_new").await.unwrap(),
+        None,
+        "a failed rotation creates nothing"
+    );
+    store
+        .rotate_refresh_token("rt_old", 1, later, &successor)
+        .await
+        .unwrap();
+    let new = store
+        .get_refresh_token("rt_new")
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    assert_eq!(new.refresh_token_metadata, old.refresh_token_metadata);
+    assert_eq!(
+        (new.session_id, new.user_id, new.client_id),
+        (
+            old.session_id.clone(),
+            old.user_id.clone(),
+            old.client_id.clone()
+        )
+    );
+    let retired = store.get_refresh_token("rt_old").await.unwrap().unwrap();
+    assert_eq!(
+        (retired.version, retired.record.retired_at),
+        (2, Some(later))
+    );
+    let listed: Vec<String> = store
+        .list_refresh_tokens("u1", None, 10, later)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(
+        listed,
+        ["rt_new"],
+        "a retired token disappears from listings"
+    );
+    assert_eq!(
+        store
+            .rotate_refresh_token("rt_old", 2, later, &successor)
+            .await,
+        Err(StoreError::AlreadyExists(RecordKind::RefreshToken))
+    );
+
+    assert!(store.end_refresh_token("rt_new", later).await.unwrap());
+    assert!(!store.end_refresh_token("rt_new", later).await.unwrap());
+    assert_eq!(store.get_refresh_token("rt_new").await.unwrap(), None);
+    assert!(store
+        .get_tombstone("rt_new", later)
+        .await
+        .unwrap()
+        .is_some());
+
+    // Expiry removes tokens (retired ones at their former expiry) silently: no tombstone.
+    let expired_at = now.plus(Duration::from_secs(31 * 24 * 3600));
+    assert_eq!(store.sweep_refresh_tokens(now, 10).await.unwrap(), vec![]);
+    let removed: Vec<String> = store
+        .sweep_refresh_tokens(expired_at, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(removed, ["rt_old"]);
+    assert_eq!(store.get_refresh_token("rt_old").await.unwrap(), None);
+    assert_eq!(store.get_tombstone("rt_old", later).await.unwrap(), None);
+}
+
+/// Many tasks merge into one session at once: every acknowledged write is in the final map.
+async fn concurrent_merges_lose_nothing(store: Arc<dyn Store>) {
+    const TASKS: usize = 24;
+    const ROUNDS: usize = 5;
+    let now = Timestamp::now();
+    store
+        .create_session(&session("ses_hot", None, now))
+        .await
+        .unwrap();
+    let mut handles = Vec::new();
+    for task in 0..TASKS {
+        let store = Arc::clone(&store);
+        handles.push(tokio::spawn(async move {
+            let mut acked = None;
+            for round in 0..ROUNDS {
+                let change = merge(&[(&format!("k{task:02}"), &round.to_string())]);
+                store
+                    .update_session_metadata("ses_hot", &change, now)
+                    .await
+                    .unwrap();
+                acked = Some(round);
+            }
+            (task, acked)
+        }));
+    }
+    let final_map = {
+        let mut acked = Vec::new();
+        for h in handles {
+            acked.push(h.await.unwrap());
+        }
+        let record = store.get_session("ses_hot").await.unwrap().unwrap();
+        assert_eq!(
+            record.version,
+            1 + (TASKS * ROUNDS) as u64,
+            "one version per acknowledged write"
+        );
+        for (task, round) in acked {
+            assert_eq!(
+                record.record.session_metadata.get(&format!("k{task:02}")),
+                round.map(|r| r.to_string()).as_deref()
+            );
+        }
+        record.record.session_metadata
+    };
+    assert_eq!(final_map.len(), TASKS);
+}
+
+/// Writers that all read the same version race with compare-and-swap: exactly one wins, every
+/// other gets the typed `Stale` error, and the stored record is the winner's.
+async fn stale_writers_get_typed_errors(store: Arc<dyn Store>) {
+    const WRITERS: usize = 16;
+    let now = Timestamp::now();
+    store
+        .create_session(&session("ses_race", None, now))
+        .await
+        .unwrap();
+    let base = store.get_session("ses_race").await.unwrap().unwrap();
+    let mut handles = Vec::new();
+    for w in 0..WRITERS {
+        let store = Arc::clone(&store);
+        let mut next = base.record.clone();
+        next.session_metadata = Metadata::from_pairs([("writer", w.to_string())]).unwrap();
+        handles.push(tokio::spawn(async move {
+            (w, store.put_session(&next, base.version).await)
+        }));
+    }
+    let mut winners = Vec::new();
+    for h in handles {
+        match h.await.unwrap() {
+            (w, Ok(version)) => winners.push((w, version)),
+            (_, Err(StoreError::Stale { expected })) => assert_eq!(expected, base.version),
+            (_, Err(e)) => panic!("unexpected error {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one writer wins");
+    let stored = store.get_session("ses_race").await.unwrap().unwrap();
+    assert_eq!(stored.version, winners[0].1);
+    assert_eq!(
+        stored.record.session_metadata.get("writer"),
+        Some(winners[0].0.to_string().as_str())
+    );
+}
+
+macro_rules! conformance {
+    ($($test:ident),+ $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() { super::run(super::Backend::Memory, stringify!($test), super::$test).await })+
+        }
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() { super::run(super::Backend::Embedded, stringify!($test), super::$test).await })+
+        }
+        mod redis {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() { super::run(super::Backend::Redis, stringify!($test), super::$test).await })+
+        }
+    };
+}
+
+conformance!(
+    session_create_get_put,
+    metadata_updates,
+    end_session_tombstone_and_outbox,
+    list_by_user_pages_in_order,
+    sweep_ends_expired_sessions,
+    refresh_token_rotation_and_end,
+    concurrent_merges_lose_nothing,
+    stale_writers_get_typed_errors,
+);
