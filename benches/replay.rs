@@ -71,35 +71,22 @@ impl<W: Write> PcapOut<W> {
     fn new(mut out: W) -> Self {
         // Classic pcap, little endian, microseconds, Ethernet.
         let mut header = Vec::new();
-        for v in [
-            0xa1b2_c3d4u32.to_le_bytes(),
-            [2, 0, 4, 0],
-            [0; 4],
-            [0; 4],
-            65535u32.to_le_bytes(),
-            1u32.to_le_bytes(),
-        ] {
+        for v in
+            [0xa1b2_c3d4u32.to_le_bytes(), [2, 0, 4, 0], [0; 4], [0; 4], 65535u32.to_le_bytes(), 1u32.to_le_bytes()]
+        {
             header.extend_from_slice(&v);
         }
         out.write_all(&header).unwrap();
-        Self {
-            out,
-            written: header.len() as u64,
-            ts: 0,
-        }
+        Self { out, written: header.len() as u64, ts: 0 }
     }
 
     fn tcp(&mut self, client: bool, flow: u32, seq: u32, syn: bool, payload: &[u8]) {
         let (a, b) = ([10, 0, (flow >> 8) as u8, flow as u8], [10, 1, 0, 1]);
         let port = 20000 + (flow % 40000) as u16;
         let builder = if client {
-            PacketBuilder::ethernet2([2; 6], [4; 6])
-                .ipv4(a, b, 64)
-                .tcp(port, 443, seq, 64240)
+            PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(a, b, 64).tcp(port, 443, seq, 64240)
         } else {
-            PacketBuilder::ethernet2([4; 6], [2; 6])
-                .ipv4(b, a, 64)
-                .tcp(443, port, seq, 64240)
+            PacketBuilder::ethernet2([4; 6], [2; 6]).ipv4(b, a, 64).tcp(443, port, seq, 64240)
         };
         let builder = if syn { builder.syn() } else { builder.ack(1) };
         let mut frame = Vec::with_capacity(builder.size(payload.len()));
@@ -123,11 +110,7 @@ fn generate_bulk(path: &Path) {
     while pcap.written < BULK_TARGET_BYTES {
         pcap.tcp(true, flow, 1000, true, &[]);
         pcap.tcp(false, flow, 5000, true, &[]);
-        let hello = if flow % 4 == 3 {
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()
-        } else {
-            client_hello(flow)
-        };
+        let hello = if flow % 4 == 3 { b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec() } else { client_hello(flow) };
         pcap.tcp(true, flow, 1001, false, &hello);
         for i in 0..BULK_PACKETS_PER_FLOW {
             pcap.tcp(false, flow, 5001 + i * MSS as u32, false, &bulk);
@@ -141,15 +124,7 @@ fn replay_file(path: &Path) -> Summary {
     let mut summary = Summary::default();
     let file = File::open(path).unwrap();
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    replay(
-        &name,
-        file,
-        &Options::default(),
-        &mut summary,
-        &mut |_| {},
-        &mut |_| {},
-    )
-    .unwrap();
+    replay(&name, file, &Options::default(), &mut summary, &mut |_| {}, &mut |_| {}).unwrap();
     summary
 }
 

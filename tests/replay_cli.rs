@@ -7,9 +7,7 @@ use std::process::{Command, Output};
 const BIN: &str = env!("CARGO_BIN_EXE_helloguard");
 
 fn pcap(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("pcaps")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pcaps").join(name)
 }
 
 fn replay(args: &[&std::ffi::OsStr]) -> (Output, String, String) {
@@ -73,21 +71,10 @@ fn formats_and_summary() {
 fn unreadable_file_fails_but_the_others_are_replayed() {
     let garbage = scratch("not-a-capture.pcap", b"this is not a capture file at all");
     let good = pcap("openssl-tls12.pcap");
-    let (out, stdout, stderr) = replay(&[
-        garbage.as_os_str(),
-        good.as_os_str(),
-        "/no/such/file.pcap".as_ref(),
-    ]);
+    let (out, stdout, stderr) = replay(&[garbage.as_os_str(), good.as_os_str(), "/no/such/file.pcap".as_ref()]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        stdout.lines().count(),
-        1,
-        "the readable file is still replayed"
-    );
-    assert!(
-        stderr.contains("not-a-capture.pcap: cannot read: not a pcap or pcapng file"),
-        "{stderr}"
-    );
+    assert_eq!(stdout.lines().count(), 1, "the readable file is still replayed");
+    assert!(stderr.contains("not-a-capture.pcap: cannot read: not a pcap or pcapng file"), "{stderr}");
     assert!(stderr.contains("/no/such/file.pcap"), "{stderr}");
 }
 
@@ -99,8 +86,5 @@ fn truncated_last_packet_is_reported_and_the_rest_kept() {
     assert!(out.status.success(), "a partly read file is no failure");
     assert_eq!(stdout.lines().count(), 2);
     assert!(stderr.contains("cut.pcap: record at byte "), "{stderr}");
-    assert!(
-        stderr.contains("cut short by the end of the file"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("cut short by the end of the file"), "{stderr}");
 }
