@@ -69,10 +69,10 @@ impl DtlsHellos {
     pub fn datagram(&mut self, datagram: &[u8], found: &mut dyn FnMut(&[u8], u8)) -> Result<(), DtlsError> {
         let mut rest = datagram;
         while !rest.is_empty() {
-            let header = rest.get(..RECORD_HEADER_LEN).ok_or(DtlsError::Malformed)?;
+            let (header, tail) = rest.split_first_chunk::<RECORD_HEADER_LEN>().ok_or(DtlsError::Malformed)?;
             let len = usize::from(u16::from_be_bytes([header[11], header[12]]));
-            let payload = rest.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len).ok_or(DtlsError::Malformed)?;
-            rest = &rest[RECORD_HEADER_LEN + len..];
+            let (payload, tail) = tail.split_at_checked(len).ok_or(DtlsError::Malformed)?;
+            rest = tail;
             // Epoch 0 only: later epochs are encrypted.
             if header[0] == CONTENT_HANDSHAKE && header[3..5] == [0, 0] {
                 self.record(payload, found)?;
@@ -83,12 +83,11 @@ impl DtlsHellos {
 
     fn record(&mut self, mut payload: &[u8], found: &mut dyn FnMut(&[u8], u8)) -> Result<(), DtlsError> {
         while !payload.is_empty() {
-            let h = payload.get(..HANDSHAKE_HEADER_LEN).ok_or(DtlsError::Malformed)?;
+            let (h, tail) = payload.split_first_chunk::<HANDSHAKE_HEADER_LEN>().ok_or(DtlsError::Malformed)?;
             let (msg_type, length, message_seq) = (h[0], u24(&h[1..4]), u16::from_be_bytes([h[4], h[5]]));
             let (offset, frag_len) = (u24(&h[6..9]), u24(&h[9..12]));
-            let fragment =
-                payload.get(HANDSHAKE_HEADER_LEN..HANDSHAKE_HEADER_LEN + frag_len).ok_or(DtlsError::Malformed)?;
-            payload = &payload[HANDSHAKE_HEADER_LEN + frag_len..];
+            let (fragment, tail) = tail.split_at_checked(frag_len).ok_or(DtlsError::Malformed)?;
+            payload = tail;
             if msg_type != CLIENT_HELLO || self.last_done == Some(message_seq) {
                 continue;
             }
