@@ -33,6 +33,9 @@ pub struct Limits {
     pub max_hello_len: usize,
     /// Connections tracked at once.
     pub max_flows: usize,
+    /// Directions holding buffers (a hello in progress) at once: with the per-direction caps,
+    /// this bounds the table's memory whatever the capture.
+    pub max_open_hellos: usize,
     /// A connection with no packet for this long (capture time) is forgotten.
     pub idle_timeout: Duration,
     /// Also report the second ClientHello of a connection (the retry after HelloRetryRequest).
@@ -73,6 +76,10 @@ struct Conn {
 enum Dir {
     /// Nothing decided yet (no payload seen).
     Idle,
+    /// A TCP SYN and no data yet: offset 0 is known, nothing is buffered.
+    Syn {
+        seq: u32,
+    },
     Tcp(Box<TcpHello>),
     Quic(Box<ClientInitials>),
     Dtls(Box<DtlsHellos>),
@@ -89,9 +96,18 @@ impl Dir {
             Dir::Tcp(t) => t.state.tls,
             Dir::Quic(_) | Dir::Dtls(_) => true,
             Dir::Done { client } => *client,
-            Dir::Idle => false,
+            Dir::Idle | Dir::Syn { .. } => false,
         }
     }
+
+    /// Holds buffers: counts against [`Limits::max_open_hellos`].
+    fn is_open(&self) -> bool {
+        matches!(self, Dir::Tcp(_) | Dir::Quic(_) | Dir::Dtls(_))
+    }
+}
+
+fn open_dirs(conn: &Conn) -> usize {
+    conn.dirs.iter().filter(|d| d.is_open()).count()
 }
 
 /// The connection table; see the module docs.
@@ -100,12 +116,14 @@ pub struct Flows {
     conns: HashMap<ConnKey, Conn>,
     /// Per protocol: `[tcp, udp]`.
     next_stream: [u64; 2],
+    /// Directions with [`Dir::is_open`] in the table.
+    open: usize,
     last_sweep: Duration,
 }
 
 impl Flows {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, conns: HashMap::new(), next_stream: [0, 0], last_sweep: Duration::ZERO }
+        Self { limits, conns: HashMap::new(), next_stream: [0, 0], open: 0, last_sweep: Duration::ZERO }
     }
 
     /// Take one decoded packet; hellos and skip reasons go to `events`.
@@ -142,15 +160,24 @@ impl Flows {
         let [a, b] = &mut conn.dirs;
         let (this, other) = if dir == 0 { (a, b) } else { (b, a) };
         if other.is_client() {
+            self.open -= usize::from(this.is_open());
+            *this = Dir::Done { client: false };
+            return;
+        }
+        let (decode::Transport::Tcp { payload, .. } | decode::Transport::Udp { payload }) = packet.transport;
+        let was_open = this.is_open();
+        if !was_open && !payload.is_empty() && self.open >= limits.max_open_hellos {
+            events.push(Event::Skipped("too_many_open_hellos"));
             *this = Dir::Done { client: false };
             return;
         }
         match packet.transport {
-            decode::Transport::Tcp { seq, syn, payload, .. } => {
-                tcp_segment(this, &limits, stream, seq, syn, payload, events);
+            decode::Transport::Tcp { seq, syn, payload } => {
+                tcp_segment(this, &limits, stream, seq, syn, payload, events)
             }
             decode::Transport::Udp { payload } => udp_datagram(this, &limits, stream, payload, events),
         }
+        self.open = self.open + usize::from(this.is_open()) - usize::from(was_open);
     }
 
     /// Forget idle connections, at most about twice per timeout period.
@@ -160,7 +187,14 @@ impl Flows {
             return;
         }
         self.last_sweep = now;
-        self.conns.retain(|_, c| c.last_seen + timeout >= now);
+        let open = &mut self.open;
+        self.conns.retain(|_, c| {
+            let keep = c.last_seen + timeout >= now;
+            if !keep {
+                *open -= open_dirs(c);
+            }
+            keep
+        });
     }
 
     /// True when a new connection fits, after dropping finished ones if the table is full.
@@ -248,10 +282,25 @@ fn tcp_segment(
     payload: &[u8],
     events: &mut Vec<Event>,
 ) {
-    if matches!(this, Dir::Idle) {
+    if let Dir::Idle | Dir::Syn { .. } = this {
+        if payload.is_empty() {
+            if syn {
+                *this = Dir::Syn { seq };
+            }
+            return;
+        }
+        let syn_seq = match this {
+            Dir::Syn { seq } => Some(*seq),
+            _ => None,
+        };
+        let mut stream = TcpStream::new(u32::try_from(limits.max_hello_len * 2 + 1024).unwrap_or(u32::MAX));
+        if let Some(seq) = syn_seq {
+            // Data-less, so nothing reaches the sink and nothing can overflow.
+            let _ = stream.segment(seq, true, &[], &mut |_| true);
+        }
         *this = Dir::Tcp(Box::new(TcpHello {
             // Out-of-order data matters only up to the end of a possible second hello.
-            stream: TcpStream::new(u32::try_from(limits.max_hello_len * 2 + 1024).unwrap_or(u32::MAX)),
+            stream,
             state: TcpState {
                 reader: HelloReader::new(limits.max_hello_len),
                 tls: false,
@@ -383,7 +432,13 @@ mod tests {
     const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 
     fn limits(all_hellos: bool) -> Limits {
-        Limits { max_hello_len: 16 * 1024, max_flows: 4, idle_timeout: Duration::from_secs(60), all_hellos }
+        Limits {
+            max_hello_len: 16 * 1024,
+            max_flows: 4,
+            max_open_hellos: 2,
+            idle_timeout: Duration::from_secs(60),
+            all_hellos,
+        }
     }
 
     fn segment(from_client: bool, seq: u32, syn: bool, payload: &[u8]) -> Packet<'_> {
@@ -463,6 +518,28 @@ mod tests {
         }
         let events = run(&mut Flows::new(limits(false)), &packets);
         assert_eq!(events, [Event::Skipped("not_tls")]);
+    }
+
+    #[test]
+    fn open_hellos_are_bounded_and_released() {
+        let mut flows = Flows::new(limits(false));
+        let mut events = Vec::new();
+        let hello = hello_record(100);
+        let partial = &hello[..50];
+        for port in 0..3u16 {
+            let mut p = segment(true, 1, false, partial);
+            p.src_port = port;
+            flows.packet(&p, Duration::ZERO, &mut events);
+        }
+        assert_eq!(flows.open, 2);
+        assert_eq!(events.iter().filter(|e| **e == Event::Skipped("too_many_open_hellos")).count(), 1);
+        // A finished hello frees its slot; so does the idle timeout.
+        let mut rest = segment(true, 51, false, &hello[50..]);
+        rest.src_port = 0;
+        flows.packet(&rest, Duration::ZERO, &mut events);
+        assert_eq!(flows.open, 1);
+        flows.packet(&segment(true, 1, true, b""), Duration::from_secs(120), &mut events);
+        assert_eq!(flows.open, 0);
     }
 
     #[test]

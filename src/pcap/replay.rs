@@ -30,6 +30,8 @@ pub struct Options {
     pub max_hello_len: usize,
     /// Connections tracked at once.
     pub max_flows: usize,
+    /// Hellos in progress (directions holding buffers) at once.
+    pub max_open_hellos: usize,
     /// Capture-time idle timeout after which a connection is forgotten.
     pub idle_timeout: Duration,
 }
@@ -41,6 +43,8 @@ impl Default for Options {
             alpn: AlpnMode::default(),
             max_hello_len: DEFAULT_MAX_LEN,
             max_flows: 65_536,
+            // At most ~16 KiB of hello plus ~33 KiB of out-of-order segments each: ~50 MiB.
+            max_open_hellos: 1024,
             idle_timeout: Duration::from_secs(300),
         }
     }
@@ -101,6 +105,7 @@ pub fn replay<R: Read>(
     let limits = Limits {
         max_hello_len: options.max_hello_len,
         max_flows: options.max_flows,
+        max_open_hellos: options.max_open_hellos,
         idle_timeout: options.idle_timeout,
         all_hellos: options.all_hellos,
     };
