@@ -1,7 +1,10 @@
 //! Replay throughput on one core: the largest reference captures, and a generated capture of
 //! at least 200 MB that is mostly bulk (non-hello) traffic, the shape of a real network tap.
 //!
-//! The generated file is written once to `target/replay-bench/bulk.pcap` (not committed) so it can
+//! A second generated capture holds handshakes only (60 000 connections), the worst case per byte,
+//! for hellos/s.
+//!
+//! The generated files are written once to `target/replay-bench/` (not committed) so they can
 //! also be measured from the command line: peak RSS with `/usr/bin/time -v helloguard replay …`,
 //! and tshark side by side (see the README's performance table). Throughput is reported in bytes/s
 //! by criterion; the number of hellos per file is printed so hellos/s follows from the time.
@@ -18,9 +21,11 @@ const BULK_TARGET_BYTES: u64 = 210 * 1000 * 1000;
 const MSS: usize = 1448;
 /// Packets from the server per connection: a mid-size download after each handshake.
 const BULK_PACKETS_PER_FLOW: u32 = 96;
+/// Connections in the handshake-only capture (distinct 4-tuples: under the flow table's cap).
+const HELLO_FLOWS: u32 = 60_000;
 
-fn bulk_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/replay-bench/bulk.pcap")
+fn generated(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/replay-bench").join(name)
 }
 
 /// A plausible TLS 1.3 ClientHello record (SNI, supported_versions, ALPN, groups, key share).
@@ -103,17 +108,33 @@ impl<W: Write> PcapOut<W> {
 
 /// Connections of a handshake and a download; one in four is not TLS at all.
 fn generate_bulk(path: &Path) {
+    generate(path, |pcap, flow| {
+        let bulk = [0x17u8; MSS];
+        for i in 0..BULK_PACKETS_PER_FLOW {
+            pcap.tcp(false, flow, 5001 + i * MSS as u32, false, &bulk);
+        }
+        pcap.written < BULK_TARGET_BYTES
+    });
+}
+
+/// Handshakes only: the worst case per byte, for hellos/s.
+fn generate_hellos(path: &Path) {
+    generate(path, |_, flow| flow + 1 < HELLO_FLOWS);
+}
+
+/// Write connections (SYN, SYN-ACK, then a ClientHello or, one in four, an HTTP request) until
+/// `then` (called after each connection's first flight) says stop.
+fn generate(path: &Path, mut then: impl FnMut(&mut PcapOut<BufWriter<File>>, u32) -> bool) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut pcap = PcapOut::new(BufWriter::new(File::create(path).unwrap()));
-    let bulk = vec![0x17u8; MSS];
     let mut flow = 0u32;
-    while pcap.written < BULK_TARGET_BYTES {
+    loop {
         pcap.tcp(true, flow, 1000, true, &[]);
         pcap.tcp(false, flow, 5000, true, &[]);
         let hello = if flow % 4 == 3 { b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec() } else { client_hello(flow) };
         pcap.tcp(true, flow, 1001, false, &hello);
-        for i in 0..BULK_PACKETS_PER_FLOW {
-            pcap.tcp(false, flow, 5001 + i * MSS as u32, false, &bulk);
+        if !then(&mut pcap, flow) {
+            break;
         }
         flow += 1;
     }
@@ -129,12 +150,16 @@ fn replay_file(path: &Path) -> Summary {
 }
 
 fn bench(c: &mut Criterion) {
-    let bulk = bulk_path();
+    let bulk = generated("bulk.pcap");
     if std::fs::metadata(&bulk).map(|m| m.len()).unwrap_or(0) < BULK_TARGET_BYTES {
         generate_bulk(&bulk);
     }
+    let hellos = generated("hellos.pcap");
+    if !hellos.is_file() {
+        generate_hellos(&hellos);
+    }
     let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/foxio/pcap");
-    let mut files = vec![("bulk_210MB", bulk)];
+    let mut files = vec![("bulk_210MB", bulk), ("hellos_60k", hellos)];
     // The largest reference captures: with TLS and QUIC, and the largest overall (SSH, no TLS).
     for name in ["tls3.pcapng", "ssh-scp-1050.pcap"] {
         if vectors.join(name).is_file() {

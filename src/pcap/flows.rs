@@ -100,9 +100,15 @@ impl Dir {
         }
     }
 
-    /// Holds buffers: counts against [`Limits::max_open_hellos`].
+    /// Holds buffers: counts against [`Limits::max_open_hellos`]. A TCP direction still looking
+    /// past a non-TLS start holds none (unless segments wait out of order), so a plain-text
+    /// connection does not take a slot for its whole life.
     fn is_open(&self) -> bool {
-        matches!(self, Dir::Tcp(_) | Dir::Quic(_) | Dir::Dtls(_))
+        match self {
+            Dir::Tcp(t) => t.state.tls || t.stream.has_ahead(),
+            Dir::Quic(_) | Dir::Dtls(_) => true,
+            Dir::Idle | Dir::Syn { .. } | Dir::Done { .. } => false,
+        }
     }
 }
 
@@ -516,7 +522,11 @@ mod tests {
         for i in 0..=u32::from(PREAMBLE_SEGMENTS) {
             packets.push(segment(true, 101 + i * line.len() as u32, false, line));
         }
-        let events = run(&mut Flows::new(limits(false)), &packets);
+        let mut flows = Flows::new(limits(false));
+        let events = run(&mut flows, &packets[..2]);
+        assert!(events.is_empty());
+        assert_eq!(flows.open, 0, "a plain-text start holds no hello slot");
+        let events = run(&mut flows, &packets[2..]);
         assert_eq!(events, [Event::Skipped("not_tls")]);
     }
 

@@ -105,6 +105,11 @@ impl TcpStream {
         }
     }
 
+    /// Out-of-order segments are waiting.
+    pub fn has_ahead(&self) -> bool {
+        !self.ahead.is_empty()
+    }
+
     fn keep_ahead(&mut self, start: u32, payload: &[u8]) -> Result<(), Overflow> {
         if start >= self.window {
             return Ok(());
