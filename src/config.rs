@@ -224,14 +224,267 @@ impl PolicyConfig {
     }
 }
 
-/// The whole file. Every section is optional.
+/// `[server]`: the TLS listener and where requests go.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(deserialize_with = "from_str_value")]
+    pub listen: std::net::SocketAddr,
+    /// `builtin:demo` or an `http://host:port` base URL.
+    #[serde(deserialize_with = "from_str_value")]
+    pub upstream: Upstream,
+    pub max_connections: usize,
+    /// Cap on the ClientHello (handshake message bytes).
+    pub max_hello_size: usize,
+    /// Time to read the ClientHello; inside `handshake_timeout`.
+    pub hello_timeout: ConfigDuration,
+    pub handshake_timeout: ConfigDuration,
+    pub header_read_timeout: ConfigDuration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: ConfigDuration,
+    pub max_header_size: usize,
+    /// `open` (default): a connection whose hello cannot be fingerprinted proceeds without one.
+    /// `closed`: it is refused.
+    #[serde(deserialize_with = "from_str_value")]
+    pub capture_failure: CaptureFailurePolicy,
+    /// On SIGTERM, in-flight requests get this long to finish.
+    pub drain_timeout: ConfigDuration,
+    /// Time to wait for the upstream's response headers (504 after).
+    pub upstream_timeout: ConfigDuration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let secs = |n| ConfigDuration(Duration::from_secs(n));
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8443)),
+            upstream: Upstream::Demo,
+            max_connections: 10_000,
+            max_hello_size: crate::hello::DEFAULT_MAX_LEN,
+            hello_timeout: secs(5),
+            handshake_timeout: secs(10),
+            header_read_timeout: secs(10),
+            idle_timeout: secs(60),
+            max_header_size: 64 * 1024,
+            capture_failure: CaptureFailurePolicy::Open,
+            drain_timeout: secs(10),
+            upstream_timeout: secs(30),
+        }
+    }
+}
+
+/// `[server] upstream`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// The built-in demo login service, in process.
+    Demo,
+    /// An HTTP origin, e.g. `http://127.0.0.1:3000`.
+    Http(String),
+}
+
+impl FromStr for Upstream {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "builtin:demo" {
+            return Ok(Upstream::Demo);
+        }
+        let rest = text
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{text:?}: expected \"builtin:demo\" or an http:// URL"))?;
+        if rest.is_empty() || rest.contains(['?', '#']) {
+            return Err(format!("{text:?}: expected http://host[:port][/base]"));
+        }
+        Ok(Upstream::Http(text.trim_end_matches('/').to_owned()))
+    }
+}
+
+/// `[server] capture_failure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureFailurePolicy {
+    Open,
+    Closed,
+}
+
+impl FromStr for CaptureFailurePolicy {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "open" => Ok(Self::Open),
+            "closed" => Ok(Self::Closed),
+            other => Err(format!("unknown value {other:?}, expected one of open, closed")),
+        }
+    }
+}
+
+/// `[tls]`: PEM files; without them a self-signed certificate is generated in the data directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// `[admin]`: plain-HTTP `/metrics`, `/healthz`, `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `"off"` disables the admin listener.
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9090".to_owned() }
+    }
+}
+
+impl AdminConfig {
+    /// The address, or `None` when disabled.
+    pub fn address(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        if self.listen == "off" {
+            return Ok(None);
+        }
+        self.listen.parse().map(Some).map_err(|e| ConfigError::key("admin.listen", format!("{:?}: {e}", self.listen)))
+    }
+}
+
+/// `[headers]`: names of the headers sent upstream (CONTRACT §5).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeadersConfig {
+    #[serde(deserialize_with = "from_str_value")]
+    pub preset: HeaderPreset,
+    pub ja3: Option<String>,
+    pub ja4: Option<String>,
+    pub ja4_stable: Option<String>,
+    pub session_id: Option<String>,
+    pub decision: Option<String>,
+    pub reason: Option<String>,
+    pub challenge: Option<String>,
+}
+
+impl Default for HeadersConfig {
+    fn default() -> Self {
+        Self {
+            preset: HeaderPreset::Helloguard,
+            ja3: None,
+            ja4: None,
+            ja4_stable: None,
+            session_id: None,
+            decision: None,
+            reason: None,
+            challenge: None,
+        }
+    }
+}
+
+/// `[headers] preset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderPreset {
+    Helloguard,
+    Cloudfront,
+}
+
+impl FromStr for HeaderPreset {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "helloguard" => Ok(Self::Helloguard),
+            "cloudfront" => Ok(Self::Cloudfront),
+            other => Err(format!("unknown value {other:?}, expected one of helloguard, cloudfront")),
+        }
+    }
+}
+
+/// `[audit]`: where decision events go, one JSON object per line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// A file to append to; absent means standard output.
+    pub path: Option<PathBuf>,
+}
+
+/// `[[routes]]`: which requests are logins, token requests and logouts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    #[serde(deserialize_with = "from_str_value")]
+    pub kind: RouteKind,
+    /// Exact path; a trailing `*` makes it a prefix.
+    pub path: String,
+    /// Empty: every method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub client_id: Option<String>,
+}
+
+/// `[[routes]] kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    Login,
+    Token,
+    Logout,
+}
+
+impl FromStr for RouteKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "login" => Ok(Self::Login),
+            "token" => Ok(Self::Token),
+            "logout" => Ok(Self::Logout),
+            other => Err(format!("unknown value {other:?}, expected one of login, token, logout")),
+        }
+    }
+}
+
+/// The routes of the built-in demo, used when the file configures none.
+fn default_routes() -> Vec<RouteConfig> {
+    let route = |kind, path: &str| RouteConfig {
+        kind,
+        path: path.to_owned(),
+        methods: vec!["POST".to_owned()],
+        client_id: Some("demo".to_owned()),
+    };
+    vec![
+        route(RouteKind::Login, "/login"),
+        route(RouteKind::Token, "/oauth/token"),
+        route(RouteKind::Logout, "/logout"),
+    ]
+}
+
+/// The whole file. Every section is optional.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub store: StoreConfig,
     pub session: SessionConfig,
     pub refresh_tokens: RefreshTokensConfig,
     pub policy: PolicyConfig,
+    pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub admin: AdminConfig,
+    pub headers: HeadersConfig,
+    pub audit: AuditConfig,
+    #[serde(default = "default_routes")]
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            store: StoreConfig::default(),
+            session: SessionConfig::default(),
+            refresh_tokens: RefreshTokensConfig::default(),
+            policy: PolicyConfig::default(),
+            server: ServerConfig::default(),
+            tls: TlsConfig::default(),
+            admin: AdminConfig::default(),
+            headers: HeadersConfig::default(),
+            audit: AuditConfig::default(),
+            routes: default_routes(),
+        }
+    }
 }
 
 impl Config {
@@ -267,6 +520,7 @@ impl Config {
         if self.session.idle_timeout.0 > self.session.absolute_timeout.0 {
             return Err(ConfigError::key("session.idle_timeout", "must not be longer than session.absolute_timeout"));
         }
+        self.validate_proxy()?;
         for (path, value) in [
             ("session.cookie_name", &self.session.cookie_name),
             ("session.user_id_header", &self.session.user_id_header),
@@ -277,6 +531,70 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The proxy sections' cross-key rules.
+    fn validate_proxy(&self) -> Result<(), ConfigError> {
+        if self.server.hello_timeout.0 > self.server.handshake_timeout.0 {
+            return Err(ConfigError::key("server.hello_timeout", "must not be longer than server.handshake_timeout"));
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::key("server.max_connections", "must be at least 1"));
+        }
+        if !(512..=1 << 20).contains(&self.server.max_hello_size) {
+            return Err(ConfigError::key("server.max_hello_size", "must be between 512 and 1048576 bytes"));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::key("tls.key", "tls.cert and tls.key go together"));
+        }
+        self.admin.address()?;
+        for (i, route) in self.routes.iter().enumerate() {
+            if !route.path.starts_with('/') {
+                return Err(ConfigError::key(&format!("routes[{i}].path"), "must start with /"));
+            }
+            for method in &route.methods {
+                if hyper::Method::from_bytes(method.as_bytes()).is_err() {
+                    return Err(ConfigError::key(
+                        &format!("routes[{i}].methods"),
+                        format!("{method:?} is not a method"),
+                    ));
+                }
+            }
+        }
+        if let Some(url) = &self.policy.challenge_url {
+            let path = url.split(['?', '#']).next().unwrap_or_default();
+            let path =
+                path.find("://").map_or(path, |at| path[at + 3..].find('/').map_or("/", |p| &path[at + 3 + p..]));
+            if self.routes.iter().any(|r| r.kind == RouteKind::Login && route_matches(&r.path, path)) {
+                return Err(ConfigError::key("policy.challenge_url", "must not be a login route (it would loop)"));
+            }
+        }
+        for (path, value) in [
+            ("headers.ja3", &self.headers.ja3),
+            ("headers.ja4", &self.headers.ja4),
+            ("headers.ja4_stable", &self.headers.ja4_stable),
+            ("headers.session_id", &self.headers.session_id),
+            ("headers.decision", &self.headers.decision),
+            ("headers.reason", &self.headers.reason),
+            ("headers.challenge", &self.headers.challenge),
+        ] {
+            if let Some(name) = value {
+                if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(ConfigError::key(path, format!("{name:?} is not a valid header name")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Exact match, or prefix match for a pattern ending in `*`.
+pub fn route_matches(pattern: &str, path: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => pattern == path,
     }
 }
 

@@ -9,7 +9,8 @@
 //! | [`fingerprint`] | JA3, JA3N, JA4, JA4_r, JA4_o, JA4_ro and the resumption-stable `ja4_stable` |
 //! | [`session`] | validated metadata, `Session`/`RefreshToken` records, the `Store` trait and its memory, embedded (redb) and Redis backends, the logout outbox |
 //! | [`engine`] | the binding decision: a pure function from event + observed + stored fingerprints to allow/bind/challenge and audit events |
-//! | [`config`] | the TOML file (`[store]`, `[session]`, `[refresh_tokens]`, `[policy]`), defaults, errors naming the key path |
+//! | [`config`] | the TOML file (`[store]`, `[session]`, `[refresh_tokens]`, `[policy]`, `[server]`, `[tls]`, `[admin]`, `[headers]`, `[[routes]]`), defaults, errors naming the key path |
+//! | [`proxy`] | the TLS-terminating reverse proxy: capture before rustls, HTTP service, upstream, demo upstream, admin listener |
 //! | [`pcap`] | offline replay of pcap/pcapng: link/IP/TCP/UDP decoding, flow reassembly, QUIC Initial decryption, DTLS |
 //!
 //! `main.rs` is a thin CLI over these modules: everything it can do, a test can do too.
@@ -20,4 +21,5 @@ pub mod engine;
 pub mod fingerprint;
 pub mod hello;
 pub mod pcap;
+pub mod proxy;
 pub mod session;

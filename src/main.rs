@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use helloguard::config::Config;
 use helloguard::fingerprint::{self, AlpnMode};
 use helloguard::hello::Transport;
 
@@ -21,6 +22,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the TLS-terminating proxy. With no arguments: https://127.0.0.1:8443, a self-signed
+    /// certificate generated into ./data, the embedded store, the built-in demo upstream, and the
+    /// admin listener (/metrics, /healthz, /readyz) on 127.0.0.1:9090. Decisions are audited as
+    /// JSON lines on standard output; logs go to standard error (RUST_LOG=debug for more).
+    Serve {
+        /// TOML configuration file (see the README's config reference); flags below override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address of the TLS listener, e.g. 0.0.0.0:443.
+        #[arg(long)]
+        listen: Option<String>,
+        /// `builtin:demo` or an http:// origin such as http://127.0.0.1:3000.
+        #[arg(long)]
+        upstream: Option<String>,
+        /// Data directory: embedded store, generated certificate and keys.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Validate a configuration file and explain each error by its key path. Exit status 2 if invalid.
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
     /// Fingerprint one ClientHello and print a JSON object with ja3, ja3_full, ja3n, ja4, ja4_r,
     /// ja4_o, ja4_ro, ja4_stable, sni, alpn and tls_version.
     ///
@@ -63,6 +87,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Fingerprint { file, hex, transport, alpn_compat } => {
             fingerprint_command(file, hex, &transport, alpn_compat)
+        }
+        Command::Serve { config, listen, upstream, data_dir } => serve_command(config, listen, upstream, data_dir),
+        Command::CheckConfig { file } => {
+            Config::load(&file).map(|_| println!("{}: ok", file.display())).map_err(Into::into)
         }
         Command::Replay { pcaps, format, all_hellos, alpn_compat } => {
             match replay_command(&pcaps, format, all_hellos, alpn_compat) {
@@ -114,4 +142,34 @@ fn replay_command(
     let options = helloguard::pcap::Options { all_hellos, alpn, ..Default::default() };
     let stdout = std::io::stdout().lock();
     Ok(helloguard::pcap::run(pcaps, &options, format, stdout, &mut std::io::stderr())?)
+}
+
+fn serve_command(
+    config_file: Option<PathBuf>,
+    listen: Option<String>,
+    upstream: Option<String>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "helloguard=info".into()),
+        )
+        .init();
+    let mut config = match &config_file {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = listen {
+        config.server.listen = listen.parse().with_context(|| format!("--listen {listen:?}"))?;
+    }
+    if let Some(upstream) = upstream {
+        config.server.upstream = upstream.parse().map_err(|e: String| anyhow::anyhow!("--upstream: {e}"))?;
+    }
+    if let Some(dir) = data_dir {
+        config.store.path = dir;
+    }
+    config.validate()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(helloguard::proxy::serve(config))
 }

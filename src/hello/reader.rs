@@ -25,8 +25,8 @@ pub enum Progress {
     /// The message is not complete yet: feed more bytes.
     NeedMore,
     /// The message is complete; [`HelloReader::message`] returns it. `consumed` is how many bytes of
-    /// the chunk just fed belonged to the hello's records (or the bare message); the rest is
-    /// whatever the client sent after it.
+    /// the chunk just fed were needed, through the message's last byte; the rest is whatever the
+    /// client sent after it (the same however the stream was chunked).
     Complete { consumed: usize },
 }
 
@@ -182,10 +182,8 @@ impl HelloReader {
                 *remaining -= taken;
             }
             if self.is_complete() {
-                // The bytes after the message in its last record belong to that record: skip them.
-                if let Framing::Records { remaining } = self.framing {
-                    at += remaining.min(chunk.len() - at);
-                }
+                // Through the message's last byte only: anything after it (even in the same
+                // record) is the caller's, so the answer does not depend on how bytes were chunked.
                 return Ok(Progress::Complete { consumed: at });
             }
         }
@@ -325,6 +323,22 @@ mod tests {
         stream.extend_from_slice(&[20, 3, 3, 0, 1, 1]);
         let mut r = HelloReader::default();
         assert_eq!(r.feed(&stream), Ok(Progress::Complete { consumed: hello_len }));
+    }
+
+    /// Found by the `reader_chunks` fuzz target: bytes after the message inside its last record
+    /// were counted as consumed only when they arrived in the same chunk.
+    #[test]
+    fn consumed_does_not_depend_on_chunking_when_the_record_has_a_tail() {
+        let m = message(20);
+        let mut record = vec![22, 3, 1, 0, (m.len() + 3) as u8];
+        record.extend_from_slice(&m);
+        record.extend_from_slice(&[0xaa, 0xbb, 0xcc]);
+        let mut whole = HelloReader::default();
+        assert_eq!(whole.feed(&record), Ok(Progress::Complete { consumed: 5 + m.len() }));
+        let mut split = HelloReader::default();
+        assert_eq!(split.feed(&record[..10]), Ok(Progress::NeedMore));
+        assert_eq!(split.feed(&record[10..]), Ok(Progress::Complete { consumed: 5 + m.len() - 10 }));
+        assert_eq!(whole.message(), split.message());
     }
 
     #[test]

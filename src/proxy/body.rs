@@ -1,0 +1,88 @@
+//! Bodies: one boxed type for everything the proxy sends, and bounded buffering for the bodies it
+//! must read (token requests and responses), which falls back to streaming when a body is too big.
+
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+use http_body_util::{combinators::BoxBody, BodyExt, BodyStream, Full, StreamBody};
+use hyper::body::{Body as _, Frame};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every request and response body the proxy handles.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// A complete body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// A JSON answer.
+pub fn json_response(status: hyper::StatusCode, value: &serde_json::Value) -> hyper::Response<Body> {
+    let mut response = hyper::Response::new(full(value.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Box any body with a compatible error type.
+pub fn boxed<B>(body: B) -> Body
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed()
+}
+
+/// The result of [`buffer_up_to`].
+pub enum Buffered {
+    /// The whole body, within the limit.
+    Complete(Bytes),
+    /// Over the limit: the body, intact, to be streamed on unexamined.
+    TooLarge(Body),
+}
+
+/// Read `body` whole if it is at most `limit` bytes. A larger body is returned as a stream that
+/// replays what was read, then the rest, so nothing is lost.
+pub async fn buffer_up_to(mut body: Body, limit: usize) -> Result<Buffered, BoxError> {
+    if body.size_hint().lower() > limit as u64 {
+        return Ok(Buffered::TooLarge(body));
+    }
+    let mut collected: Vec<Bytes> = Vec::new();
+    let mut size = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame?;
+        if let Some(data) = frame.data_ref() {
+            size += data.len();
+            collected.push(data.clone());
+            if size > limit {
+                let head = stream::iter(collected.into_iter().map(|b| Ok::<_, BoxError>(Frame::data(b))));
+                let rest = BodyStream::new(body);
+                return Ok(Buffered::TooLarge(BodyExt::boxed(StreamBody::new(head.chain(rest)))));
+            }
+        }
+    }
+    Ok(Buffered::Complete(collected.concat().into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunked(parts: &[&'static [u8]]) -> Body {
+        let frames = parts.iter().map(|p| Ok::<_, BoxError>(Frame::data(Bytes::from_static(p)))).collect::<Vec<_>>();
+        BodyExt::boxed(StreamBody::new(stream::iter(frames)))
+    }
+
+    #[tokio::test]
+    async fn small_bodies_are_buffered_and_large_ones_pass_through_intact() {
+        match buffer_up_to(chunked(&[b"ab", b"cd"]), 4).await.unwrap() {
+            Buffered::Complete(bytes) => assert_eq!(&bytes[..], b"abcd"),
+            Buffered::TooLarge(_) => panic!("fits"),
+        }
+        match buffer_up_to(chunked(&[b"ab", b"cd", b"ef"]), 3).await.unwrap() {
+            Buffered::TooLarge(body) => assert_eq!(&body.collect().await.unwrap().to_bytes()[..], b"abcdef"),
+            Buffered::Complete(_) => panic!("too large"),
+        }
+    }
+}

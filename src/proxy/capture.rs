@@ -1,0 +1,221 @@
+//! Capture: read the ClientHello off the socket before rustls does, fingerprint it once, and give
+//! rustls a stream that replays exactly the bytes that were read.
+//!
+//! rustls does not expose extension order or unknown extensions, so the raw bytes are needed. The
+//! read is bounded (the reader's size cap) and has its own timeout; a failure to fingerprint never
+//! breaks the connection unless the operator asked for fail-closed (see the listener).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+
+use crate::fingerprint::{self, AlpnMode, Binding, Md5Hex};
+use crate::hello::{ClientHello, HelloReader, Progress, ReadError, Transport};
+
+/// The fingerprints of one connection, computed once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionFingerprint {
+    pub binding: Binding,
+    /// Only when the policy compares JA3N.
+    pub ja3n: Option<Md5Hex>,
+}
+
+/// Why a connection has no fingerprint; the label is the metric's `reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaptureFailure {
+    NotTls,
+    Sslv2,
+    TooLarge,
+    Malformed,
+    Timeout,
+}
+
+impl CaptureFailure {
+    pub fn reason(self) -> &'static str {
+        match self {
+            CaptureFailure::NotTls => "not_tls",
+            CaptureFailure::Sslv2 => "sslv2",
+            CaptureFailure::TooLarge => "too_large",
+            CaptureFailure::Malformed => "malformed",
+            CaptureFailure::Timeout => "timeout",
+        }
+    }
+
+    pub const ALL: [CaptureFailure; 5] = [
+        CaptureFailure::NotTls,
+        CaptureFailure::Sslv2,
+        CaptureFailure::TooLarge,
+        CaptureFailure::Malformed,
+        CaptureFailure::Timeout,
+    ];
+}
+
+/// What the capture saw.
+pub struct Captured {
+    /// Every byte read from the socket so far, to be replayed into the TLS handshake.
+    pub bytes: Vec<u8>,
+    pub fingerprint: Result<ConnectionFingerprint, CaptureFailure>,
+    /// The first server name, for logs.
+    pub sni: Option<String>,
+    /// Time spent parsing and fingerprinting (not waiting for bytes).
+    pub compute_time: Duration,
+}
+
+/// Read the ClientHello from `socket`. `Ok(None)` means the client closed before sending one.
+pub async fn capture<S: AsyncRead + Unpin>(
+    socket: &mut S,
+    max_len: usize,
+    timeout: Duration,
+    with_ja3n: bool,
+) -> io::Result<Option<Captured>> {
+    let mut reader = HelloReader::new(max_len);
+    let mut bytes = Vec::with_capacity(2048);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut chunk = [0u8; 4096];
+    let mut compute_time = Duration::ZERO;
+    loop {
+        let read = match tokio::time::timeout_at(deadline, socket.read(&mut chunk)).await {
+            Ok(read) => read?,
+            Err(_) => {
+                return Ok(Some(Captured { bytes, fingerprint: Err(CaptureFailure::Timeout), sni: None, compute_time }))
+            }
+        };
+        if read == 0 {
+            return Ok(None);
+        }
+        let new = &chunk[..read];
+        bytes.extend_from_slice(new);
+        let started = Instant::now();
+        let progress = reader.feed(new);
+        compute_time += started.elapsed();
+        let failure = match progress {
+            Ok(Progress::NeedMore) => continue,
+            Ok(Progress::Complete { .. }) => None,
+            Err(ReadError::NotTls(_)) => Some(CaptureFailure::NotTls),
+            Err(ReadError::Sslv2) => Some(CaptureFailure::Sslv2),
+            Err(ReadError::TooLarge { .. }) => Some(CaptureFailure::TooLarge),
+            Err(_) => Some(CaptureFailure::Malformed),
+        };
+        if let Some(failure) = failure {
+            return Ok(Some(Captured { bytes, fingerprint: Err(failure), sni: None, compute_time }));
+        }
+        let started = Instant::now();
+        let message = reader.message().unwrap_or_default();
+        let (fingerprint, sni) = match ClientHello::parse(message, Transport::Tcp) {
+            Ok(hello) => {
+                let binding = fingerprint::binding(&hello, Transport::Tcp, AlpnMode::Spec);
+                let ja3n = with_ja3n.then(|| fingerprint::ja3n(&hello));
+                (Ok(ConnectionFingerprint { binding, ja3n }), hello.sni_str().map(str::to_owned))
+            }
+            Err(_) => (Err(CaptureFailure::Malformed), None),
+        };
+        compute_time += started.elapsed();
+        return Ok(Some(Captured { bytes, fingerprint, sni, compute_time }));
+    }
+}
+
+/// A stream that first yields `prefix`, then reads from `inner`; writes go to `inner`.
+pub struct Replay<S> {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: S,
+}
+
+impl<S> Replay<S> {
+    pub fn new(prefix: Vec<u8>, inner: S) -> Self {
+        Self { prefix, at: 0, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.at < this.prefix.len() {
+            let rest = &this.prefix[this.at..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.at += n;
+            if this.at == this.prefix.len() {
+                // The captured bytes are not needed any more.
+                this.prefix = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn split_hello_is_captured_and_replayed_byte_exact() {
+        let records: &[u8] = include_bytes!("../../pcaps/hellos/chromium.bin");
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let writer = tokio::spawn(async move {
+            for piece in records.chunks(100) {
+                client.write_all(piece).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            client.write_all(b"after").await.unwrap();
+            client
+        });
+        let captured = capture(&mut server, 16384, Duration::from_secs(5), true).await.unwrap().unwrap();
+        let fingerprint = captured.fingerprint.unwrap();
+        assert_eq!(fingerprint.binding.ja4.as_str(), "t13d1517h2_8daaf6152771_cb7bf5808d99");
+        assert!(fingerprint.ja3n.is_some());
+        assert_eq!(captured.sni.as_deref(), Some("localhost"));
+        let _client = writer.await.unwrap();
+        let mut replay = Replay::new(captured.bytes, server);
+        let mut replayed = vec![0; records.len() + 5];
+        replay.read_exact(&mut replayed).await.unwrap();
+        assert_eq!(&replayed[..records.len()], records);
+        assert_eq!(&replayed[records.len()..], b"after");
+    }
+
+    #[tokio::test]
+    async fn silent_client_times_out_and_plain_http_is_not_tls() {
+        let (_client, mut server) = tokio::io::duplex(64);
+        let captured = capture(&mut server, 16384, Duration::from_millis(50), false).await.unwrap().unwrap();
+        assert_eq!(captured.fingerprint, Err(CaptureFailure::Timeout));
+
+        let (mut client, mut server) = tokio::io::duplex(64);
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        let captured = capture(&mut server, 16384, Duration::from_secs(1), false).await.unwrap().unwrap();
+        assert_eq!(captured.fingerprint.map(|_| ()), Err(CaptureFailure::NotTls));
+        assert_eq!(captured.bytes, b"GET / HTTP/1.1\r\n");
+
+        drop(client);
+        let (client, mut server) = tokio::io::duplex(64);
+        drop(client);
+        assert!(capture(&mut server, 16384, Duration::from_secs(1), false).await.unwrap().is_none());
+    }
+}

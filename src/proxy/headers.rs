@@ -1,0 +1,111 @@
+//! Header names the proxy sends upstream (CONTRACT §5) and the hygiene that comes first: every name
+//! of both presets and every override is removed from the client's request before anything else,
+//! so a client can never forge a fingerprint or a decision.
+
+use hyper::header::{HeaderMap, HeaderName};
+
+use crate::config::{HeaderPreset, HeadersConfig};
+
+/// The resolved names for one configuration.
+#[derive(Debug, Clone)]
+pub struct HeaderNames {
+    pub ja3: HeaderName,
+    pub ja4: HeaderName,
+    pub ja4_stable: HeaderName,
+    pub session_id: HeaderName,
+    pub decision: HeaderName,
+    pub reason: HeaderName,
+    pub challenge: HeaderName,
+    /// Everything removed from client requests: both presets and the configured names.
+    forbidden: Vec<HeaderName>,
+}
+
+const HELLOGUARD: [&str; 7] = [
+    "helloguard-ja3",
+    "helloguard-ja4",
+    "helloguard-ja4-stable",
+    "helloguard-session-id",
+    "helloguard-decision",
+    "helloguard-decision-reason",
+    "helloguard-challenge",
+];
+const CLOUDFRONT_JA3: &str = "cloudfront-viewer-ja3-fingerprint";
+const CLOUDFRONT_JA4: &str = "cloudfront-viewer-ja4-fingerprint";
+
+impl HeaderNames {
+    /// Names from the config. Invalid names were rejected by config validation; should one slip
+    /// through, the preset name is used.
+    pub fn new(config: &HeadersConfig) -> Self {
+        let preset = |i: usize| HeaderName::from_static(HELLOGUARD[i]);
+        let pick = |value: &Option<String>, default: HeaderName| {
+            value.as_deref().and_then(|v| HeaderName::from_bytes(v.as_bytes()).ok()).unwrap_or(default)
+        };
+        let (ja3_default, ja4_default) = match config.preset {
+            HeaderPreset::Helloguard => (preset(0), preset(1)),
+            HeaderPreset::Cloudfront => {
+                (HeaderName::from_static(CLOUDFRONT_JA3), HeaderName::from_static(CLOUDFRONT_JA4))
+            }
+        };
+        let names = Self {
+            ja3: pick(&config.ja3, ja3_default),
+            ja4: pick(&config.ja4, ja4_default),
+            ja4_stable: pick(&config.ja4_stable, preset(2)),
+            session_id: pick(&config.session_id, preset(3)),
+            decision: pick(&config.decision, preset(4)),
+            reason: pick(&config.reason, preset(5)),
+            challenge: pick(&config.challenge, preset(6)),
+            forbidden: Vec::new(),
+        };
+        let mut forbidden: Vec<HeaderName> = HELLOGUARD.iter().map(|n| HeaderName::from_static(n)).collect();
+        forbidden.push(HeaderName::from_static(CLOUDFRONT_JA3));
+        forbidden.push(HeaderName::from_static(CLOUDFRONT_JA4));
+        for name in [
+            &names.ja3,
+            &names.ja4,
+            &names.ja4_stable,
+            &names.session_id,
+            &names.decision,
+            &names.reason,
+            &names.challenge,
+        ] {
+            if !forbidden.contains(name) {
+                forbidden.push(name.clone());
+            }
+        }
+        Self { forbidden, ..names }
+    }
+
+    /// Remove every fingerprint/decision header a client sent.
+    pub fn strip_client_headers(&self, headers: &mut HeaderMap) {
+        for name in &self.forbidden {
+            headers.remove(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_presets_and_overrides_are_stripped() {
+        let config = HeadersConfig { ja4: Some("x-client-ja4".into()), ..HeadersConfig::default() };
+        let names = HeaderNames::new(&config);
+        assert_eq!(names.ja4, "x-client-ja4");
+        let mut headers = HeaderMap::new();
+        for name in
+            ["helloguard-ja4", "CloudFront-Viewer-JA4-Fingerprint", "x-client-ja4", "helloguard-decision", "accept"]
+        {
+            headers.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), "forged".parse().unwrap());
+        }
+        names.strip_client_headers(&mut headers);
+        assert_eq!(headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+    }
+
+    #[test]
+    fn cloudfront_preset_names() {
+        let names = HeaderNames::new(&HeadersConfig { preset: HeaderPreset::Cloudfront, ..HeadersConfig::default() });
+        assert_eq!(names.ja3, "cloudfront-viewer-ja3-fingerprint");
+        assert_eq!(names.ja4_stable, "helloguard-ja4-stable");
+    }
+}

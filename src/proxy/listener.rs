@@ -1,0 +1,149 @@
+//! The accept loop and the life of one connection: limit, capture, fingerprint, TLS handshake over
+//! the replayed bytes, then HTTP/1.1 or HTTP/2 by ALPN until the client leaves or shutdown drains.
+//!
+//! Every failure closes only its own connection: a malformed or oversized hello (fail-open by
+//! default: the handshake proceeds without a fingerprint), a client that sends nothing (hello
+//! timeout, then handshake timeout), a client that never finishes its headers (header timeout).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+use super::capture::{capture, Replay};
+use super::service::{handle, Connection, Shared};
+use crate::config::CaptureFailurePolicy;
+use crate::engine::CompareKey;
+
+/// Accept connections until `shutdown` turns true, then wait up to the drain deadline for the
+/// connections in flight.
+pub async fn run(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let limit = Arc::new(Semaphore::new(shared.config.server.max_connections));
+    let (drain_tx, drain_rx) = watch::channel(false);
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        shared.metrics.connections_accepted.fetch_add(1, Relaxed);
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            shared.metrics.connections_refused.fetch_add(1, Relaxed);
+            drop(socket);
+            continue;
+        };
+        let (tls, shared, drain) = (tls.clone(), shared.clone(), drain_rx.clone());
+        tokio::spawn(async move {
+            shared.metrics.connections_open.fetch_add(1, Relaxed);
+            serve_connection(socket, peer, tls, &shared, drain).await;
+            shared.metrics.connections_open.fetch_sub(1, Relaxed);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = drain_tx.send(true);
+    let max = shared.config.server.max_connections as u32;
+    let deadline = shared.config.server.drain_timeout.0;
+    if tokio::time::timeout(deadline, limit.acquire_many(max)).await.is_err() {
+        tracing::warn!("drain deadline reached with connections still open");
+    }
+    Ok(())
+}
+
+async fn serve_connection(
+    mut socket: TcpStream,
+    peer: std::net::SocketAddr,
+    tls: TlsAcceptor,
+    shared: &Arc<Shared>,
+    mut drain: watch::Receiver<bool>,
+) {
+    let server = &shared.config.server;
+    let _ = socket.set_nodelay(true);
+    let handshake_deadline = tokio::time::Instant::now() + server.handshake_timeout.0;
+    let with_ja3n = shared.policy.compare == CompareKey::Ja3n;
+    let captured = match capture(&mut socket, server.max_hello_size, server.hello_timeout.0, with_ja3n).await {
+        Ok(Some(captured)) => captured,
+        Ok(None) | Err(_) => return, // closed or reset before a hello: nothing to serve
+    };
+    let fingerprint = match captured.fingerprint {
+        Ok(fingerprint) => {
+            shared.metrics.fingerprinted(captured.compute_time);
+            Some(fingerprint)
+        }
+        Err(failure) => {
+            shared.metrics.capture_failed(failure);
+            tracing::info!(%peer, reason = failure.reason(), "no fingerprint for this connection");
+            if server.capture_failure == CaptureFailurePolicy::Closed {
+                shared.metrics.connections_refused.fetch_add(1, Relaxed);
+                return;
+            }
+            None
+        }
+    };
+    let stream = Replay::new(captured.bytes, socket);
+    let tls_stream = match tokio::time::timeout_at(handshake_deadline, tls.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            shared.metrics.handshakes_failed.fetch_add(1, Relaxed);
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            shared.metrics.handshakes_failed.fetch_add(1, Relaxed);
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    shared.metrics.handshakes_completed.fetch_add(1, Relaxed);
+    let connection = Arc::new(Connection { peer, fingerprint });
+    let service = {
+        let shared = shared.clone();
+        service_fn(move |request| {
+            let (shared, connection) = (shared.clone(), connection.clone());
+            async move { Ok::<_, std::convert::Infallible>(handle(shared, connection, request).await) }
+        })
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout.0)
+        .max_buf_size(server.max_header_size.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(server.max_header_size).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(server.idle_timeout.0));
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+    tokio::pin!(connection);
+    let idle = server.idle_timeout.0;
+    tokio::select! {
+        result = &mut connection => {
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        }
+        _ = drain.changed() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(idle, connection).await;
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Counters and a histogram for `/metrics` (Prometheus text format), lock-free on the hot path.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use super::capture::CaptureFailure;
+
+/// Upper bounds of the fingerprint-time histogram, in seconds.
+const FINGERPRINT_BUCKETS: [f64; 8] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3];
+/// Upper bounds of the upstream-latency histogram, in seconds.
+const UPSTREAM_BUCKETS: [f64; 8] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+/// A fixed-bucket histogram.
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; 8],
+    count: AtomicU64,
+    /// Sum in nanoseconds.
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, bounds: &[f64; 8], value: Duration) {
+        let seconds = value.as_secs_f64();
+        if let Some(i) = bounds.iter().position(|&b| seconds <= b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_nanos.fetch_add(u64::try_from(value.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str, bounds: &[f64; 8]) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, bucket) in bounds.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_nanos.load(Relaxed) as f64 / 1e9);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// Everything the proxy counts.
+#[derive(Default)]
+pub struct Metrics {
+    pub connections_accepted: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub connections_open: AtomicU64,
+    pub handshakes_completed: AtomicU64,
+    pub handshakes_failed: AtomicU64,
+    capture_failures: [AtomicU64; 5],
+    fingerprint_time: Histogram,
+    /// `[verdict][mode]`: allow/bind/challenge × enforce/annotate/monitor.
+    decisions: [[AtomicU64; 3]; 3],
+    pub requests: AtomicU64,
+    pub upstream_errors: AtomicU64,
+    pub upstream_timeouts: AtomicU64,
+    upstream_latency: Histogram,
+    pub token_bodies_unexamined: AtomicU64,
+    pub metadata_write_failures: AtomicU64,
+    pub revoked_uses: AtomicU64,
+}
+
+impl Metrics {
+    pub fn capture_failed(&self, failure: CaptureFailure) {
+        if let Some(i) = CaptureFailure::ALL.iter().position(|&f| f == failure) {
+            self.capture_failures[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn fingerprinted(&self, time: Duration) {
+        self.fingerprint_time.observe(&FINGERPRINT_BUCKETS, time);
+    }
+
+    pub fn upstream_answered(&self, latency: Duration) {
+        self.upstream_latency.observe(&UPSTREAM_BUCKETS, latency);
+    }
+
+    /// `verdict` and `mode` as their indices (see [`VERDICTS`] and [`MODES`]).
+    pub fn decided(&self, verdict: usize, mode: usize) {
+        if let Some(cell) = self.decisions.get(verdict).and_then(|row| row.get(mode)) {
+            cell.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let counter = |out: &mut String, name: &str, help: &str, value: &AtomicU64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Relaxed));
+        };
+        counter(
+            &mut out,
+            "helloguard_connections_accepted_total",
+            "TCP connections accepted.",
+            &self.connections_accepted,
+        );
+        counter(
+            &mut out,
+            "helloguard_connections_refused_total",
+            "Connections refused (limit or fail-closed capture).",
+            &self.connections_refused,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP helloguard_connections_open Connections open now.\n# TYPE helloguard_connections_open gauge\nhelloguard_connections_open {}",
+            self.connections_open.load(Relaxed)
+        );
+        counter(
+            &mut out,
+            "helloguard_handshakes_completed_total",
+            "TLS handshakes completed.",
+            &self.handshakes_completed,
+        );
+        counter(
+            &mut out,
+            "helloguard_handshakes_failed_total",
+            "TLS handshakes failed or timed out.",
+            &self.handshakes_failed,
+        );
+        let _ = writeln!(out, "# HELP helloguard_capture_failures_total ClientHellos not fingerprinted, by reason.\n# TYPE helloguard_capture_failures_total counter");
+        for (failure, value) in CaptureFailure::ALL.iter().zip(&self.capture_failures) {
+            let _ = writeln!(
+                out,
+                "helloguard_capture_failures_total{{reason=\"{}\"}} {}",
+                failure.reason(),
+                value.load(Relaxed)
+            );
+        }
+        self.fingerprint_time.render(
+            &mut out,
+            "helloguard_fingerprint_seconds",
+            "Time to parse and fingerprint a ClientHello.",
+            &FINGERPRINT_BUCKETS,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP helloguard_decisions_total Decisions by kind and mode.\n# TYPE helloguard_decisions_total counter"
+        );
+        for (verdict, row) in VERDICTS.iter().zip(&self.decisions) {
+            for (mode, value) in MODES.iter().zip(row) {
+                let _ = writeln!(
+                    out,
+                    "helloguard_decisions_total{{decision=\"{verdict}\",mode=\"{mode}\"}} {}",
+                    value.load(Relaxed)
+                );
+            }
+        }
+        counter(&mut out, "helloguard_requests_total", "HTTP requests handled.", &self.requests);
+        counter(
+            &mut out,
+            "helloguard_upstream_errors_total",
+            "Upstream connection or protocol errors (502).",
+            &self.upstream_errors,
+        );
+        counter(&mut out, "helloguard_upstream_timeouts_total", "Upstream timeouts (504).", &self.upstream_timeouts);
+        self.upstream_latency.render(
+            &mut out,
+            "helloguard_upstream_seconds",
+            "Upstream response-header latency.",
+            &UPSTREAM_BUCKETS,
+        );
+        counter(
+            &mut out,
+            "helloguard_token_bodies_unexamined_total",
+            "Token bodies over 64 KiB passed through.",
+            &self.token_bodies_unexamined,
+        );
+        counter(
+            &mut out,
+            "helloguard_metadata_write_failures_total",
+            "Engine metadata writes that failed.",
+            &self.metadata_write_failures,
+        );
+        counter(
+            &mut out,
+            "helloguard_revoked_uses_total",
+            "Requests presenting a revoked session or token.",
+            &self.revoked_uses,
+        );
+        out
+    }
+}
+
+pub const VERDICTS: [&str; 3] = ["allow", "bind", "challenge"];
+pub const MODES: [&str; 3] = ["enforce", "annotate", "monitor"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        m.capture_failed(CaptureFailure::TooLarge);
+        m.fingerprinted(Duration::from_nanos(1500));
+        m.decided(2, 0);
+        let text = m.render();
+        assert!(text.contains("helloguard_capture_failures_total{reason=\"too_large\"} 1"), "{text}");
+        assert!(text.contains("helloguard_fingerprint_seconds_bucket{le=\"0.000002\"} 1"), "{text}");
+        assert!(text.contains("helloguard_decisions_total{decision=\"challenge\",mode=\"enforce\"} 1"));
+    }
+}

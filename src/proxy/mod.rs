@@ -1,0 +1,163 @@
+//! The TLS-terminating reverse proxy (`helloguard serve`).
+//!
+//! | file | owns |
+//! |---|---|
+//! | [`listener`] | accept loop, limits, capture → TLS handshake → HTTP, graceful drain |
+//! | [`capture`] | reading the ClientHello before rustls and replaying it byte-exact |
+//! | [`tls`] | certificates: PEM files or a self-signed one in the data directory |
+//! | [`service`] | the request phases: hygiene, classify, decide, enforce, forward |
+//! | [`records`] | the response phase: sessions and refresh tokens bound to fingerprints |
+//! | [`headers`], [`routes`] | header names and hygiene; route classification |
+//! | [`upstream`], [`demo`] | the pooled HTTP client, and the built-in demo login service |
+//! | [`admin`], [`metrics`] | `/metrics`, `/healthz`, `/readyz` |
+//!
+//! The proxy holds no decision logic: that is [`crate::engine`].
+
+pub mod admin;
+pub mod body;
+pub mod capture;
+pub mod demo;
+pub mod headers;
+pub mod listener;
+pub mod metrics;
+pub mod records;
+pub mod routes;
+pub mod service;
+pub mod tls;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+use crate::engine::audit::AuditSink;
+use crate::session::Store;
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {address}: {error}")]
+    Listen { address: SocketAddr, error: std::io::Error },
+}
+
+/// A bound, ready proxy: the caller learns its addresses before it runs.
+pub struct Proxy {
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    acceptor: TlsAcceptor,
+    shared: Arc<service::Shared>,
+    /// SHA-256 of the served certificate (hex).
+    pub certificate_sha256: String,
+}
+
+impl Proxy {
+    /// Bind the listeners and load TLS material. The store is opened by the caller (it may be
+    /// shared with other parts of the process).
+    pub async fn bind(config: Config, store: Arc<dyn Store>, audit: Arc<dyn AuditSink>) -> Result<Self, StartError> {
+        let policy = config.policy.policy()?;
+        let identity = match (&config.tls.cert, &config.tls.key) {
+            (Some(cert), Some(key)) => tls::Identity::from_pem_files(cert, key)?,
+            _ => tls::Identity::self_signed(&config.store.path)?,
+        };
+        let acceptor = TlsAcceptor::from(identity.server_config()?);
+        let bind = |address: SocketAddr| async move {
+            TcpListener::bind(address).await.map_err(|error| StartError::Listen { address, error })
+        };
+        let listener = bind(config.server.listen).await?;
+        let admin = match config.admin.address()? {
+            Some(address) => Some(bind(address).await?),
+            None => None,
+        };
+        let names = headers::HeaderNames::new(&config.headers);
+        let demo =
+            Arc::new(demo::Demo::new(names.clone(), &config.session.cookie_name, &config.session.user_id_header));
+        let shared = Arc::new(service::Shared {
+            upstream: upstream::Upstream::new(&config.server.upstream, demo, config.server.upstream_timeout.0),
+            routes: routes::Routes::new(&config.routes),
+            session_lifetimes: config.session.lifetimes(),
+            token_lifetimes: config.refresh_tokens.lifetimes(),
+            names,
+            policy,
+            store,
+            audit,
+            metrics: Arc::default(),
+            config,
+        });
+        Ok(Self { listener, admin, acceptor, shared, certificate_sha256: identity.fingerprint_sha256() })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|a| a.local_addr().ok())
+    }
+
+    /// Serve until `shutdown` turns true, then drain.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+        if let Some(admin) = self.admin {
+            tokio::spawn(admin::run(admin, self.shared.clone(), shutdown.clone()));
+        }
+        listener::run(self.listener, self.acceptor, self.shared, shutdown).await
+    }
+}
+
+/// Run the proxy as `helloguard serve` does: open the store, bind, print where it listens, serve
+/// until SIGTERM or Ctrl-C, then drain.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.store.path)
+        .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", config.store.path.display()))?;
+    let store = crate::session::open_store(&config.store).await?;
+    let audit: Arc<dyn AuditSink> = match &config.audit.path {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open audit file {}: {e}", path.display()))?;
+            Arc::new(crate::engine::audit::JsonLines::new(file))
+        }
+        None => Arc::new(crate::engine::audit::JsonLines::new(std::io::stdout())),
+    };
+    let upstream = match &config.server.upstream {
+        crate::config::Upstream::Demo => "builtin:demo".to_owned(),
+        crate::config::Upstream::Http(origin) => origin.clone(),
+    };
+    let proxy = Proxy::bind(config, store, audit).await?;
+    eprintln!("helloguard listening on https://{} (upstream {upstream})", proxy.local_addr()?);
+    eprintln!("certificate SHA-256 {}", proxy.certificate_sha256);
+    if let Some(admin) = proxy.admin_addr() {
+        eprintln!("admin on http://{admin} (/metrics, /healthz, /readyz)");
+    }
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("helloguard: shutting down, draining connections");
+        let _ = stop.send(true);
+    });
+    proxy.run(stopped).await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = tokio::signal::ctrl_c() => return,
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,414 @@
+//! The response phase: what the upstream's answer creates (CONTRACT §1, §3 response phase).
+//!
+//! - a login response that sets a new session cookie creates a session bound to the connection's
+//!   fingerprints (`new_session`), or, when the request carried a live session, one that inherits
+//!   it (`rotation`; the old record is retired silently);
+//! - a token response (200, JSON, top-level `refresh_token`) records the token (`new_refresh_token`)
+//!   or rotates the presented one (`rotation`);
+//! - the upstream's user-id header is stored and its MFA confirmation header rebinds
+//!   (`mfa_confirmed`); both are removed before the client sees the response.
+//!
+//! Secrets stay secret: cookies and tokens are hashed into ids here and never stored or logged.
+
+use std::sync::Arc;
+
+use hyper::header::{self, HeaderMap};
+use hyper::{Response, StatusCode};
+
+use super::body::{buffer_up_to, full, Body, Buffered};
+use super::service::{
+    record_decision, remove_hop_by_hop, route_client_id, Connection, Exchange, Shared, MAX_TOKEN_BODY,
+};
+use crate::config::{RouteConfig, RouteKind};
+use crate::engine::{bind_on_response, Outcome, Reason, Route};
+use crate::session::records::{
+    refresh_token_id, session_id, ClientRef, Device, RefreshToken, ResourceServer, Session, Versioned,
+};
+use crate::session::{RecordKind, Timestamp};
+
+/// A token request's parameters (form or JSON body).
+#[derive(Debug, Default)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    /// Present only for a refresh exchange (`grant_type=refresh_token`).
+    pub refresh_token: Option<String>,
+    pub client_id: Option<String>,
+    pub audience: Option<String>,
+}
+
+impl TokenRequest {
+    pub fn parse(headers: &HeaderMap, body: &[u8]) -> Self {
+        let is_json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+        // Both encodings become string pairs; non-string JSON values are not parameters.
+        let pairs: Vec<(String, String)> = if is_json {
+            match serde_json::from_slice::<serde_json::Value>(body) {
+                Ok(serde_json::Value::Object(map)) => {
+                    map.into_iter().filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned()))).collect()
+                }
+                _ => Vec::new(),
+            }
+        } else {
+            form_urlencoded::parse(body).into_owned().collect()
+        };
+        let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let grant_type = get("grant_type");
+        let refresh_token = get("refresh_token").filter(|_| grant_type.as_deref() == Some("refresh_token"));
+        Self { grant_type, refresh_token, client_id: get("client_id"), audience: get("audience") }
+    }
+}
+
+/// Everything the response phase needs from the request phase.
+pub struct RequestContext<'r> {
+    pub shared: &'r Arc<Shared>,
+    pub connection: &'r Arc<Connection>,
+    pub route: Option<&'r RouteConfig>,
+    pub request_headers: &'r HeaderMap,
+    pub session: Option<Versioned<Session>>,
+    pub exchange: Option<Exchange>,
+    pub token_request: Option<TokenRequest>,
+    pub now: Timestamp,
+}
+
+impl RequestContext<'_> {
+    fn device(&self) -> Device {
+        let user_agent = self.request_headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(cut_user_agent);
+        Device::new(Some(self.connection.peer.ip().to_string()), user_agent)
+    }
+
+    fn kind(&self) -> Option<RouteKind> {
+        self.route.map(|r| r.kind)
+    }
+}
+
+/// Apply the response phase and return the response the client gets.
+pub async fn on_response(context: RequestContext<'_>, response: Response<Body>) -> Response<Body> {
+    let shared = context.shared;
+    let (mut parts, mut body) = response.into_parts();
+    remove_hop_by_hop(&mut parts.headers);
+    let user_id = take_header(&mut parts.headers, &shared.config.session.user_id_header).filter(|v| valid_user_id(v));
+    let confirmed =
+        take_header(&mut parts.headers, &shared.config.policy.confirm_header).is_some_and(|v| v.trim() == "1");
+
+    let mut bound_session = context.session.as_ref().map(|s| s.record.id.clone());
+    if context.kind() == Some(RouteKind::Login) {
+        if let Some(cookie) = new_session_cookie(&parts.headers, &shared.config.session.cookie_name) {
+            if let Some(id) = create_session(&context, &cookie, user_id.clone()).await {
+                bound_session = Some(id);
+            }
+        }
+    }
+    if let (Some(user_id), Some(session)) = (&user_id, &context.session) {
+        set_session_user(&context, session, user_id).await;
+    }
+
+    let mut issued = None;
+    if context.kind() == Some(RouteKind::Token) && parts.status == StatusCode::OK {
+        match buffer_up_to(body, MAX_TOKEN_BODY).await {
+            Ok(Buffered::Complete(bytes)) => {
+                issued = record_refresh_token(&context, &bytes, user_id.clone()).await;
+                body = full(bytes);
+            }
+            Ok(Buffered::TooLarge(rest)) => {
+                shared.metrics.token_bodies_unexamined.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                body = rest;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "token response body unreadable");
+                return super::body::json_response(
+                    StatusCode::BAD_GATEWAY,
+                    &serde_json::json!({"error": "bad_gateway", "message": "upstream body failed"}),
+                );
+            }
+        }
+    }
+
+    if confirmed {
+        let presented = context.exchange.as_ref().filter(|e| e.record.is_some()).map(|e| e.token_id.clone());
+        confirm_mfa(&context, bound_session.as_deref(), presented.into_iter().chain(issued)).await;
+    }
+    Response::from_parts(parts, body)
+}
+
+/// The first `Set-Cookie` for `name` that sets a non-empty value without expiring it.
+pub fn new_session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|line| {
+        let mut attributes = line.split(';');
+        let (key, value) = attributes.next()?.trim().split_once('=')?;
+        if key.trim() != name || value.trim().is_empty() {
+            return None;
+        }
+        let expires_it = attributes.any(|attribute| {
+            let (key, value) = attribute.trim().split_once('=').unwrap_or((attribute.trim(), ""));
+            match key.to_ascii_lowercase().as_str() {
+                "max-age" => value.trim().parse::<i64>().is_ok_and(|age| age <= 0),
+                "expires" => httpdate::parse_http_date(value.trim()).is_ok_and(|t| t <= std::time::SystemTime::now()),
+                _ => false,
+            }
+        });
+        (!expires_it).then(|| value.trim().to_owned())
+    })
+}
+
+async fn create_session(context: &RequestContext<'_>, cookie: &str, user_id: Option<String>) -> Option<String> {
+    let shared = context.shared;
+    let id = session_id(cookie);
+    match shared.store.get_session(&id).await {
+        Ok(Some(_)) => return None, // already a live session: nothing new
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(%error, "session lookup failed; the new session is not recorded");
+            return None;
+        }
+    }
+    let mut session = Session::new(id.clone(), context.now, shared.session_lifetimes, context.device());
+    let previous = context.session.as_ref().filter(|s| s.record.id != id);
+    let reason = match previous {
+        Some(old) => {
+            session.session_metadata = old.record.session_metadata.clone();
+            session.user_id = old.record.user_id.clone();
+            session.clients = old.record.clients.clone();
+            Reason::Rotation
+        }
+        None => Reason::NewSession,
+    };
+    if user_id.is_some() {
+        session.user_id = user_id;
+    }
+    if let Some(client_id) = route_client_id(context.route) {
+        if !session.clients.iter().any(|c| c.client_id == client_id) {
+            session.clients.push(ClientRef { client_id });
+        }
+    }
+    let observed = context.connection.observed();
+    let decision = bind_on_response(reason, Route::Login, Some(&id), None, observed, &shared.policy);
+    let (stored_before, error) = apply_writes(&mut session.session_metadata, &decision.writes, RecordKind::Session);
+    let error = match shared.store.create_session(&session).await {
+        Ok(()) => error,
+        Err(e) => {
+            tracing::warn!(error = %e, "new session not recorded");
+            return None;
+        }
+    };
+    if let Some(old) = previous {
+        // Cookie rotation: the old record is retired silently (no logout token).
+        if let Err(error) = shared.store.end_session(&old.record.id, old.version, context.now, Vec::new()).await {
+            tracing::warn!(%error, "rotated-out session not retired");
+        }
+    }
+    let decision = if error.is_some() { decision.after_write_failure() } else { decision };
+    record_decision(
+        shared,
+        context.connection,
+        &decision,
+        Some(&stored_before),
+        session.user_id.as_deref(),
+        Outcome::Forwarded,
+        error.as_deref(),
+    );
+    Some(id)
+}
+
+/// Merge the engine's writes into a record's map before it is stored; returns the map as it was
+/// and the wrapped error when the candidate map was invalid (then nothing is written).
+fn apply_writes(
+    metadata: &mut crate::session::Metadata,
+    writes: &crate::engine::Writes<'_>,
+    kind: RecordKind,
+) -> (crate::session::Metadata, Option<String>) {
+    let before = metadata.clone();
+    if writes.is_empty() {
+        return (before, None);
+    }
+    match metadata.merge(writes.iter()) {
+        Ok(()) => (before, None),
+        Err(error) => {
+            *metadata = before.clone();
+            (before, Some(kind.wrap(&error)))
+        }
+    }
+}
+
+async fn set_session_user(context: &RequestContext<'_>, session: &Versioned<Session>, user_id: &str) {
+    if session.record.user_id.as_deref() == Some(user_id) {
+        return;
+    }
+    let mut next = session.record.clone();
+    next.user_id = Some(user_id.to_owned());
+    next.updated_at = context.now;
+    // A concurrent writer wins; the next response carries the user id again.
+    if let Err(error) = context.shared.store.put_session(&next, session.version).await {
+        tracing::debug!(%error, "user id not stored on the session");
+    }
+}
+
+/// Record the refresh token in a 200 token response. Returns the recorded token's id.
+async fn record_refresh_token(context: &RequestContext<'_>, body: &[u8], user_id: Option<String>) -> Option<String> {
+    let shared = context.shared;
+    let answer: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let token = answer.get("refresh_token")?.as_str()?;
+    let new_id = refresh_token_id(token);
+    let observed = context.connection.observed();
+    let presented = context.exchange.as_ref().and_then(|e| e.record.as_ref());
+    if let Some(old) = presented {
+        if old.record.id == new_id {
+            return None; // the same token again: nothing new to record
+        }
+        let mut successor = old.record.successor(new_id.clone(), context.now, shared.token_lifetimes, context.device());
+        successor.last_exchanged_at = Some(context.now);
+        if user_id.is_some() {
+            successor.user_id = user_id;
+        }
+        return match shared.store.rotate_refresh_token(&old.record.id, old.version, context.now, &successor).await {
+            Ok(()) => {
+                let decision = bind_on_response(
+                    Reason::Rotation,
+                    Route::Refresh,
+                    successor.session_id.as_deref(),
+                    Some(&new_id),
+                    observed,
+                    &shared.policy,
+                );
+                let stored = &old.record.refresh_token_metadata;
+                record_decision(
+                    shared,
+                    context.connection,
+                    &decision,
+                    Some(stored),
+                    successor.user_id.as_deref(),
+                    Outcome::Forwarded,
+                    None,
+                );
+                Some(new_id)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "refresh token rotation not recorded");
+                None
+            }
+        };
+    }
+    let mut record = RefreshToken::new(new_id.clone(), context.now, shared.token_lifetimes, context.device());
+    record.session_id = context.session.as_ref().map(|s| s.record.id.clone());
+    record.user_id = user_id.or_else(|| context.session.as_ref().and_then(|s| s.record.user_id.clone()));
+    let request = context.token_request.as_ref();
+    record.client_id = request.and_then(|r| r.client_id.clone()).or_else(|| route_client_id(context.route));
+    if let (Some(audience), Some(scopes)) =
+        (request.and_then(|r| r.audience.clone()), answer.get("scope").and_then(|s| s.as_str()))
+    {
+        record.resource_servers = vec![ResourceServer { audience, scopes: scopes.to_owned() }];
+    }
+    let decision = bind_on_response(
+        Reason::NewRefreshToken,
+        Route::Refresh,
+        record.session_id.as_deref(),
+        Some(&new_id),
+        observed,
+        &shared.policy,
+    );
+    let (before, error) = apply_writes(&mut record.refresh_token_metadata, &decision.writes, RecordKind::RefreshToken);
+    if let Err(e) = shared.store.create_refresh_token(&record).await {
+        tracing::warn!(error = %e, "refresh token not recorded");
+        return None;
+    }
+    let decision = if error.is_some() { decision.after_write_failure() } else { decision };
+    record_decision(
+        shared,
+        context.connection,
+        &decision,
+        Some(&before),
+        record.user_id.as_deref(),
+        Outcome::Forwarded,
+        error.as_deref(),
+    );
+    Some(new_id)
+}
+
+/// After a successful MFA the upstream says so: the session and tokens of this request take the
+/// connection's fingerprints. Ignored when the fingerprint is unknown.
+async fn confirm_mfa(context: &RequestContext<'_>, session: Option<&str>, tokens: impl Iterator<Item = String>) {
+    let shared = context.shared;
+    let Some(observed) = context.connection.observed() else { return };
+    let decision = bind_on_response(Reason::MfaConfirmed, Route::Login, session, None, Some(observed), &shared.policy);
+    let change = decision.writes.to_change();
+    if let Some(id) = session {
+        let result = shared.store.update_session_metadata(id, &change, context.now).await;
+        confirm_result(context, &decision, result.err().map(|e| RecordKind::Session.wrap(&e)));
+    }
+    for token in tokens {
+        let decision = bind_on_response(
+            Reason::MfaConfirmed,
+            Route::Refresh,
+            session,
+            Some(&token),
+            Some(observed),
+            &shared.policy,
+        );
+        let result = shared.store.update_refresh_token_metadata(&token, &change).await;
+        confirm_result(context, &decision, result.err().map(|e| RecordKind::RefreshToken.wrap(&e)));
+    }
+}
+
+fn confirm_result(context: &RequestContext<'_>, decision: &crate::engine::Decision<'_>, error: Option<String>) {
+    let decision = if error.is_some() { decision.after_write_failure() } else { *decision };
+    record_decision(context.shared, context.connection, &decision, None, None, Outcome::Forwarded, error.as_deref());
+}
+
+fn take_header(headers: &mut HeaderMap, name: &str) -> Option<String> {
+    let name = header::HeaderName::from_bytes(name.as_bytes()).ok()?;
+    let value = headers.get(&name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    headers.remove(&name);
+    value
+}
+
+/// CONTRACT §1: 1–255 bytes, no control characters.
+fn valid_user_id(value: &str) -> bool {
+    (1..=255).contains(&value.len()) && !value.chars().any(char::is_control)
+}
+
+/// User agents are kept to 512 bytes, cut at a character boundary.
+fn cut_user_agent(agent: &str) -> String {
+    let mut end = agent.len().min(512);
+    while !agent.is_char_boundary(end) {
+        end -= 1;
+    }
+    agent[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_cookie_detection() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::SET_COOKIE, "other=1".parse().unwrap());
+        headers.append(header::SET_COOKIE, "session=; Path=/".parse().unwrap());
+        headers.append(header::SET_COOKIE, "session=gone; Max-Age=0".parse().unwrap());
+        headers.append(header::SET_COOKIE, "session=old; Expires=Thu, 01 Jan 1970 00:00:00 GMT".parse().unwrap());
+        assert_eq!(new_session_cookie(&headers, "session"), None);
+        headers.append(header::SET_COOKIE, "session=abc; Path=/; HttpOnly".parse().unwrap());
+        assert_eq!(new_session_cookie(&headers, "session").as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn token_requests_from_form_and_json() {
+        let form = TokenRequest::parse(&HeaderMap::new(), b"grant_type=refresh_token&refresh_token=r1&client_id=web");
+        assert_eq!(form.refresh_token.as_deref(), Some("r1"));
+        assert_eq!(form.client_id.as_deref(), Some("web"));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let json = TokenRequest::parse(&headers, br#"{"grant_type":"password","refresh_token":"x"}"#);
+        assert_eq!(json.refresh_token, None, "only refresh_token grants are exchanges");
+        assert_eq!(json.grant_type.as_deref(), Some("password"));
+    }
+
+    #[test]
+    fn user_agents_are_cut_at_a_char_boundary() {
+        let agent = "é".repeat(300);
+        let cut = cut_user_agent(&agent);
+        assert!(cut.len() <= 512 && cut.len() >= 510);
+        assert!(valid_user_id("auth0|abc") && !valid_user_id("") && !valid_user_id("a\nb"));
+    }
+}

@@ -1,0 +1,560 @@
+//! The life of one request, as a visible sequence of phases:
+//!
+//! 1. **hygiene**: remove every fingerprint/decision header the client sent;
+//! 2. **classify**: login, token (refresh exchange or not), logout, other; find the live session
+//!    from the cookie and the presented refresh token from the body (bounded);
+//! 3. **decide**: the engine, for logins and refresh exchanges; bind writes go to the store;
+//! 4. **enforce**: a challenged login is redirected, a challenged refresh answered, per mode;
+//! 5. **forward**: fingerprint and decision headers on, hop-by-hop headers off;
+//! 6. **respond**: record a new session cookie or refresh token, bound to the connection's
+//!    fingerprints (see [`super::records`]), and strip the headers helloguard consumes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use serde_json::json;
+
+use super::body::{buffer_up_to, full, json_response, Body, Buffered};
+use super::capture::ConnectionFingerprint;
+use super::headers::HeaderNames;
+use super::metrics::Metrics;
+use super::records::{self, RequestContext};
+use super::routes::Routes;
+use super::upstream::{Upstream, UpstreamError};
+use crate::config::{Config, RouteConfig, RouteKind};
+use crate::engine::audit::{AuditSink, DecisionEvent};
+use crate::engine::{decide, Decision, Event, Mode, Observed, Outcome, Policy, Route, Verdict};
+use crate::session::records::{refresh_token_id, session_id, Lifetimes, RefreshToken, Session, Versioned};
+use crate::session::{RecordKind, Store, Timestamp};
+
+/// Token bodies larger than this are passed through unexamined (CONTRACT §1).
+pub const MAX_TOKEN_BODY: usize = 64 * 1024;
+
+/// What every request of the proxy shares.
+pub struct Shared {
+    pub config: Config,
+    pub policy: Policy,
+    pub names: HeaderNames,
+    pub routes: Routes,
+    pub store: Arc<dyn Store>,
+    pub upstream: Upstream,
+    pub metrics: Arc<Metrics>,
+    pub audit: Arc<dyn AuditSink>,
+    pub session_lifetimes: Lifetimes,
+    pub token_lifetimes: Lifetimes,
+}
+
+/// What is known about the connection a request came on.
+pub struct Connection {
+    pub peer: SocketAddr,
+    pub fingerprint: Option<ConnectionFingerprint>,
+}
+
+impl Connection {
+    pub fn observed(&self) -> Option<Observed<'_>> {
+        self.fingerprint.as_ref().map(|f| Observed {
+            ja3: f.binding.ja3.as_str(),
+            ja3n: f.ja3n.as_ref().map_or("", |v| v.as_str()),
+            ja4: f.binding.ja4.as_str(),
+            ja4_stable: f.binding.ja4_stable.as_str(),
+        })
+    }
+}
+
+/// A refresh exchange found in a token request's body.
+pub struct Exchange {
+    pub token_id: String,
+    pub record: Option<Versioned<RefreshToken>>,
+}
+
+/// Handle one request; never fails (errors become answers).
+pub async fn handle(
+    shared: Arc<Shared>,
+    connection: Arc<Connection>,
+    request: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    shared.metrics.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (mut parts, body) = request.into_parts();
+
+    // 1. hygiene
+    shared.names.strip_client_headers(&mut parts.headers);
+
+    // 2. classify
+    let route = shared.routes.classify(&parts.method, parts.uri.path()).cloned();
+    let now = Timestamp::now();
+    let session = find_session(&shared, &connection, &mut parts.headers, now).await;
+    let mut body = super::body::boxed(body);
+    let mut token_request = None;
+    if route.as_ref().is_some_and(|r| r.kind == RouteKind::Token) {
+        // helloguard must read the answer, so no compressed encodings (CONTRACT §1).
+        parts.headers.remove(header::ACCEPT_ENCODING);
+        match buffer_up_to(body, MAX_TOKEN_BODY).await {
+            Ok(Buffered::Complete(bytes)) => {
+                token_request = Some(records::TokenRequest::parse(&parts.headers, &bytes));
+                body = full(bytes);
+            }
+            Ok(Buffered::TooLarge(rest)) => {
+                shared.metrics.token_bodies_unexamined.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                body = rest;
+            }
+            Err(error) => return bad_request(&format!("unreadable request body: {error}")),
+        }
+    }
+    let exchange = match token_request.as_ref().and_then(|t| t.refresh_token.as_deref()) {
+        Some(token) => match find_exchange(&shared, &connection, token, now).await {
+            Ok(exchange) => Some(exchange),
+            Err(revoked) => return revoked,
+        },
+        None => None,
+    };
+
+    // 3. decide
+    let observed = connection.observed();
+    let evaluated = match route.as_ref().map(|r| r.kind) {
+        Some(RouteKind::Login) => Some(evaluate_login(&shared, &connection, session.as_ref(), observed, now).await),
+        Some(RouteKind::Token) if exchange.is_some() => {
+            Some(evaluate_refresh(&shared, &connection, session.as_ref(), exchange.as_ref(), observed).await)
+        }
+        _ => None,
+    };
+
+    // 4. enforce
+    if let Some(decision) = &evaluated {
+        if let Some(answer) = enforce(&shared, decision, &parts) {
+            return answer;
+        }
+    }
+
+    // 5. forward
+    let live_session_id = session.as_ref().map(|s| s.record.id.clone());
+    prepare_upstream_headers(&shared, &connection, &mut parts, live_session_id.as_deref(), evaluated.as_ref());
+    let response = match shared.upstream.send(Request::from_parts(parts.clone(), body)).await {
+        Ok((response, latency)) => {
+            shared.metrics.upstream_answered(latency);
+            response
+        }
+        Err(error) => return upstream_failure(&shared.metrics, &error),
+    };
+
+    // 6. respond
+    let context = RequestContext {
+        shared: &shared,
+        connection: &connection,
+        route: route.as_ref(),
+        request_headers: &parts.headers,
+        session,
+        exchange,
+        token_request,
+        now,
+    };
+    records::on_response(context, response).await
+}
+
+/// The live session this request's cookie names. A revoked session's cookie is removed from the
+/// forwarded `Cookie` header in every mode (CONTRACT §1).
+async fn find_session(
+    shared: &Shared,
+    connection: &Connection,
+    headers: &mut HeaderMap,
+    now: Timestamp,
+) -> Option<Versioned<Session>> {
+    let cookie_name = &shared.config.session.cookie_name;
+    let value = cookie_value(headers, cookie_name)?;
+    let id = session_id(&value);
+    match shared.store.get_session(&id).await {
+        Ok(Some(session)) if !session.record.is_expired(now) => return Some(session),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(%error, "session lookup failed; continuing without a session");
+            return None;
+        }
+    }
+    if let Ok(Some(_)) = shared.store.get_tombstone(&id, now).await {
+        remove_cookie(headers, cookie_name);
+        shared.metrics.revoked_uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        shared.audit.record(&json!({
+            "event": "revoked_use", "time": now, "route": "login", "session_id": id,
+            "client_addr": connection.peer.ip().to_string(),
+        }));
+    }
+    None
+}
+
+/// The presented refresh token's record. A tombstoned token is answered `invalid_grant` at once.
+async fn find_exchange(
+    shared: &Shared,
+    connection: &Connection,
+    token: &str,
+    now: Timestamp,
+) -> Result<Exchange, Response<Body>> {
+    let token_id = refresh_token_id(token);
+    let record = match shared.store.get_refresh_token(&token_id).await {
+        Ok(record) => record,
+        Err(error) => {
+            tracing::warn!(%error, "refresh token lookup failed; continuing as unknown");
+            None
+        }
+    };
+    if record.is_none() {
+        if let Ok(Some(_)) = shared.store.get_tombstone(&token_id, now).await {
+            shared.metrics.revoked_uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared.audit.record(&json!({
+                "event": "revoked_use", "time": now, "route": "refresh", "refresh_token_id": token_id,
+                "client_addr": connection.peer.ip().to_string(),
+            }));
+            return Err(json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."}),
+            ));
+        }
+    }
+    Ok(Exchange { token_id, record })
+}
+
+/// What the request phase decided, owned (the engine's decision borrows its inputs).
+pub struct Evaluated {
+    pub verdict: Verdict,
+    pub reason: &'static str,
+    pub route: Route,
+    pub session_id: Option<String>,
+    pub outcome: Outcome,
+}
+
+async fn evaluate_login(
+    shared: &Shared,
+    connection: &Connection,
+    session: Option<&Versioned<Session>>,
+    observed: Option<Observed<'_>>,
+    now: Timestamp,
+) -> Evaluated {
+    let event = Event {
+        route: Route::Login,
+        session_id: session.map(|s| s.record.id.as_str()),
+        refresh_token_id: None,
+        stored: session.map(|s| &s.record.session_metadata),
+        observed,
+    };
+    let decision = decide(&event, &shared.policy);
+    let (decision, error) = match (decision.verdict, session) {
+        (Verdict::Bind, Some(session)) => {
+            match shared.store.update_session_metadata(&session.record.id, &decision.writes.to_change(), now).await {
+                Ok(_) => (decision, None),
+                Err(error) => (decision.after_write_failure(), Some(RecordKind::Session.wrap(&error))),
+            }
+        }
+        _ => (decision, None),
+    };
+    let user_id = session.and_then(|s| s.record.user_id.as_deref());
+    conclude(shared, connection, &decision, event.stored, user_id, error)
+}
+
+async fn evaluate_refresh(
+    shared: &Shared,
+    connection: &Connection,
+    session: Option<&Versioned<Session>>,
+    exchange: Option<&Exchange>,
+    observed: Option<Observed<'_>>,
+) -> Evaluated {
+    let record = exchange.and_then(|e| e.record.as_ref());
+    let event = Event {
+        route: Route::Refresh,
+        session_id: record.and_then(|r| r.record.session_id.as_deref()).or(session.map(|s| s.record.id.as_str())),
+        refresh_token_id: exchange.map(|e| e.token_id.as_str()),
+        stored: record.map(|r| &r.record.refresh_token_metadata),
+        observed,
+    };
+    let decision = decide(&event, &shared.policy);
+    let (decision, error) = match (decision.verdict, record) {
+        (Verdict::Bind, Some(record)) => {
+            match shared.store.update_refresh_token_metadata(&record.record.id, &decision.writes.to_change()).await {
+                Ok(_) => (decision, None),
+                Err(error) => (decision.after_write_failure(), Some(RecordKind::RefreshToken.wrap(&error))),
+            }
+        }
+        _ => (decision, None),
+    };
+    let user_id = record.and_then(|r| r.record.user_id.as_deref());
+    conclude(shared, connection, &decision, event.stored, user_id, error)
+}
+
+/// Audit and count one request-phase decision; keep what the later phases need.
+fn conclude(
+    shared: &Shared,
+    connection: &Connection,
+    decision: &Decision<'_>,
+    stored: Option<&crate::session::Metadata>,
+    user_id: Option<&str>,
+    error: Option<String>,
+) -> Evaluated {
+    let outcome = decision.outcome(&shared.policy);
+    record_decision(shared, connection, decision, stored, user_id, outcome, error.as_deref());
+    Evaluated {
+        verdict: decision.verdict,
+        reason: reason_name(decision),
+        route: decision.route,
+        session_id: decision.session_id.map(str::to_owned),
+        outcome,
+    }
+}
+
+/// The audit event and the metric of one decision (request or response phase).
+pub fn record_decision(
+    shared: &Shared,
+    connection: &Connection,
+    decision: &Decision<'_>,
+    stored: Option<&crate::session::Metadata>,
+    user_id: Option<&str>,
+    outcome: Outcome,
+    error: Option<&str>,
+) {
+    if let Some(error) = error {
+        shared.metrics.metadata_write_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(error, "metadata write failed; request continues");
+    }
+    let client_addr = connection.peer.ip().to_string();
+    shared.audit.record(&DecisionEvent {
+        time: Timestamp::now(),
+        decision,
+        mode: shared.policy.mode,
+        outcome,
+        user_id,
+        observed: connection.observed(),
+        stored,
+        client_addr: Some(&client_addr),
+        error,
+    });
+    let verdict = match decision.verdict {
+        Verdict::Allow => 0,
+        Verdict::Bind => 1,
+        Verdict::Challenge => 2,
+    };
+    let mode = match shared.policy.mode {
+        Mode::Enforce => 0,
+        Mode::Annotate => 1,
+        Mode::Monitor => 2,
+    };
+    shared.metrics.decided(verdict, mode);
+}
+
+fn reason_name(decision: &Decision<'_>) -> &'static str {
+    // The engine's reasons serialize to these snake_case names.
+    match serde_json::to_value(decision.reason).ok().as_ref().and_then(|v| v.as_str()) {
+        Some("no_session") => "no_session",
+        Some("unknown_refresh_token") => "unknown_refresh_token",
+        Some("fingerprint_unknown") => "fingerprint_unknown",
+        Some("first_binding") => "first_binding",
+        Some("fingerprint_match") => "fingerprint_match",
+        Some("fingerprint_mismatch") => "fingerprint_mismatch",
+        Some("metadata_write_failed") => "metadata_write_failed",
+        _ => "other",
+    }
+}
+
+/// The enforce-mode answers (CONTRACT §4); `None` means forward.
+fn enforce(shared: &Shared, evaluated: &Evaluated, parts: &hyper::http::request::Parts) -> Option<Response<Body>> {
+    match evaluated.outcome {
+        Outcome::Forwarded => None,
+        Outcome::Rejected => {
+            let factors: Vec<_> = shared.policy.factors.all().iter().map(|f| json!({"type": f})).collect();
+            let mut response = json_response(
+                StatusCode::FORBIDDEN,
+                &json!({"error": "mfa_required", "error_description": "Multifactor authentication required",
+                        "mfa_requirements": {"challenge": factors}}),
+            );
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Some(response)
+        }
+        Outcome::Redirected => {
+            let base = shared.config.policy.challenge_url.as_deref()?;
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("reason", evaluated.reason);
+            query.append_pair("challenge", shared.policy.factors.primary().as_str());
+            let additional: Vec<&str> = shared.policy.factors.additional().iter().map(|f| f.as_str()).collect();
+            if !additional.is_empty() {
+                query.append_pair("additional_factors", &additional.join(","));
+            }
+            if let Some(id) = &evaluated.session_id {
+                query.append_pair("session_id", id);
+            }
+            query.append_pair("return_to", parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+            let separator = if base.contains('?') { '&' } else { '?' };
+            let location = format!("{base}{separator}{}", query.finish());
+            let mut response = Response::new(full(Bytes::new()));
+            *response.status_mut() = StatusCode::SEE_OTHER;
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            Some(response)
+        }
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+fn prepare_upstream_headers(
+    shared: &Shared,
+    connection: &Connection,
+    parts: &mut hyper::http::request::Parts,
+    session_id: Option<&str>,
+    evaluated: Option<&Evaluated>,
+) {
+    // HTTP/2 clients carry the host in the URI's authority; the upstream speaks HTTP/1.1.
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+    let client_ip = connection.peer.ip().to_string();
+    let forwarded_for = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(previous) => format!("{previous}, {client_ip}"),
+        None => client_ip,
+    };
+    let headers = &mut parts.headers;
+    remove_hop_by_hop(headers);
+    let mut put = |name: HeaderName, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    put(HeaderName::from_static("x-forwarded-for"), &forwarded_for);
+    put(HeaderName::from_static("x-forwarded-proto"), "https");
+    if let Some(host) = &host {
+        put(HeaderName::from_static("x-forwarded-host"), host);
+        put(header::HOST, host);
+    }
+    let names = &shared.names;
+    if let Some(fingerprint) = &connection.fingerprint {
+        put(names.ja3.clone(), fingerprint.binding.ja3.as_str());
+        put(names.ja4.clone(), fingerprint.binding.ja4.as_str());
+        put(names.ja4_stable.clone(), fingerprint.binding.ja4_stable.as_str());
+    }
+    if let Some(id) = session_id {
+        put(names.session_id.clone(), id);
+    }
+    if let Some(evaluated) = evaluated.filter(|_| shared.policy.mode != Mode::Monitor) {
+        let verdict = match evaluated.verdict {
+            Verdict::Allow => "allow",
+            Verdict::Bind => "bind",
+            Verdict::Challenge => "challenge",
+        };
+        put(names.decision.clone(), verdict);
+        put(names.reason.clone(), evaluated.reason);
+        if evaluated.verdict == Verdict::Challenge {
+            let factors: Vec<&str> = shared.policy.factors.all().iter().map(|f| f.as_str()).collect();
+            put(names.challenge.clone(), &factors.join(","));
+        }
+    }
+}
+
+/// The first value of cookie `name` across `Cookie` headers.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim().to_owned())
+}
+
+/// Drop cookie `name` from every `Cookie` header, keeping the others.
+fn remove_cookie(headers: &mut HeaderMap, name: &str) {
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && pair.split_once('=').is_none_or(|(key, _)| key != name))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(header::COOKIE);
+    if let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
+        if !kept.is_empty() {
+            headers.insert(header::COOKIE, value);
+        }
+    }
+}
+
+fn bad_request(message: &str) -> Response<Body> {
+    json_response(StatusCode::BAD_REQUEST, &json!({"error": "bad_request", "message": message}))
+}
+
+fn upstream_failure(metrics: &Metrics, error: &UpstreamError) -> Response<Body> {
+    tracing::warn!(%error, "upstream failed");
+    let (status, code) = match error {
+        UpstreamError::Unavailable(_) => {
+            metrics.upstream_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (StatusCode::BAD_GATEWAY, "bad_gateway")
+        }
+        UpstreamError::Timeout(_) => {
+            metrics.upstream_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (StatusCode::GATEWAY_TIMEOUT, "gateway_timeout")
+        }
+    };
+    json_response(status, &json!({"error": code, "message": error.to_string()}))
+}
+
+/// The client id a record made on this route gets: the request's parameter, else the route's.
+pub fn route_client_id(route: Option<&RouteConfig>) -> Option<String> {
+    route.and_then(|r| r.client_id.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_first_occurrence_and_removal() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, "a=1; session=first".parse().unwrap());
+        headers.append(header::COOKIE, "session=second; b=2".parse().unwrap());
+        assert_eq!(cookie_value(&headers, "session").as_deref(), Some("first"));
+        remove_cookie(&mut headers, "session");
+        assert_eq!(headers.get(header::COOKIE).unwrap(), "a=1; b=2");
+        assert_eq!(cookie_value(&headers, "session"), None);
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, "keep-alive, x-private".parse().unwrap());
+        headers.insert("x-private", "1".parse().unwrap());
+        headers.insert("te", "trailers".parse().unwrap());
+        headers.insert("accept", "*/*".parse().unwrap());
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+    }
+}
