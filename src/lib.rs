@@ -11,6 +11,7 @@
 //! | [`engine`] | the binding decision: a pure function from event + observed + stored fingerprints to allow/bind/challenge and audit events |
 //! | [`config`] | the TOML file (`[store]`, `[session]`, `[refresh_tokens]`, `[policy]`, `[server]`, `[tls]`, `[admin]`, `[headers]`, `[[routes]]`), defaults, errors naming the key path |
 //! | [`proxy`] | the TLS-terminating reverse proxy: capture before rustls, HTTP service, upstream, demo upstream, admin listener |
+//! | [`pcap`] | offline replay of pcap/pcapng: link/IP/TCP/UDP decoding, flow reassembly, QUIC Initial decryption, DTLS |
 //!
 //! `main.rs` is a thin CLI over these modules: everything it can do, a test can do too.
 #![forbid(unsafe_code)]
@@ -19,5 +20,6 @@ pub mod config;
 pub mod engine;
 pub mod fingerprint;
 pub mod hello;
+pub mod pcap;
 pub mod proxy;
 pub mod session;

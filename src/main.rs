@@ -63,6 +63,23 @@ enum Command {
         #[arg(long)]
         alpn_compat: bool,
     },
+    /// Fingerprint every ClientHello (TLS over TCP, QUIC, DTLS) in pcap/pcapng captures: one
+    /// record per hello on stdout, a summary on stderr. Exit status 1 when a file could not be
+    /// read at all.
+    Replay {
+        /// Capture files (pcap or pcapng).
+        #[arg(required = true)]
+        pcaps: Vec<PathBuf>,
+        /// Output format: jsonl, json or table.
+        #[arg(long, default_value = "jsonl")]
+        format: helloguard::pcap::Format,
+        /// Also report the second ClientHello of a connection (the retry after HelloRetryRequest).
+        #[arg(long)]
+        all_hellos: bool,
+        /// Reproduce the reference tools' `99` ALPN code for non-ASCII ALPN values.
+        #[arg(long)]
+        alpn_compat: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -74,6 +91,13 @@ fn main() -> ExitCode {
         Command::Serve { config, listen, upstream, data_dir } => serve_command(config, listen, upstream, data_dir),
         Command::CheckConfig { file } => {
             Config::load(&file).map(|_| println!("{}: ok", file.display())).map_err(Into::into)
+        }
+        Command::Replay { pcaps, format, all_hellos, alpn_compat } => {
+            match replay_command(&pcaps, format, all_hellos, alpn_compat) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(error) => Err(error),
+            }
         }
     };
     match result {
@@ -106,6 +130,18 @@ fn fingerprint_command(file: Option<PathBuf>, hex: bool, transport: &str, alpn_c
     let report = fingerprint::report(&input, transport, alpn)?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
+}
+
+fn replay_command(
+    pcaps: &[PathBuf],
+    format: helloguard::pcap::Format,
+    all_hellos: bool,
+    alpn_compat: bool,
+) -> anyhow::Result<bool> {
+    let alpn = if alpn_compat { AlpnMode::Compat } else { AlpnMode::Spec };
+    let options = helloguard::pcap::Options { all_hellos, alpn, ..Default::default() };
+    let stdout = std::io::stdout().lock();
+    Ok(helloguard::pcap::run(pcaps, &options, format, stdout, &mut std::io::stderr())?)
 }
 
 fn serve_command(
