@@ -107,7 +107,35 @@ impl Proxy {
         if let Some(admin) = self.admin {
             tokio::spawn(admin::run(admin, self.shared.clone(), shutdown.clone()));
         }
+        tokio::spawn(sweep(self.shared.clone(), shutdown.clone()));
         listener::run(self.listener, self.acceptor, self.shared, shutdown).await
+    }
+}
+
+/// Every `session.sweep_interval`: end expired sessions (initiator `session-expired`; logout
+/// deliveries are not planned yet, so no outbox entries), drop expired refresh tokens and
+/// tombstones past their TTL. Store errors are logged and retried at the next tick.
+async fn sweep(shared: Arc<service::Shared>, mut shutdown: watch::Receiver<bool>) {
+    const BATCH: usize = 1000;
+    let mut tick = tokio::time::interval(shared.config.session.sweep_interval.0);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = crate::session::Timestamp::now();
+        let store = &shared.store;
+        match store.sweep_sessions(now, BATCH, &|_| Vec::new()).await {
+            Ok(ended) if !ended.is_empty() => tracing::info!(count = ended.len(), "expired sessions ended"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "session sweep failed"),
+        }
+        if let Err(error) = store.sweep_refresh_tokens(now, BATCH).await {
+            tracing::warn!(%error, "refresh token sweep failed");
+        }
+        if let Err(error) = store.sweep_tombstones(now).await {
+            tracing::warn!(%error, "tombstone sweep failed");
+        }
     }
 }
 
