@@ -86,7 +86,8 @@ enum Command {
         /// `first_binding`); later ones are compared with what was bound (`allow` or `challenge`).
         /// Adds `decision`, `reason`, `session_key` and `stored` (the compared key's stored value
         /// before the decision) to each record, and counts per decision to the summary. QUIC and
-        /// DTLS hellos are `skipped` (`not_tcp`): the proxy terminates TLS over TCP only. Sessions
+        /// DTLS hellos are `skipped` (`not_tcp`): the proxy terminates TLS over TCP only; so is a
+        /// connection's second hello with --all-hellos (`retry_hello`). Sessions
         /// are kept in memory, at most --max-sessions keys; the least recently seen is forgotten
         /// first, and its next hello binds afresh.
         #[arg(long)]
@@ -100,7 +101,8 @@ enum Command {
         /// permutation-proof), ja4, ja3n or ja3 (to see what a less stable key would challenge).
         #[arg(long, default_value = "ja4_stable", requires = "decide")]
         compare: CompareKey,
-        /// Sessions (keys) kept in memory at once with --decide.
+        /// Sessions (keys) kept in memory at once with --decide; beyond it the least recently seen
+        /// key is forgotten.
         #[arg(long, default_value_t = DecideOptions::default().max_sessions, requires = "decide")]
         max_sessions: usize,
     },
