@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -20,7 +21,7 @@ fn foxio(vectors: &Path, name: &str) -> PathBuf {
 }
 
 /// Runs `helloguard replay` and returns the JSON records and stderr; fails unless it exits 0.
-fn replay(args: &[&str], pcaps: &[PathBuf]) -> (Vec<Value>, String) {
+fn replay(args: &[&str], pcaps: &[impl AsRef<OsStr>]) -> (Vec<Value>, String) {
     let output = Command::new(BIN).arg("replay").args(args).args(pcaps).output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
@@ -51,8 +52,7 @@ fn latest_decisions_per_compare_key() {
             "allow 0, bind 1, challenge 4, skipped 0",
         ),
     ] {
-        let (records, stderr) =
-            replay(&["--decide", "--session-key", "client-ip", "--compare", compare], &[latest.clone()]);
+        let (records, stderr) = replay(&["--decide", "--session-key", "client-ip", "--compare", compare], &[&latest]);
         assert_eq!(field(&records, "decision"), expected, "--compare {compare}");
         assert!(stderr.contains(summary), "--compare {compare}: {stderr}");
         assert!(records.iter().all(|r| r["session_key"] == "172.16.225.48"), "one host");
@@ -114,14 +114,14 @@ fn quic_and_dtls_hellos_are_skipped() {
 fn session_key_sni_and_flow() {
     let Some(vectors) = common::vectors() else { return };
     let tls3 = foxio(&vectors, "tls3.pcapng");
-    let (records, _) = replay(&["--decide", "--session-key", "sni"], &[tls3.clone()]);
+    let (records, _) = replay(&["--decide", "--session-key", "sni"], &[&tls3]);
     let tcp: Vec<Value> = records.iter().filter(|r| r["transport"] == "tcp").cloned().collect();
     assert!(tcp.iter().all(|r| r["session_key"] == r["sni"]), "{tcp:?}");
     assert_eq!(field(&tcp, "session_key")[..2], ["darksail.ai", "rsms.me"]);
     assert_eq!(field(&tcp, "decision"), ["bind", "bind", "allow", "allow", "allow", "allow", "allow"]);
 
     // With one session remembered, rsms.me evicts darksail.ai, which then binds afresh.
-    let (records, _) = replay(&["--decide", "--session-key", "sni", "--max-sessions", "1"], &[tls3.clone()]);
+    let (records, _) = replay(&["--decide", "--session-key", "sni", "--max-sessions", "1"], &[&tls3]);
     let tcp: Vec<Value> = records.iter().filter(|r| r["transport"] == "tcp").cloned().collect();
     assert_eq!(field(&tcp, "decision"), ["bind", "bind", "bind", "allow", "allow", "allow", "allow"]);
 
@@ -159,7 +159,7 @@ fn retry_hello_is_skipped() {
 #[test]
 fn without_decide_records_are_unchanged() {
     let hrr = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pcaps/openssl-tls13-resumed.pcap");
-    let (records, stderr) = replay(&[], &[hrr.clone()]);
+    let (records, stderr) = replay(&[], &[&hrr]);
     assert_eq!(records.len(), 2);
     for record in &records {
         for name in ["decision", "reason", "session_key", "stored"] {
