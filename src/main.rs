@@ -10,8 +10,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use helloguard::config::Config;
+use helloguard::engine::CompareKey;
 use helloguard::fingerprint::{self, AlpnMode};
 use helloguard::hello::Transport;
+use helloguard::pcap::{DecideOptions, SessionKey};
 
 #[derive(Parser)]
 #[command(name = "helloguard", version, about = "TLS-fingerprinting reverse proxy that binds sessions to JA4")]
@@ -79,6 +81,30 @@ enum Command {
         /// Reproduce the reference tools' `99` ALPN code for non-ASCII ALPN values.
         #[arg(long)]
         alpn_compat: bool,
+        /// Show what the proxy's engine would decide: each connection's first ClientHello is a
+        /// login of the session named by --session-key. A key's first hello binds (`bind`,
+        /// `first_binding`); later ones are compared with what was bound (`allow` or `challenge`).
+        /// Adds `decision`, `reason`, `session_key` and `stored` (the compared key's stored value
+        /// before the decision) to each record, and counts per decision to the summary. QUIC and
+        /// DTLS hellos are `skipped` (`not_tcp`): the proxy terminates TLS over TCP only; so is a
+        /// connection's second hello with --all-hellos (`retry_hello`). Sessions
+        /// are kept in memory, at most --max-sessions keys; the least recently seen is forgotten
+        /// first, and its next hello binds afresh.
+        #[arg(long)]
+        decide: bool,
+        /// What names a session with --decide: `client-ip` (the source address), `sni` (the server
+        /// name; hellos without SNI are `skipped`, `no_sni`) or `flow` (source ip:port -> destination
+        /// ip:port, so each connection is its own session).
+        #[arg(long, default_value = "client-ip", requires = "decide")]
+        session_key: SessionKey,
+        /// The fingerprint compared with --decide, as `[policy] compare`: ja4_stable (resumption- and
+        /// permutation-proof), ja4, ja3n or ja3 (to see what a less stable key would challenge).
+        #[arg(long, default_value = "ja4_stable", requires = "decide")]
+        compare: CompareKey,
+        /// Sessions (keys) kept in memory at once with --decide; beyond it the least recently seen
+        /// key is forgotten.
+        #[arg(long, default_value_t = DecideOptions::default().max_sessions, requires = "decide")]
+        max_sessions: usize,
     },
 }
 
@@ -92,8 +118,9 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => {
             Config::load(&file).map(|_| println!("{}: ok", file.display())).map_err(Into::into)
         }
-        Command::Replay { pcaps, format, all_hellos, alpn_compat } => {
-            match replay_command(&pcaps, format, all_hellos, alpn_compat) {
+        Command::Replay { pcaps, format, all_hellos, alpn_compat, decide, session_key, compare, max_sessions } => {
+            let decide = decide.then_some(DecideOptions { session_key, compare, max_sessions });
+            match replay_command(&pcaps, format, all_hellos, alpn_compat, decide) {
                 Ok(true) => Ok(()),
                 Ok(false) => return ExitCode::FAILURE,
                 Err(error) => Err(error),
@@ -137,9 +164,10 @@ fn replay_command(
     format: helloguard::pcap::Format,
     all_hellos: bool,
     alpn_compat: bool,
+    decide: Option<DecideOptions>,
 ) -> anyhow::Result<bool> {
     let alpn = if alpn_compat { AlpnMode::Compat } else { AlpnMode::Spec };
-    let options = helloguard::pcap::Options { all_hellos, alpn, ..Default::default() };
+    let options = helloguard::pcap::Options { all_hellos, alpn, decide, ..Default::default() };
     let stdout = std::io::stdout().lock();
     Ok(helloguard::pcap::run(pcaps, &options, format, stdout, &mut std::io::stderr())?)
 }

@@ -12,11 +12,13 @@
 //! | `dtls` | DTLS record walking and handshake fragment reassembly |
 //! | `reassembly` | the by-offset buffer QUIC and DTLS share |
 //! | `replay` | the driver: messages to `hello` + `fingerprint`, records, summary |
+//! | `decide` | `--decide`: each hello as a login, through the engine, per session key |
 //! | `output` | JSON lines / JSON / table, and the summary text |
 //!
 //! ClientHello parsing and fingerprinting are not here: they are the same `hello` and
 //! `fingerprint` code the proxy runs.
 
+mod decide;
 mod decode;
 mod dtls;
 mod file;
@@ -27,10 +29,13 @@ mod reassembly;
 mod replay;
 mod tcp;
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 
+use decide::Decider;
+pub use decide::{DecideOptions, Decided, DecisionKind, DecisionReason, SessionKey, SkipReason};
 pub use file::FileError;
 pub use output::{write_summary, Format, RecordWriter};
 pub use replay::{replay, Options, Record, ReplayError, Summary};
@@ -69,6 +74,11 @@ pub fn run(
 ) -> io::Result<bool> {
     let mut writer = RecordWriter::new(out, format);
     let mut summary = Summary::default();
+    let mut decider = options.decide.map(Decider::new);
+    // Counted here, not through `summary`, which `replay` holds while records are emitted. Every
+    // decision is listed, zeros too.
+    let mut decisions: BTreeMap<&'static str, u64> =
+        decider.iter().flat_map(|_| DecisionKind::ALL.map(|kind| (kind.as_str(), 0))).collect();
     let mut all_read = true;
     let mut write_error = None;
     for path in paths {
@@ -83,7 +93,12 @@ pub fn run(
             }
         };
         let bar = progress_bar(&file);
-        let mut emit = |record: Record| {
+        let mut emit = |mut record: Record| {
+            if let Some(decider) = &mut decider {
+                let decided = decider.decide(&record);
+                *decisions.entry(decided.decision.as_str()).or_default() += 1;
+                record.decided = Some(decided);
+            }
             if write_error.is_none() {
                 write_error = writer.write(&record).err();
             }
@@ -112,6 +127,7 @@ pub fn run(
         }
     }
     writer.finish()?;
+    summary.decisions = decisions;
     write_summary(err, &summary)?;
     Ok(all_read)
 }

@@ -12,7 +12,8 @@ pub enum Format {
     Jsonl,
     /// One JSON array of every record.
     Json,
-    /// Aligned columns for people: stream, endpoints, hello, SNI, JA4, JA3.
+    /// Aligned columns for people: stream, endpoints, hello, SNI, JA4, JA3 (and with `--decide`:
+    /// decision, reason, session key, stored value).
     Table,
 }
 
@@ -52,14 +53,19 @@ impl<W: Write> RecordWriter<W> {
             }
             Format::Table => {
                 if self.written == 0 {
-                    writeln!(
+                    write!(
                         self.out,
                         "{:<24} {:>6} {:<4} {:<45} {:<45} {:>1} {:<32} {:<36} ja3",
                         "pcap", "stream", "tr", "src", "dst", "#", "sni", "ja4"
                     )?;
+                    if record.decided.is_some() {
+                        // ja3 is always 32 characters.
+                        write!(self.out, "{:29} {:<9} {:<20} {:<45} stored", "", "decision", "reason", "session_key")?;
+                    }
+                    writeln!(self.out)?;
                 }
                 let transport = serde_json::to_value(record.transport).unwrap_or_default();
-                writeln!(
+                write!(
                     self.out,
                     "{:<24} {:>6} {:<4} {:<45} {:<45} {:>1} {:<32} {:<36} {}",
                     record.pcap,
@@ -72,6 +78,17 @@ impl<W: Write> RecordWriter<W> {
                     record.fingerprints.ja4,
                     record.fingerprints.ja3,
                 )?;
+                if let Some(decided) = &record.decided {
+                    write!(
+                        self.out,
+                        " {:<9} {:<20} {:<45} {}",
+                        decided.decision.as_str(),
+                        decided.reason.to_string(),
+                        decided.session_key.as_deref().unwrap_or("-"),
+                        decided.stored.as_deref().unwrap_or("-"),
+                    )?;
+                }
+                writeln!(self.out)?;
             }
         }
         self.written += 1;
@@ -97,6 +114,10 @@ pub fn write_summary(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
     if !summary.skipped.is_empty() {
         let parts: Vec<String> = summary.skipped.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
         writeln!(out, "replay: skipped: {}", parts.join(", "))?;
+    }
+    if !summary.decisions.is_empty() {
+        let parts: Vec<String> = summary.decisions.iter().map(|(decision, n)| format!("{decision} {n}")).collect();
+        writeln!(out, "replay: decisions: {}", parts.join(", "))?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::fingerprint::{self, AlpnMode};
 use crate::hello::{ClientHello, Transport, DEFAULT_MAX_LEN};
 
+use super::decide::{DecideOptions, Decided};
 use super::decode;
 use super::file::{CaptureReader, FileError};
 use super::flows::{Event, Flows, Limits};
@@ -35,6 +36,8 @@ pub struct Options {
     pub max_open_hellos: usize,
     /// Capture-time idle timeout after which a connection is forgotten.
     pub idle_timeout: Duration,
+    /// Decide on each hello as the engine would (`--decide`).
+    pub decide: Option<DecideOptions>,
 }
 
 impl Default for Options {
@@ -47,6 +50,7 @@ impl Default for Options {
             // At most ~16 KiB of hello plus ~33 KiB of out-of-order segments each: ~50 MiB.
             max_open_hellos: 512,
             idle_timeout: Duration::from_secs(300),
+            decide: None,
         }
     }
 }
@@ -70,6 +74,9 @@ pub struct Record {
     pub alpn: Option<String>,
     #[serde(flatten)]
     pub fingerprints: fingerprint::All,
+    /// `decision`, `reason`, `session_key`, `stored`: only with `--decide`.
+    #[serde(flatten)]
+    pub decided: Option<Decided>,
 }
 
 /// Counters over every file replayed.
@@ -82,6 +89,8 @@ pub struct Summary {
     pub hellos: u64,
     /// Packets or flows that gave no hello, by reason.
     pub skipped: BTreeMap<&'static str, u64>,
+    /// Hellos by decision (`--decide` only).
+    pub decisions: BTreeMap<&'static str, u64>,
 }
 
 impl Summary {
@@ -172,6 +181,7 @@ fn handle(
                 sni: hello.sni_str().map(str::to_string),
                 alpn: hello.alpn.map(|a| String::from_utf8_lossy(a).into_owned()),
                 fingerprints: fingerprint::all(&hello, transport, options.alpn),
+                decided: None,
             });
         }
     }
