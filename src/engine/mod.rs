@@ -61,17 +61,17 @@ pub struct Event<'a, 's> {
 }
 
 /// `allow`, `bind` or `challenge`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Allow,
     Bind,
     Challenge,
 }
 
+policy::wire_names!(Verdict { Allow => "allow", Bind => "bind", Challenge => "challenge" });
+
 /// Why (§3). The last four are the response phase's `bind` reasons.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     NoSession,
     UnknownRefreshToken,
@@ -85,6 +85,20 @@ pub enum Reason {
     Rotation,
     MfaConfirmed,
 }
+
+policy::wire_names!(Reason {
+    NoSession => "no_session",
+    UnknownRefreshToken => "unknown_refresh_token",
+    FingerprintUnknown => "fingerprint_unknown",
+    FirstBinding => "first_binding",
+    FingerprintMatch => "fingerprint_match",
+    FingerprintMismatch => "fingerprint_mismatch",
+    MetadataWriteFailed => "metadata_write_failed",
+    NewSession => "new_session",
+    NewRefreshToken => "new_refresh_token",
+    Rotation => "rotation",
+    MfaConfirmed => "mfa_confirmed",
+});
 
 /// Metadata keys to merge into the record: at most `ja3`, `ja4`, `ja4_stable`, `ja3n`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -2,11 +2,6 @@
 //! challenge factors, each with its exact wire name. Parsing from text lives here so the config
 //! loader and the CLI accept the same spellings.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Serialize, Serializer};
-
 /// Implements `Display`, `Serialize` and `FromStr` from one table of (variant, wire name), so the
 /// accepted spellings and the printed ones cannot drift apart. The `FromStr` error is the message
 /// the config loader prints: `unknown value "x", expected one of a, b, c`.
@@ -23,31 +18,32 @@ macro_rules! wire_names {
             }
         }
 
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl Serialize for $ty {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
             }
         }
 
-        impl FromStr for $ty {
+        impl std::str::FromStr for $ty {
             type Err = String;
             fn from_str(text: &str) -> Result<Self, String> {
                 match text {
                     $($name => Ok($ty::$variant),)+
-                    _ => Err(unknown_value(text, Self::ALL.iter().map(|v| v.as_str()))),
+                    _ => Err($crate::engine::policy::unknown_value(text, Self::ALL.iter().map(|v| v.as_str()))),
                 }
             }
         }
     };
 }
+pub(crate) use wire_names;
 
-fn unknown_value<'a>(text: &str, expected: impl Iterator<Item = &'a str>) -> String {
+pub(crate) fn unknown_value<'a>(text: &str, expected: impl Iterator<Item = &'a str>) -> String {
     let names: Vec<&str> = expected.collect();
     format!("unknown value {text:?}, expected one of {}", names.join(", "))
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::capture::CaptureFailure;
+use crate::engine::{Mode, Verdict};
 
 /// Upper bounds of the fingerprint-time histogram, in seconds.
 const FINGERPRINT_BUCKETS: [f64; 8] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3];
@@ -54,7 +55,7 @@ pub struct Metrics {
     pub handshakes_failed: AtomicU64,
     capture_failures: [AtomicU64; 5],
     fingerprint_time: Histogram,
-    /// `[verdict][mode]`: allow/bind/challenge × enforce/annotate/monitor.
+    /// `[verdict][mode]`, in the order of `Verdict::ALL` × `Mode::ALL`.
     decisions: [[AtomicU64; 3]; 3],
     pub requests: AtomicU64,
     pub upstream_errors: AtomicU64,
@@ -80,9 +81,10 @@ impl Metrics {
         self.upstream_latency.observe(&UPSTREAM_BUCKETS, latency);
     }
 
-    /// `verdict` and `mode` as their indices (see [`VERDICTS`] and [`MODES`]).
-    pub fn decided(&self, verdict: usize, mode: usize) {
-        if let Some(cell) = self.decisions.get(verdict).and_then(|row| row.get(mode)) {
+    pub fn decided(&self, verdict: Verdict, mode: Mode) {
+        let row = Verdict::ALL.iter().position(|&v| v == verdict);
+        let column = Mode::ALL.iter().position(|&m| m == mode);
+        if let Some(cell) = row.zip(column).and_then(|(r, c)| self.decisions.get(r)?.get(c)) {
             cell.fetch_add(1, Relaxed);
         }
     }
@@ -141,8 +143,8 @@ impl Metrics {
             out,
             "# HELP helloguard_decisions_total Decisions by kind and mode.\n# TYPE helloguard_decisions_total counter"
         );
-        for (verdict, row) in VERDICTS.iter().zip(&self.decisions) {
-            for (mode, value) in MODES.iter().zip(row) {
+        for (verdict, row) in Verdict::ALL.iter().zip(&self.decisions) {
+            for (mode, value) in Mode::ALL.iter().zip(row) {
                 let _ = writeln!(
                     out,
                     "helloguard_decisions_total{{decision=\"{verdict}\",mode=\"{mode}\"}} {}",
@@ -186,9 +188,6 @@ impl Metrics {
     }
 }
 
-pub const VERDICTS: [&str; 3] = ["allow", "bind", "challenge"];
-pub const MODES: [&str; 3] = ["enforce", "annotate", "monitor"];
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,7 +197,7 @@ mod tests {
         let m = Metrics::default();
         m.capture_failed(CaptureFailure::TooLarge);
         m.fingerprinted(Duration::from_nanos(1500));
-        m.decided(2, 0);
+        m.decided(Verdict::Challenge, Mode::Enforce);
         let text = m.render();
         assert!(text.contains("helloguard_capture_failures_total{reason=\"too_large\"} 1"), "{text}");
         assert!(text.contains("helloguard_fingerprint_seconds_bucket{le=\"0.000002\"} 1"), "{text}");

@@ -293,7 +293,7 @@ fn conclude(
     record_decision(shared, connection, decision, stored, user_id, outcome, error.as_deref());
     Evaluated {
         verdict: decision.verdict,
-        reason: reason_name(decision),
+        reason: decision.reason.as_str(),
         route: decision.route,
         session_id: decision.session_id.map(str::to_owned),
         outcome,
@@ -326,31 +326,7 @@ pub fn record_decision(
         client_addr: Some(&client_addr),
         error,
     });
-    let verdict = match decision.verdict {
-        Verdict::Allow => 0,
-        Verdict::Bind => 1,
-        Verdict::Challenge => 2,
-    };
-    let mode = match shared.policy.mode {
-        Mode::Enforce => 0,
-        Mode::Annotate => 1,
-        Mode::Monitor => 2,
-    };
-    shared.metrics.decided(verdict, mode);
-}
-
-fn reason_name(decision: &Decision<'_>) -> &'static str {
-    // The engine's reasons serialize to these snake_case names.
-    match serde_json::to_value(decision.reason).ok().as_ref().and_then(|v| v.as_str()) {
-        Some("no_session") => "no_session",
-        Some("unknown_refresh_token") => "unknown_refresh_token",
-        Some("fingerprint_unknown") => "fingerprint_unknown",
-        Some("first_binding") => "first_binding",
-        Some("fingerprint_match") => "fingerprint_match",
-        Some("fingerprint_mismatch") => "fingerprint_mismatch",
-        Some("metadata_write_failed") => "metadata_write_failed",
-        _ => "other",
-    }
+    shared.metrics.decided(decision.verdict, shared.policy.mode);
 }
 
 /// The enforce-mode answers (CONTRACT §4); `None` means forward.
@@ -463,12 +439,7 @@ fn prepare_upstream_headers(
         put(names.session_id.clone(), id);
     }
     if let Some(evaluated) = evaluated.filter(|_| shared.policy.mode != Mode::Monitor) {
-        let verdict = match evaluated.verdict {
-            Verdict::Allow => "allow",
-            Verdict::Bind => "bind",
-            Verdict::Challenge => "challenge",
-        };
-        put(names.decision.clone(), verdict);
+        put(names.decision.clone(), evaluated.verdict.as_str());
         put(names.reason.clone(), evaluated.reason);
         if evaluated.verdict == Verdict::Challenge {
             let factors: Vec<&str> = shared.policy.factors.all().iter().map(|f| f.as_str()).collect();
