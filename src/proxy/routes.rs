@@ -2,7 +2,7 @@
 
 use hyper::Method;
 
-use crate::config::{route_matches, RouteConfig, RouteKind};
+use crate::config::{route_matches, RouteConfig};
 
 /// The configured routes, in file order (the first match wins).
 #[derive(Debug, Clone)]
@@ -20,16 +20,12 @@ impl Routes {
                 && (r.methods.is_empty() || r.methods.iter().any(|m| m.eq_ignore_ascii_case(method.as_str())))
         })
     }
-
-    /// Whether `path` is a login route for any method (a challenge URL must not be one).
-    pub fn is_login_path(&self, path: &str) -> bool {
-        self.0.iter().any(|r| r.kind == RouteKind::Login && route_matches(&r.path, path))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RouteKind;
 
     #[test]
     fn method_and_path_and_prefix() {
@@ -45,6 +41,5 @@ mod tests {
         assert!(routes.classify(&Method::GET, "/login").is_none());
         assert!(routes.classify(&Method::POST, "/login/x").is_none());
         assert_eq!(routes.classify(&Method::GET, "/oauth/token").map(|r| r.kind), Some(RouteKind::Token));
-        assert!(routes.is_login_path("/login"));
     }
 }

@@ -218,7 +218,6 @@ async fn find_exchange(
 pub struct Evaluated {
     pub verdict: Verdict,
     pub reason: &'static str,
-    pub route: Route,
     pub session_id: Option<String>,
     pub outcome: Outcome,
 }
@@ -294,7 +293,6 @@ fn conclude(
     Evaluated {
         verdict: decision.verdict,
         reason: decision.reason.as_str(),
-        route: decision.route,
         session_id: decision.session_id.map(str::to_owned),
         outcome,
     }
