@@ -9,6 +9,7 @@
 //! | [`fingerprint`] | JA3, JA3N, JA4, JA4_r, JA4_o, JA4_ro and the resumption-stable `ja4_stable` |
 //! | [`session`] | validated metadata, `Session`/`RefreshToken` records, the `Store` trait and its memory, embedded (redb) and Redis backends, the logout outbox |
 //! | [`engine`] | the binding decision: a pure function from event + observed + stored fingerprints to allow/bind/challenge and audit events |
+//! | [`logout`] | how sessions end: initiators, `session_ended` audit, logout planning into the store's outbox |
 //! | [`config`] | the TOML file (`[store]`, `[session]`, `[refresh_tokens]`, `[policy]`, `[server]`, `[tls]`, `[admin]`, `[headers]`, `[[routes]]`), defaults, errors naming the key path |
 //! | [`proxy`] | the TLS-terminating reverse proxy: capture before rustls, HTTP service, upstream, demo upstream, admin listener |
 //! | [`pcap`] | offline replay of pcap/pcapng: link/IP/TCP/UDP decoding, flow reassembly, QUIC Initial decryption, DTLS |
@@ -20,6 +21,7 @@ pub mod config;
 pub mod engine;
 pub mod fingerprint;
 pub mod hello;
+pub mod logout;
 pub mod pcap;
 pub mod proxy;
 pub mod session;

@@ -12,6 +12,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use helloguard::engine::audit::JsonLines;
+use helloguard::logout::{Initiator, Planner, SessionEnder};
 use helloguard::session::embedded::EmbeddedStore;
 use helloguard::session::memory::MemoryStore;
 use helloguard::session::redis::RedisStore;
@@ -276,22 +278,55 @@ async fn sweep_ends_expired_sessions(store: Arc<dyn Store>) {
     live.record.touch(now.plus(DAY), Lifetimes::default());
     store.put_session(&live.record, live.version).await.unwrap();
 
+    let audit = Arc::new(JsonLines::new(Vec::new()));
+    let ender = SessionEnder::new(store.clone(), audit.clone(), Arc::new(OneDeliveryEach));
     let sweep_at = now.plus(Duration::from_secs(3 * 24 * 3600));
-    assert_eq!(store.sweep_sessions(now, 10, &|_| vec![]).await.unwrap(), vec![], "nothing expired yet");
-    let plan = |s: &Session| {
-        vec![OutboxEntry { initiator: "session-expired".into(), ..entry(&s.id, "https://rp.example/bcl", s.ends_at()) }]
-    };
-    let mut ended: Vec<String> =
-        store.sweep_sessions(sweep_at, 10, &plan).await.unwrap().into_iter().map(|s| s.id).collect();
-    ended.sort();
-    assert_eq!(ended, ["ses_x1", "ses_x2"]);
+    assert_eq!(ender.sweep(now, 10).await.unwrap(), 0, "nothing expired yet");
+    assert_eq!(ender.sweep(sweep_at, 10).await.unwrap(), 2);
+    assert!(store.get_session("ses_x1").await.unwrap().is_none());
+    assert!(store.get_session("ses_x2").await.unwrap().is_none());
     assert!(store.get_session("ses_live").await.unwrap().is_some());
     assert!(store.get_tombstone("ses_x1", sweep_at).await.unwrap().is_some());
-    let mut sids: Vec<String> =
-        store.lease_outbox(sweep_at, DAY, 10).await.unwrap().into_iter().map(|l| l.entry.sid).collect();
-    sids.sort();
-    assert_eq!(sids, ["ses_x1", "ses_x2"], "one logout per ended session, enqueued with the end");
-    assert_eq!(store.sweep_sessions(sweep_at, 10, &plan).await.unwrap(), vec![], "a session ends once");
+    let mut leased: Vec<(String, String)> = store
+        .lease_outbox(sweep_at, DAY, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.entry.sid, l.entry.initiator))
+        .collect();
+    leased.sort();
+    assert_eq!(
+        leased,
+        [("ses_x1".into(), "session-expired".into()), ("ses_x2".into(), "session-expired".into())],
+        "one logout per ended session, enqueued with the end"
+    );
+    assert_eq!(ender.sweep(sweep_at, 10).await.unwrap(), 0, "a session ends once");
+
+    drop(ender);
+    let audit = Arc::try_unwrap(audit).ok().unwrap().into_inner();
+    let events: Vec<serde_json::Value> =
+        String::from_utf8(audit).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 2);
+    for event in &events {
+        assert_eq!(event["event"], "session_ended");
+        assert_eq!(event["initiator"], "session-expired");
+        assert_eq!(event["user_id"], "u1");
+        assert_eq!(event["trace_id"].as_str().unwrap().len(), 32);
+    }
+    assert_ne!(events[0]["trace_id"], events[1]["trace_id"], "one trace id per session end");
+}
+
+/// A planner that asks for one delivery per ended session, carrying the initiator and trace id.
+struct OneDeliveryEach;
+
+impl Planner for OneDeliveryEach {
+    fn plan(&self, session: &Session, initiator: Initiator, trace_id: &str, now: Timestamp) -> Vec<OutboxEntry> {
+        vec![OutboxEntry {
+            initiator: initiator.as_str().into(),
+            trace_id: trace_id.into(),
+            ..entry(&session.id, "https://rp.example/bcl", now)
+        }]
+    }
 }
 
 async fn refresh_token_rotation_and_end(store: Arc<dyn Store>) {

@@ -86,6 +86,11 @@ impl Proxy {
             token_lifetimes: config.refresh_tokens.lifetimes(),
             names,
             policy,
+            sessions: crate::logout::SessionEnder::new(
+                store.clone(),
+                audit.clone(),
+                Arc::new(crate::logout::NoDeliveries),
+            ),
             store,
             audit,
             metrics: Arc::default(),
@@ -112,8 +117,8 @@ impl Proxy {
     }
 }
 
-/// Every `session.sweep_interval`: end expired sessions (initiator `session-expired`; logout
-/// deliveries are not planned yet, so no outbox entries), drop expired refresh tokens and
+/// Every `session.sweep_interval`: end expired sessions (initiator `session-expired`), drop
+/// expired refresh tokens and
 /// tombstones past their TTL. Store errors are logged and retried at the next tick.
 async fn sweep(shared: Arc<service::Shared>, mut shutdown: watch::Receiver<bool>) {
     const BATCH: usize = 1000;
@@ -125,8 +130,8 @@ async fn sweep(shared: Arc<service::Shared>, mut shutdown: watch::Receiver<bool>
         }
         let now = crate::session::Timestamp::now();
         let store = &shared.store;
-        match store.sweep_sessions(now, BATCH, &|_| Vec::new()).await {
-            Ok(ended) if !ended.is_empty() => tracing::info!(count = ended.len(), "expired sessions ended"),
+        match shared.sessions.sweep(now, BATCH).await {
+            Ok(ended) if ended > 0 => tracing::info!(count = ended, "expired sessions ended"),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "session sweep failed"),
         }

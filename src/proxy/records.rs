@@ -21,6 +21,7 @@ use super::service::{
 };
 use crate::config::{RouteConfig, RouteKind};
 use crate::engine::{bind_on_response, Outcome, Reason, Route};
+use crate::logout::Initiator;
 use crate::session::records::{
     refresh_token_id, session_id, ClientRef, Device, RefreshToken, ResourceServer, Session, Versioned,
 };
@@ -121,6 +122,14 @@ pub async fn on_response(context: RequestContext<'_>, response: Response<Body>) 
                     StatusCode::BAD_GATEWAY,
                     &serde_json::json!({"error": "bad_gateway", "message": "upstream body failed"}),
                 );
+            }
+        }
+    }
+
+    if context.kind() == Some(RouteKind::Logout) && (parts.status.is_success() || parts.status.is_redirection()) {
+        if let Some(session) = &context.session {
+            if let Err(error) = shared.sessions.end(session, Initiator::RpLogout, context.now).await {
+                tracing::warn!(%error, "logged-out session not ended");
             }
         }
     }

@@ -27,6 +27,7 @@ use super::upstream::{Upstream, UpstreamError};
 use crate::config::{Config, RouteConfig, RouteKind};
 use crate::engine::audit::{AuditSink, DecisionEvent};
 use crate::engine::{decide, Decision, Event, Mode, Observed, Outcome, Policy, Route, Verdict};
+use crate::logout::Initiator;
 use crate::session::records::{refresh_token_id, session_id, Lifetimes, RefreshToken, Session, Versioned};
 use crate::session::{RecordKind, Store, Timestamp};
 
@@ -43,6 +44,7 @@ pub struct Shared {
     pub upstream: Upstream,
     pub metrics: Arc<Metrics>,
     pub audit: Arc<dyn AuditSink>,
+    pub sessions: crate::logout::SessionEnder,
     pub session_lifetimes: Lifetimes,
     pub token_lifetimes: Lifetimes,
 }
@@ -166,7 +168,14 @@ async fn find_session(
     let id = session_id(&value);
     match shared.store.get_session(&id).await {
         Ok(Some(session)) if !session.record.is_expired(now) => return Some(session),
-        Ok(_) => {}
+        Ok(Some(expired)) => {
+            // Met before the sweeper: it ends here the same way (CONTRACT §7).
+            if let Err(error) = shared.sessions.end(&expired, Initiator::SessionExpired, now).await {
+                tracing::debug!(%error, "expired session already changed or ended");
+            }
+            return None;
+        }
+        Ok(None) => {}
         Err(error) => {
             tracing::warn!(%error, "session lookup failed; continuing without a session");
             return None;

@@ -204,34 +204,6 @@ pub trait Store: Send + Sync {
         update_metadata(self, id, change, Timestamp::now()).await
     }
 
-    /// Ends every session expired at `now` (up to `limit`), each in its own transaction with the
-    /// outbox entries `plan` makes for it, and returns the ended sessions so the caller can audit
-    /// them. A session touched meanwhile (no longer expired) is left alone.
-    async fn sweep_sessions(
-        &self,
-        now: Timestamp,
-        limit: usize,
-        plan: &(dyn for<'s> Fn(&'s Session) -> Vec<OutboxEntry> + Sync),
-    ) -> Result<Vec<Session>, StoreError> {
-        let mut ended = Vec::new();
-        for id in self.expired_session_ids(now, limit).await? {
-            let Some(current) = self.get_session(&id).await? else {
-                continue;
-            };
-            if !current.record.is_expired(now) {
-                continue;
-            }
-            let entries = plan(&current.record);
-            match self.end_session(&id, current.version, now, entries).await {
-                Ok(()) => ended.push(current.record),
-                // Changed or ended by someone else meanwhile: the next sweep looks again.
-                Err(StoreError::Stale { .. } | StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(ended)
-    }
-
     /// Removes refresh tokens (live or retired) past their expiry, silently (§7), and returns
     /// them.
     async fn sweep_refresh_tokens(&self, now: Timestamp, limit: usize) -> Result<Vec<RefreshToken>, StoreError> {

@@ -1,0 +1,115 @@
+//! How sessions end (CONTRACT §7, §8): one place that ends a session with an initiator, plans
+//! the back-channel logout deliveries for it, commits the tombstone and the outbox entries in one
+//! store transaction, and audits `session_ended`.
+//!
+//! Callers: the expiry sweeper and a request meeting an expired session (`session-expired`), the
+//! logout route (`rp-logout`), and the Management API's delete and revoke (`session-revoked`).
+
+use std::sync::Arc;
+
+use ring::rand::{SecureRandom, SystemRandom};
+use serde_json::json;
+
+use crate::engine::audit::AuditSink;
+use crate::session::{OutboxEntry, Session, Store, StoreError, Timestamp, Versioned};
+
+/// Why a session ended: the `backchannel_logout_initiators` values helloguard raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Initiator {
+    /// The configured logout route answered 2xx/3xx.
+    RpLogout,
+    /// Management API delete or revoke.
+    SessionRevoked,
+    /// Idle or absolute expiry.
+    SessionExpired,
+}
+
+impl Initiator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RpLogout => "rp-logout",
+            Self::SessionRevoked => "session-revoked",
+            Self::SessionExpired => "session-expired",
+        }
+    }
+}
+
+/// Plans the outbox entries for an ended session: one per (client, URL) that wants to hear of
+/// this initiator. The trace id is shared by all of them.
+pub trait Planner: Send + Sync {
+    fn plan(&self, session: &Session, initiator: Initiator, trace_id: &str, now: Timestamp) -> Vec<OutboxEntry>;
+}
+
+/// Ends sessions for every caller, the same way.
+pub struct SessionEnder {
+    store: Arc<dyn Store>,
+    audit: Arc<dyn AuditSink>,
+    planner: Arc<dyn Planner>,
+    random: SystemRandom,
+}
+
+impl SessionEnder {
+    pub fn new(store: Arc<dyn Store>, audit: Arc<dyn AuditSink>, planner: Arc<dyn Planner>) -> Self {
+        Self { store, audit, planner, random: SystemRandom::new() }
+    }
+
+    /// Ends `session` if it is still at its version: record gone, tombstone and outbox entries
+    /// committed together, then the `session_ended` audit event. `Stale`/`NotFound` mean someone
+    /// else changed or ended it first; the caller decides whether to look again.
+    pub async fn end(
+        &self,
+        session: &Versioned<Session>,
+        initiator: Initiator,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let trace_id = self.trace_id();
+        let entries = self.planner.plan(&session.record, initiator, &trace_id, now);
+        self.store.end_session(&session.record.id, session.version, now, entries).await?;
+        self.audit.record(&json!({
+            "event": "session_ended",
+            "time": now,
+            "session_id": session.record.id,
+            "user_id": session.record.user_id,
+            "initiator": initiator.as_str(),
+            "trace_id": trace_id,
+        }));
+        Ok(())
+    }
+
+    /// Ends every session expired at `now` (up to `limit`) with `session-expired`; returns how
+    /// many. A session touched or ended meanwhile is left alone (the next sweep looks again).
+    pub async fn sweep(&self, now: Timestamp, limit: usize) -> Result<usize, StoreError> {
+        let mut ended = 0;
+        for id in self.store.expired_session_ids(now, limit).await? {
+            let Some(current) = self.store.get_session(&id).await? else {
+                continue;
+            };
+            if !current.record.is_expired(now) {
+                continue;
+            }
+            match self.end(&current, Initiator::SessionExpired, now).await {
+                Ok(()) => ended += 1,
+                Err(StoreError::Stale { .. } | StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ended)
+    }
+
+    /// 32 random hex digits, one per session end.
+    fn trace_id(&self) -> String {
+        let mut bytes = [0u8; 16];
+        // The OS random source only fails when it has none; an all-zero id still correlates.
+        let _ = self.random.fill(&mut bytes);
+        hex::encode(bytes)
+    }
+}
+
+/// No client wants back-channel logouts: sessions end without deliveries.
+pub struct NoDeliveries;
+
+impl Planner for NoDeliveries {
+    fn plan(&self, _: &Session, _: Initiator, _: &str, _: Timestamp) -> Vec<OutboxEntry> {
+        Vec::new()
+    }
+}
