@@ -247,6 +247,10 @@ pub struct ServerConfig {
     /// `closed`: it is refused.
     #[serde(deserialize_with = "from_str_value")]
     pub capture_failure: CaptureFailurePolicy,
+    /// `false`: no ClientHello capture at all; connections have no fingerprint, so sessions are
+    /// recorded unbound and decisions say `fingerprint_unknown`. A kill switch, and the baseline
+    /// of the proxy's CPU benchmark.
+    pub fingerprinting: bool,
     /// On SIGTERM, in-flight requests get this long to finish.
     pub drain_timeout: ConfigDuration,
     /// Time to wait for the upstream's response headers (504 after).
@@ -267,6 +271,7 @@ impl Default for ServerConfig {
             idle_timeout: secs(60),
             max_header_size: 64 * 1024,
             capture_failure: CaptureFailurePolicy::Open,
+            fingerprinting: true,
             drain_timeout: secs(10),
             upstream_timeout: secs(30),
         }

@@ -257,3 +257,18 @@ async fn a_dead_upstream_is_a_502() {
     assert_eq!(answer.status, 502);
     assert_eq!(answer.json["error"], "bad_gateway");
 }
+
+#[tokio::test]
+async fn fingerprinting_off_records_sessions_unbound_and_never_challenges() {
+    let running = start(|c| c.server.fingerprinting = false).await;
+    let login = request(&running, Client::Default, "POST", "/login", &[FORM], "username=alice").await;
+    assert_eq!(login.status, 200);
+    assert!(login.json["helloguard"]["ja4_stable"].is_null(), "no fingerprint is forwarded: {}", login.json);
+    let cookie = cookie_of(&login);
+    let other =
+        request(&running, Client::Aes128Only, "POST", "/login", &[FORM, ("cookie", &cookie)], "username=alice").await;
+    let echo = &other.json["helloguard"];
+    assert_eq!(echo["decision"], "allow", "{echo}");
+    assert_eq!(echo["reason"], "fingerprint_unknown");
+    assert!(echo["session_id"].as_str().unwrap().starts_with("ses_"), "the session was recorded: {echo}");
+}

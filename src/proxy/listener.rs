@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use super::capture::{capture, Replay};
+use super::capture::{capture, ConnectionFingerprint, Replay};
 use super::service::{handle, Connection, Shared};
 use crate::config::CaptureFailurePolicy;
 use crate::engine::CompareKey;
@@ -68,20 +68,18 @@ pub async fn run(
     Ok(())
 }
 
-async fn serve_connection(
-    mut socket: TcpStream,
+/// Capture and fingerprint the hello. `None`: the connection is over (closed before a hello, or
+/// refused by fail-closed); else the bytes to replay and the fingerprint, if any.
+async fn fingerprint_hello(
+    socket: &mut TcpStream,
     peer: std::net::SocketAddr,
-    tls: TlsAcceptor,
-    shared: &Arc<Shared>,
-    mut drain: watch::Receiver<bool>,
-) {
+    shared: &Shared,
+) -> Option<(Vec<u8>, Option<ConnectionFingerprint>)> {
     let server = &shared.config.server;
-    let _ = socket.set_nodelay(true);
-    let handshake_deadline = tokio::time::Instant::now() + server.handshake_timeout.0;
     let with_ja3n = shared.policy.compare == CompareKey::Ja3n;
-    let captured = match capture(&mut socket, server.max_hello_size, server.hello_timeout.0, with_ja3n).await {
+    let captured = match capture(socket, server.max_hello_size, server.hello_timeout.0, with_ja3n).await {
         Ok(Some(captured)) => captured,
-        Ok(None) | Err(_) => return, // closed or reset before a hello: nothing to serve
+        Ok(None) | Err(_) => return None, // closed or reset before a hello: nothing to serve
     };
     let fingerprint = match captured.fingerprint {
         Ok(fingerprint) => {
@@ -93,12 +91,33 @@ async fn serve_connection(
             tracing::info!(%peer, reason = failure.reason(), "no fingerprint for this connection");
             if server.capture_failure == CaptureFailurePolicy::Closed {
                 shared.metrics.connections_refused.fetch_add(1, Relaxed);
-                return;
+                return None;
             }
             None
         }
     };
-    let stream = Replay::new(captured.bytes, socket);
+    Some((captured.bytes, fingerprint))
+}
+
+async fn serve_connection(
+    mut socket: TcpStream,
+    peer: std::net::SocketAddr,
+    tls: TlsAcceptor,
+    shared: &Arc<Shared>,
+    mut drain: watch::Receiver<bool>,
+) {
+    let server = &shared.config.server;
+    let _ = socket.set_nodelay(true);
+    let handshake_deadline = tokio::time::Instant::now() + server.handshake_timeout.0;
+    let (replayed, fingerprint) = if server.fingerprinting {
+        let Some(captured) = fingerprint_hello(&mut socket, peer, shared).await else {
+            return;
+        };
+        captured
+    } else {
+        (Vec::new(), None)
+    };
+    let stream = Replay::new(replayed, socket);
     let tls_stream = match tokio::time::timeout_at(handshake_deadline, tls.accept(stream)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
