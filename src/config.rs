@@ -107,6 +107,10 @@ pub struct StoreConfig {
     /// Prefix of every Redis key.
     pub redis_key_prefix: String,
     pub tombstone_ttl: ConfigDuration,
+    /// When the store cannot be read (e.g. Redis is down): `open` forwards login and token requests
+    /// without a binding or a decision; `closed` answers them 503. Logged and counted either way.
+    #[serde(deserialize_with = "from_str_value")]
+    pub on_error: FailurePolicy,
 }
 
 impl Default for StoreConfig {
@@ -117,6 +121,7 @@ impl Default for StoreConfig {
             redis_url: None,
             redis_key_prefix: "helloguard".to_owned(),
             tombstone_ttl: days(30),
+            on_error: FailurePolicy::Open,
         }
     }
 }
@@ -246,7 +251,7 @@ pub struct ServerConfig {
     /// `open` (default): a connection whose hello cannot be fingerprinted proceeds without one.
     /// `closed`: it is refused.
     #[serde(deserialize_with = "from_str_value")]
-    pub capture_failure: CaptureFailurePolicy,
+    pub capture_failure: FailurePolicy,
     /// `false`: no ClientHello capture at all; connections have no fingerprint, so sessions are
     /// recorded unbound and decisions say `fingerprint_unknown`. A kill switch, and the baseline
     /// of the proxy's CPU benchmark.
@@ -270,7 +275,7 @@ impl Default for ServerConfig {
             header_read_timeout: secs(10),
             idle_timeout: secs(60),
             max_header_size: 64 * 1024,
-            capture_failure: CaptureFailurePolicy::Open,
+            capture_failure: FailurePolicy::Open,
             fingerprinting: true,
             drain_timeout: secs(10),
             upstream_timeout: secs(30),
@@ -303,14 +308,15 @@ impl FromStr for Upstream {
     }
 }
 
-/// `[server] capture_failure`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaptureFailurePolicy {
+/// `[server] capture_failure` and `[store] on_error`: go on without (open) or refuse (closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailurePolicy {
+    #[default]
     Open,
     Closed,
 }
 
-impl FromStr for CaptureFailurePolicy {
+impl FromStr for FailurePolicy {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
         match text {
@@ -641,6 +647,7 @@ mod tests {
             backend = "redis"
             redis_url = "redis://127.0.0.1:6379"
             tombstone_ttl = "7d"
+            on_error = "closed"
             [session]
             idle_timeout = "1h 30m"
             absolute_timeout = "2days"
@@ -659,6 +666,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.store.backend, Backend::Redis);
         assert_eq!(c.store.tombstone_ttl.0, Duration::from_secs(7 * 86400));
+        assert_eq!(c.store.on_error, FailurePolicy::Closed);
         assert_eq!(c.session.idle_timeout.0, Duration::from_secs(5400));
         assert_eq!(c.session.sweep_interval.0, Duration::from_secs(15));
         let p = c.policy.policy().unwrap();
@@ -695,6 +703,10 @@ mod tests {
             "session.idle_timeout: must not be longer than session.absolute_timeout"
         );
         assert!(error("[policy\n").contains("TOML parse error"));
+        assert_eq!(
+            error("[store]\non_error = \"retry\""),
+            r#"store.on_error: unknown value "retry", expected one of open, closed"#
+        );
     }
 
     #[test]

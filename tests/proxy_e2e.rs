@@ -2,126 +2,15 @@
 //! built-in demo upstream, the memory store. Each client records the bytes it sends (a tee), so
 //! the test can check that the fingerprints the upstream received are those of its own hello.
 
-use std::io;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 mod common;
 
-use bytes::Bytes;
-use common::proxy::{start, Running};
-use helloguard::fingerprint::{self, AlpnMode};
-use helloguard::hello::{ClientHello, HelloReader, Transport};
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
+use common::client::{closed_by_peer, cookie_of, request, Client, FORM};
+use common::proxy::start;
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-/// A TCP stream that keeps a copy of everything written (the client's hello among it).
-struct Tee {
-    inner: TcpStream,
-    written: Arc<Mutex<Vec<u8>>>,
-}
-
-impl AsyncRead for Tee {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Tee {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &poll {
-            self.written.lock().unwrap().extend_from_slice(&buf[..*n]);
-        }
-        poll
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// Two clients that differ in their cipher suites, so in JA4 part b and in `ja4_stable`.
-#[derive(Clone, Copy)]
-enum Client {
-    Default,
-    Aes128Only,
-}
-
-struct Answer {
-    status: u16,
-    headers: hyper::HeaderMap,
-    json: Value,
-    /// The ja4_stable of the hello this connection sent, computed here from the recorded bytes.
-    sent_ja4_stable: String,
-    sent_ja4: String,
-    sent_ja3: String,
-}
-
-async fn request(
-    running: &Running,
-    client: Client,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Answer {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(running.root.clone()).unwrap();
-    let mut provider = rustls::crypto::ring::default_provider();
-    if let Client::Aes128Only = client {
-        provider.cipher_suites = vec![rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256];
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let written = Arc::new(Mutex::new(Vec::new()));
-    let tee = Tee { inner: TcpStream::connect(running.addr).await.unwrap(), written: written.clone() };
-    let tls = connector.connect(ServerName::try_from("localhost").unwrap(), tee).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
-    tokio::spawn(connection);
-    let mut builder = Request::builder().method(method).uri(path).header("host", "localhost");
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let response = sender.send_request(builder.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let sent = written.lock().unwrap().clone();
-    let mut reader = HelloReader::default();
-    reader.feed(&sent).unwrap();
-    let hello = ClientHello::parse(reader.message().unwrap(), Transport::Tcp).unwrap();
-    let binding = fingerprint::binding(&hello, Transport::Tcp, AlpnMode::Spec);
-    Answer {
-        status,
-        headers,
-        json,
-        sent_ja4_stable: binding.ja4_stable.to_string(),
-        sent_ja4: binding.ja4.to_string(),
-        sent_ja3: binding.ja3.to_string(),
-    }
-}
-
-fn cookie_of(answer: &Answer) -> String {
-    let set_cookie = answer.headers.get("set-cookie").unwrap().to_str().unwrap();
-    set_cookie.split(';').next().unwrap().to_owned()
-}
-
-const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
 
 #[tokio::test]
 async fn login_binds_then_allows_then_challenges_another_client() {
@@ -130,9 +19,9 @@ async fn login_binds_then_allows_then_challenges_another_client() {
     assert_eq!(login.status, 200);
     let echo = &login.json["helloguard"];
     // What the upstream received is exactly the fingerprint of the hello this client sent.
-    assert_eq!(echo["ja4_stable"], login.sent_ja4_stable.as_str());
-    assert_eq!(echo["ja4"], login.sent_ja4.as_str());
-    assert_eq!(echo["ja3"], login.sent_ja3.as_str());
+    assert_eq!(echo["ja4_stable"], login.sent.ja4_stable.as_str());
+    assert_eq!(echo["ja4"], login.sent.ja4.as_str());
+    assert_eq!(echo["ja3"], login.sent.ja3.as_str());
     assert_eq!(echo["decision"], "allow");
     assert_eq!(echo["reason"], "no_session");
     let cookie = cookie_of(&login);
@@ -148,7 +37,7 @@ async fn login_binds_then_allows_then_challenges_another_client() {
     let cookie = cookie_of(&again);
     let other =
         request(&running, Client::Aes128Only, "POST", "/login", &[FORM, ("cookie", &cookie)], "username=alice").await;
-    assert_ne!(other.sent_ja4_stable, login.sent_ja4_stable, "the clients really differ");
+    assert_ne!(other.sent.ja4_stable, login.sent.ja4_stable, "the clients really differ");
     let echo = &other.json["helloguard"];
     assert_eq!(echo["decision"], "challenge", "{echo}");
     assert_eq!(echo["reason"], "fingerprint_mismatch");
@@ -205,8 +94,8 @@ async fn forged_fingerprint_headers_never_reach_the_upstream() {
         ("cloudfront-viewer-ja4-fingerprint", "forged"),
     ];
     let answer = request(&running, Client::Default, "GET", "/whoami", &forged, "").await;
-    assert_eq!(answer.json["ja4"], answer.sent_ja4.as_str());
-    assert_eq!(answer.json["ja4_stable"], answer.sent_ja4_stable.as_str());
+    assert_eq!(answer.json["ja4"], answer.sent.ja4.as_str());
+    assert_eq!(answer.json["ja4_stable"], answer.sent.ja4_stable.as_str());
     assert_eq!(answer.json["decision"], Value::Null, "no decision on other routes");
 }
 
@@ -230,32 +119,11 @@ async fn bad_clients_are_closed_while_others_keep_working() {
     for (name, stream) in
         [("malformed", &mut malformed), ("oversized", &mut oversized), ("plain", &mut plain), ("silent", &mut silent)]
     {
-        let mut buf = [0u8; 64];
         // Closed by the proxy: EOF (or a TLS alert then EOF) well within the handshake timeout.
-        let closed = tokio::time::timeout(Duration::from_secs(12), async {
-            loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => continue,
-                }
-            }
-        })
-        .await;
-        assert!(closed.is_ok(), "{name} connection was not closed");
+        assert!(closed_by_peer(stream, Duration::from_secs(12)).await, "{name} connection was not closed");
     }
     let ok = request(&running, Client::Default, "GET", "/whoami", &[], "").await;
     assert_eq!(ok.status, 200);
-}
-
-#[tokio::test]
-async fn a_dead_upstream_is_a_502() {
-    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let origin = format!("http://{}", unused.local_addr().unwrap());
-    drop(unused);
-    let running = start(|c| c.server.upstream = origin.parse().unwrap()).await;
-    let answer = request(&running, Client::Default, "GET", "/anything", &[], "").await;
-    assert_eq!(answer.status, 502);
-    assert_eq!(answer.json["error"], "bad_gateway");
 }
 
 #[tokio::test]

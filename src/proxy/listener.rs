@@ -18,7 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::capture::{capture, ConnectionFingerprint, Replay};
 use super::service::{handle, Connection, Shared};
-use crate::config::CaptureFailurePolicy;
+use crate::config::FailurePolicy;
 use crate::engine::CompareKey;
 
 /// Accept connections until `shutdown` turns true, then wait up to the drain deadline for the
@@ -89,7 +89,7 @@ async fn fingerprint_hello(
         Err(failure) => {
             shared.metrics.capture_failed(failure);
             tracing::info!(%peer, reason = failure.reason(), "no fingerprint for this connection");
-            if server.capture_failure == CaptureFailurePolicy::Closed {
+            if server.capture_failure == FailurePolicy::Closed {
                 shared.metrics.connections_refused.fetch_add(1, Relaxed);
                 return None;
             }
@@ -145,6 +145,8 @@ async fn serve_connection(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(server.header_read_timeout.0)
+        // A client may send its request and shut its write side: it still gets the answer.
+        .half_close(true)
         .max_buf_size(server.max_header_size.max(8192));
     builder
         .http2()

@@ -64,6 +64,8 @@ pub struct Metrics {
     pub token_bodies_unexamined: AtomicU64,
     pub metadata_write_failures: AtomicU64,
     pub revoked_uses: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub store_refusals: AtomicU64,
 }
 
 impl Metrics {
@@ -183,6 +185,13 @@ impl Metrics {
             "helloguard_revoked_uses_total",
             "Requests presenting a revoked session or token.",
             &self.revoked_uses,
+        );
+        counter(&mut out, "helloguard_store_errors_total", "Session store operations that failed.", &self.store_errors);
+        counter(
+            &mut out,
+            "helloguard_store_refusals_total",
+            "Login and token requests answered 503 because the store failed (store.on_error = closed).",
+            &self.store_refusals,
         );
         out
     }

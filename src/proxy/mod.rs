@@ -7,6 +7,7 @@
 //! | [`tls`] | certificates: PEM files or a self-signed one in the data directory |
 //! | [`service`] | the request phases: hygiene, classify, decide, enforce, forward |
 //! | [`records`] | the response phase: sessions and refresh tokens bound to fingerprints |
+//! | [`store_failure`] | what a request does when the store fails (`[store] on_error`) |
 //! | [`headers`], [`routes`] | header names and hygiene; route classification |
 //! | [`upstream`], [`demo`] | the pooled HTTP client, and the built-in demo login service |
 //! | [`admin`], [`metrics`] | `/metrics`, `/healthz`, `/readyz` |
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod records;
 pub mod routes;
 pub mod service;
+pub mod store_failure;
 pub mod tls;
 pub mod upstream;
 

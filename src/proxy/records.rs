@@ -19,6 +19,7 @@ use super::body::{buffer_up_to, full, Body, Buffered};
 use super::service::{
     record_decision, remove_hop_by_hop, route_client_id, Connection, Exchange, Shared, MAX_TOKEN_BODY,
 };
+use super::store_failure::{store_failed, StoreFailed};
 use crate::config::{RouteConfig, RouteKind};
 use crate::engine::{bind_on_response, Outcome, Reason, Route};
 use crate::logout::Initiator;
@@ -96,8 +97,10 @@ pub async fn on_response(context: RequestContext<'_>, response: Response<Body>) 
     let mut bound_session = context.session.as_ref().map(|s| s.record.id.clone());
     if context.kind() == Some(RouteKind::Login) {
         if let Some(cookie) = new_session_cookie(&parts.headers, &shared.config.session.cookie_name) {
-            if let Some(id) = create_session(&context, &cookie, user_id.clone()).await {
-                bound_session = Some(id);
+            match create_session(&context, &cookie, user_id.clone()).await {
+                Ok(Some(id)) => bound_session = Some(id),
+                Ok(None) => {}
+                Err(failed) => return unrecorded(failed, &context, parts, body),
             }
         }
     }
@@ -109,7 +112,10 @@ pub async fn on_response(context: RequestContext<'_>, response: Response<Body>) 
     if context.kind() == Some(RouteKind::Token) && parts.status == StatusCode::OK {
         match buffer_up_to(body, MAX_TOKEN_BODY).await {
             Ok(Buffered::Complete(bytes)) => {
-                issued = record_refresh_token(&context, &bytes, user_id.clone()).await;
+                match record_refresh_token(&context, &bytes, user_id.clone()).await {
+                    Ok(id) => issued = id,
+                    Err(failed) => return unrecorded(failed, &context, parts, full(bytes)),
+                }
                 body = full(bytes);
             }
             Ok(Buffered::TooLarge(rest)) => {
@@ -129,7 +135,7 @@ pub async fn on_response(context: RequestContext<'_>, response: Response<Body>) 
     if context.kind() == Some(RouteKind::Logout) && (parts.status.is_success() || parts.status.is_redirection()) {
         if let Some(session) = &context.session {
             if let Err(error) = shared.sessions.end(session, Initiator::RpLogout, context.now).await {
-                tracing::warn!(%error, "logged-out session not ended");
+                store_failed(shared, "end logged-out session", &error);
             }
         }
     }
@@ -161,16 +167,32 @@ pub fn new_session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     })
 }
 
-async fn create_session(context: &RequestContext<'_>, cookie: &str, user_id: Option<String>) -> Option<String> {
+/// A response whose new session or token could not be recorded: refused when fail-closed (the
+/// client must not hold a credential helloguard never bound), else passed on.
+fn unrecorded(
+    failed: StoreFailed,
+    context: &RequestContext<'_>,
+    parts: hyper::http::response::Parts,
+    body: Body,
+) -> Response<Body> {
+    match failed.answer(context.shared, context.route) {
+        Some(refused) => refused,
+        None => Response::from_parts(parts, body),
+    }
+}
+
+/// Record the session a login response's new cookie creates. Returns its id (`None`: nothing new).
+async fn create_session(
+    context: &RequestContext<'_>,
+    cookie: &str,
+    user_id: Option<String>,
+) -> Result<Option<String>, StoreFailed> {
     let shared = context.shared;
     let id = session_id(cookie);
     match shared.store.get_session(&id).await {
-        Ok(Some(_)) => return None, // already a live session: nothing new
+        Ok(Some(_)) => return Ok(None), // already a live session: nothing new
         Ok(None) => {}
-        Err(error) => {
-            tracing::warn!(%error, "session lookup failed; the new session is not recorded");
-            return None;
-        }
+        Err(error) => return Err(store_failed(shared, "session lookup for a new cookie", &error)),
     }
     let mut session = Session::new(id.clone(), context.now, shared.session_lifetimes, context.device());
     let previous = context.session.as_ref().filter(|s| s.record.id != id);
@@ -196,15 +218,12 @@ async fn create_session(context: &RequestContext<'_>, cookie: &str, user_id: Opt
     let (stored_before, error) = apply_writes(&mut session.session_metadata, &decision.writes, RecordKind::Session);
     let error = match shared.store.create_session(&session).await {
         Ok(()) => error,
-        Err(e) => {
-            tracing::warn!(error = %e, "new session not recorded");
-            return None;
-        }
+        Err(e) => return Err(store_failed(shared, "create session", &e)),
     };
     if let Some(old) = previous {
         // Cookie rotation: the old record is retired silently (no logout token).
         if let Err(error) = shared.store.end_session(&old.record.id, old.version, context.now, Vec::new()).await {
-            tracing::warn!(%error, "rotated-out session not retired");
+            store_failed(shared, "retire rotated-out session", &error);
         }
     }
     let decision = if error.is_some() { decision.after_write_failure() } else { decision };
@@ -217,7 +236,7 @@ async fn create_session(context: &RequestContext<'_>, cookie: &str, user_id: Opt
         Outcome::Forwarded,
         error.as_deref(),
     );
-    Some(id)
+    Ok(Some(id))
 }
 
 /// Merge the engine's writes into a record's map before it is stored; returns the map as it was
@@ -253,17 +272,22 @@ async fn set_session_user(context: &RequestContext<'_>, session: &Versioned<Sess
     }
 }
 
-/// Record the refresh token in a 200 token response. Returns the recorded token's id.
-async fn record_refresh_token(context: &RequestContext<'_>, body: &[u8], user_id: Option<String>) -> Option<String> {
+/// Record the refresh token in a 200 token response. Returns the recorded token's id (`None`: no
+/// token, or the presented one again).
+async fn record_refresh_token(
+    context: &RequestContext<'_>,
+    body: &[u8],
+    user_id: Option<String>,
+) -> Result<Option<String>, StoreFailed> {
     let shared = context.shared;
-    let answer: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let token = answer.get("refresh_token")?.as_str()?;
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(body) else { return Ok(None) };
+    let Some(token) = answer.get("refresh_token").and_then(|t| t.as_str()) else { return Ok(None) };
     let new_id = refresh_token_id(token);
     let observed = context.connection.observed();
     let presented = context.exchange.as_ref().and_then(|e| e.record.as_ref());
     if let Some(old) = presented {
         if old.record.id == new_id {
-            return None; // the same token again: nothing new to record
+            return Ok(None); // the same token again: nothing new to record
         }
         let mut successor = old.record.successor(new_id.clone(), context.now, shared.token_lifetimes, context.device());
         successor.last_exchanged_at = Some(context.now);
@@ -290,12 +314,9 @@ async fn record_refresh_token(context: &RequestContext<'_>, body: &[u8], user_id
                     Outcome::Forwarded,
                     None,
                 );
-                Some(new_id)
+                Ok(Some(new_id))
             }
-            Err(error) => {
-                tracing::warn!(%error, "refresh token rotation not recorded");
-                None
-            }
+            Err(error) => Err(store_failed(shared, "rotate refresh token", &error)),
         };
     }
     let mut record = RefreshToken::new(new_id.clone(), context.now, shared.token_lifetimes, context.device());
@@ -318,8 +339,7 @@ async fn record_refresh_token(context: &RequestContext<'_>, body: &[u8], user_id
     );
     let (before, error) = apply_writes(&mut record.refresh_token_metadata, &decision.writes, RecordKind::RefreshToken);
     if let Err(e) = shared.store.create_refresh_token(&record).await {
-        tracing::warn!(error = %e, "refresh token not recorded");
-        return None;
+        return Err(store_failed(shared, "create refresh token", &e));
     }
     let decision = if error.is_some() { decision.after_write_failure() } else { decision };
     record_decision(
@@ -331,7 +351,7 @@ async fn record_refresh_token(context: &RequestContext<'_>, body: &[u8], user_id
         Outcome::Forwarded,
         error.as_deref(),
     );
-    Some(new_id)
+    Ok(Some(new_id))
 }
 
 /// After a successful MFA the upstream says so: the session and tokens of this request take the

@@ -23,6 +23,7 @@ use super::headers::HeaderNames;
 use super::metrics::Metrics;
 use super::records::{self, RequestContext};
 use super::routes::Routes;
+use super::store_failure::{store_failed, StoreFailed};
 use super::upstream::{Upstream, UpstreamError};
 use crate::config::{Config, RouteConfig, RouteKind};
 use crate::engine::audit::{AuditSink, DecisionEvent};
@@ -87,7 +88,18 @@ pub async fn handle(
     // 2. classify
     let route = shared.routes.classify(&parts.method, parts.uri.path()).cloned();
     let now = Timestamp::now();
-    let session = find_session(&shared, &connection, &mut parts.headers, now).await;
+    // Fail-open on a store failure: no session, and no decision (see `store_failure`).
+    let mut store_down = false;
+    let session = match find_session(&shared, &connection, &mut parts.headers, now).await {
+        Ok(session) => session,
+        Err(failed) => match failed.answer(&shared, route.as_ref()) {
+            Some(refused) => return refused,
+            None => {
+                store_down = true;
+                None
+            }
+        },
+    };
     let mut body = super::body::boxed(body);
     let mut token_request = None;
     if route.as_ref().is_some_and(|r| r.kind == RouteKind::Token) {
@@ -106,9 +118,9 @@ pub async fn handle(
         }
     }
     let exchange = match token_request.as_ref().and_then(|t| t.refresh_token.as_deref()) {
-        Some(token) => match find_exchange(&shared, &connection, token, now).await {
-            Ok(exchange) => Some(exchange),
-            Err(revoked) => return revoked,
+        Some(token) => match find_exchange(&shared, &connection, route.as_ref(), token, now).await {
+            Ok(exchange) => exchange,
+            Err(answer) => return answer,
         },
         None => None,
     };
@@ -116,7 +128,9 @@ pub async fn handle(
     // 3. decide
     let observed = connection.observed();
     let evaluated = match route.as_ref().map(|r| r.kind) {
-        Some(RouteKind::Login) => Some(evaluate_login(&shared, &connection, session.as_ref(), observed, now).await),
+        Some(RouteKind::Login) if !store_down => {
+            Some(evaluate_login(&shared, &connection, session.as_ref(), observed, now).await)
+        }
         Some(RouteKind::Token) if exchange.is_some() => {
             Some(evaluate_refresh(&shared, &connection, session.as_ref(), exchange.as_ref(), observed).await)
         }
@@ -162,26 +176,25 @@ async fn find_session(
     connection: &Connection,
     headers: &mut HeaderMap,
     now: Timestamp,
-) -> Option<Versioned<Session>> {
+) -> Result<Option<Versioned<Session>>, StoreFailed> {
     let cookie_name = &shared.config.session.cookie_name;
-    let value = cookie_value(headers, cookie_name)?;
+    let Some(value) = cookie_value(headers, cookie_name) else { return Ok(None) };
     let id = session_id(&value);
     match shared.store.get_session(&id).await {
-        Ok(Some(session)) if !session.record.is_expired(now) => return Some(session),
+        Ok(Some(session)) if !session.record.is_expired(now) => return Ok(Some(session)),
         Ok(Some(expired)) => {
             // Met before the sweeper: it ends here the same way (CONTRACT §7).
             if let Err(error) = shared.sessions.end(&expired, Initiator::SessionExpired, now).await {
                 tracing::debug!(%error, "expired session already changed or ended");
             }
-            return None;
+            return Ok(None);
         }
         Ok(None) => {}
-        Err(error) => {
-            tracing::warn!(%error, "session lookup failed; continuing without a session");
-            return None;
-        }
+        Err(error) => return Err(store_failed(shared, "session lookup", &error)),
     }
-    if let Ok(Some(_)) = shared.store.get_tombstone(&id, now).await {
+    let tombstone = shared.store.get_tombstone(&id, now).await;
+    let tombstone = tombstone.map_err(|error| store_failed(shared, "session tombstone lookup", &error))?;
+    if tombstone.is_some() {
         remove_cookie(headers, cookie_name);
         shared.metrics.revoked_uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         shared.audit.record(&json!({
@@ -189,26 +202,35 @@ async fn find_session(
             "client_addr": connection.peer.ip().to_string(),
         }));
     }
-    None
+    Ok(None)
 }
 
-/// The presented refresh token's record. A tombstoned token is answered `invalid_grant` at once.
+/// The presented refresh token's record. A tombstoned token is answered `invalid_grant` at once; a
+/// store failure is answered per `[store] on_error` (fail-open: `None`, no exchange to decide on).
 async fn find_exchange(
     shared: &Shared,
     connection: &Connection,
+    route: Option<&RouteConfig>,
     token: &str,
     now: Timestamp,
-) -> Result<Exchange, Response<Body>> {
+) -> Result<Option<Exchange>, Response<Body>> {
     let token_id = refresh_token_id(token);
     let record = match shared.store.get_refresh_token(&token_id).await {
         Ok(record) => record,
         Err(error) => {
-            tracing::warn!(%error, "refresh token lookup failed; continuing as unknown");
-            None
+            let failed = store_failed(shared, "refresh token lookup", &error);
+            return failed.answer(shared, route).map_or(Ok(None), Err);
         }
     };
     if record.is_none() {
-        if let Ok(Some(_)) = shared.store.get_tombstone(&token_id, now).await {
+        let tombstone = match shared.store.get_tombstone(&token_id, now).await {
+            Ok(tombstone) => tombstone,
+            Err(error) => {
+                let failed = store_failed(shared, "refresh token tombstone lookup", &error);
+                return failed.answer(shared, route).map_or(Ok(None), Err);
+            }
+        };
+        if tombstone.is_some() {
             shared.metrics.revoked_uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             shared.audit.record(&json!({
                 "event": "revoked_use", "time": now, "route": "refresh", "refresh_token_id": token_id,
@@ -220,7 +242,7 @@ async fn find_exchange(
             ));
         }
     }
-    Ok(Exchange { token_id, record })
+    Ok(Some(Exchange { token_id, record }))
 }
 
 /// What the request phase decided, owned (the engine's decision borrows its inputs).

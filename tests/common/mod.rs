@@ -1,7 +1,9 @@
 //! Shared test support: where the reference vectors are, and a ClientHello builder.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod client;
 pub mod proxy;
+pub mod upstream;
 
 use std::path::PathBuf;
 
