@@ -111,6 +111,12 @@ impl Proxy {
         self.listener.local_addr()
     }
 
+    /// What every request shares (the store, the session ender): for callers that end sessions
+    /// outside a request, and for tests.
+    pub fn shared(&self) -> Arc<service::Shared> {
+        self.shared.clone()
+    }
+
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().and_then(|a| a.local_addr().ok())
     }

@@ -1,7 +1,10 @@
 //! Shared test support: where the reference vectors are, and a ClientHello builder.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod https;
+pub mod logout;
 pub mod proxy;
+pub mod rp;
 
 use std::path::PathBuf;
 
