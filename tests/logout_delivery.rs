@@ -131,7 +131,7 @@ async fn an_unreachable_rp_is_a_retried_network_error() {
     drop(closed);
     let (running, _rp) = start_with_rp(|config, _| {
         config.logout.max_attempts = 2;
-        config.clients = vec![client("demo", &[url.clone()], None, true)];
+        config.clients = vec![client("demo", std::slice::from_ref(&url), None, true)];
     })
     .await;
     let (cookie, sid) = login(&running, "erin").await;
