@@ -172,3 +172,13 @@ async fn jwks_is_served_at_its_path_and_never_forwarded() {
     let default = request(running.addr, &running.root, "GET", "/.well-known/jwks.json", &[], "").await;
     assert!(default.json().get("keys").is_none() && default.json().get("ja4").is_some(), "{:?}", default.body);
 }
+
+#[tokio::test]
+async fn rs256_tokens_verify_against_the_published_rsa_key() {
+    let (running, rp) = start_with_rp(|config, _| config.logout.alg = "RS256".parse().unwrap()).await;
+    let jwks = request(running.addr, &running.root, "GET", "/.well-known/jwks.json", &[], "").await.json();
+    assert_eq!((&jwks["keys"][0]["kty"], &jwks["keys"][0]["alg"]), (&json!("RSA"), &json!("RS256")));
+    let (cookie, sid) = login(&running, "grace").await;
+    logout(&running, &cookie).await;
+    rp.wait_for(WAIT, accepted_for(&sid)).await;
+}

@@ -1,12 +1,15 @@
 //! Back-channel logout test setup: a relying party, the proxy configured to deliver to it, and
 //! the user's side of a session (log in, find the session id, log out) through the proxy.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use helloguard::config::{Config, ConfigDuration};
 use helloguard::logout::config::{
     ClientConfig, InitiatorMode, InitiatorName, InitiatorsConfig, OidcLogout, SessionMetadataConfig,
 };
+
+use rustls::pki_types::CertificateDer;
 
 use super::https::request;
 use super::proxy::{start, Running};
@@ -64,17 +67,27 @@ pub async fn start_with_rp(edit: impl FnOnce(&mut Config, &RelyingParty)) -> (Ru
 /// Logs `user` in through the proxy: the session cookie (`name=value`) and the session id the
 /// upstream then sees on that cookie.
 pub async fn login(running: &Running, user: &str) -> (String, String) {
-    let answer = request(running.addr, &running.root, "POST", "/login", &[FORM], &format!("username={user}")).await;
+    login_at(running.addr, &running.root, user).await
+}
+
+/// [`login`] through a proxy at `addr` whose certificate is `root`.
+pub async fn login_at(addr: SocketAddr, root: &CertificateDer<'static>, user: &str) -> (String, String) {
+    let answer = request(addr, root, "POST", "/login", &[FORM], &format!("username={user}")).await;
     assert_eq!(answer.status, 200);
     let cookie = answer.cookie();
-    let whoami = request(running.addr, &running.root, "GET", "/whoami", &[("cookie", &cookie)], "").await;
+    let whoami = request(addr, root, "GET", "/whoami", &[("cookie", &cookie)], "").await;
     let session_id = whoami.json()["session_id"].as_str().expect("a live session").to_owned();
     (cookie, session_id)
 }
 
 /// `POST /logout` with the cookie (the demo answers 200 and expires it).
 pub async fn logout(running: &Running, cookie: &str) {
-    let answer = request(running.addr, &running.root, "POST", "/logout", &[("cookie", cookie)], "").await;
+    logout_at(running.addr, &running.root, cookie).await
+}
+
+/// [`logout`] through a proxy at `addr` whose certificate is `root`.
+pub async fn logout_at(addr: SocketAddr, root: &CertificateDer<'static>, cookie: &str) {
+    let answer = request(addr, root, "POST", "/logout", &[("cookie", cookie)], "").await;
     assert_eq!(answer.status, 200);
 }
 
