@@ -298,6 +298,9 @@ fn validate_client_logout(logout: &LogoutConfig, at: &str, settings: &OidcLogout
 
 /// An absolute `https` URL without a fragment (`http` only when allowed).
 fn check_url(text: &str, allow_insecure: bool) -> Result<(), String> {
+    if text.trim() != text {
+        return Err(format!("{text:?} must not have surrounding spaces"));
+    }
     let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not an absolute URL ({e})"))?;
     match url.scheme() {
         "https" => {}
