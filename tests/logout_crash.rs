@@ -89,7 +89,7 @@ async fn pending_deliveries_survive_sigkill_and_are_delivered_once() {
             [logout]
             issuer = "{ISSUER}"
             ca_file = "{ca}"
-            timeout = "1s"
+            timeout = "3s"
             retry_base = "100ms"
             max_attempts = 1000
             [[clients]]

@@ -55,14 +55,14 @@ async fn rp_logout_delivers_a_valid_token_with_the_metadata_snapshot() {
 #[tokio::test]
 async fn session_expired_by_the_sweeper_without_metadata_when_not_included() {
     let (running, rp) = start_with_rp(|config, rp| {
-        config.session.idle_timeout = ConfigDuration(Duration::from_millis(800));
-        config.session.absolute_timeout = ConfigDuration(Duration::from_secs(1));
+        config.session.idle_timeout = ConfigDuration(Duration::from_secs(2));
+        config.session.absolute_timeout = ConfigDuration(Duration::from_secs(3));
         config.session.sweep_interval = ConfigDuration(Duration::from_millis(200));
         config.clients = vec![client("demo", &[rp.url("demo")], Some(&["session-expired"]), false)];
     })
     .await;
     let (_cookie, sid) = login(&running, "bob").await;
-    // No further requests: the sweeper ends the session about a second after the login.
+    // No further requests: the sweeper ends the session about two seconds after the login.
     let received = rp.wait_for(WAIT, accepted_for(&sid)).await;
     let claims = received[0].claims.as_ref().unwrap();
     assert!(claims.get("session_metadata").is_none(), "include = false: {claims}");

@@ -403,6 +403,8 @@ mod tests {
             "clients[0].oidc_logout.backchannel_logout_urls[0]: \"https://rp.example/bcl#top\" must not have a fragment"
         );
         assert!(error(&urls("[\"ftp://rp.example/bcl\"]")).contains("scheme \"ftp\" is not https"));
+        assert!(error(&urls("[\" https://rp.example/bcl\"]")).ends_with("must not have surrounding spaces"));
+        assert!(error(&urls("[\"https://user:pw@rp.example/bcl\"]")).ends_with("must not carry credentials"));
         assert_eq!(error(&urls("[]")), "clients[0].oidc_logout.backchannel_logout_urls: must list at least one URL");
         let initiators =
             |value: &str| format!("{}backchannel_logout_initiators = {value}\n", urls("[\"https://rp.example/b\"]"));
