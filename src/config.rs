@@ -1,7 +1,8 @@
 //! The TOML configuration file: defaults that work with no file at all, and errors that name the
 //! key path (`policy.compare: unknown value "ja5", expected one of ja4_stable, ja4, ja3n, ja3`).
 //!
-//! This module owns `[store]`, `[session]`, `[refresh_tokens]` and `[policy]`. To add a section:
+//! This module owns `[store]`, `[session]`, `[refresh_tokens]`, `[policy]` and the proxy's
+//! sections; `[logout]` and `[[clients]]` live in [`crate::logout::config`]. To add a section:
 //! add a `#[serde(default)]` field of a type with a `Default` to [`Config`]; value types parse
 //! through `FromStr` via [`from_str_value`] so their errors read like the rest; checks that span
 //! several keys go into [`Config::validate`]. Unknown keys are errors, to catch typos.
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::engine::{CompareKey, Factor, Factors, Mode, Policy};
+use crate::logout::config::{ClientConfig, LogoutConfig};
 use crate::session::Lifetimes;
 
 /// A configuration error, with the dotted key path it is about when there is one.
@@ -27,7 +29,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn key(path: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn key(path: &str, message: impl Into<String>) -> Self {
         Self::Key { path: path.to_owned(), message: message.into() }
     }
 }
@@ -479,6 +481,8 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default = "default_routes")]
     pub routes: Vec<RouteConfig>,
+    pub logout: LogoutConfig,
+    pub clients: Vec<ClientConfig>,
 }
 
 impl Default for Config {
@@ -494,6 +498,8 @@ impl Default for Config {
             headers: HeadersConfig::default(),
             audit: AuditConfig::default(),
             routes: default_routes(),
+            logout: LogoutConfig::default(),
+            clients: Vec::new(),
         }
     }
 }
@@ -522,6 +528,11 @@ impl Config {
         Self::from_toml(&text)
     }
 
+    /// Accepted but discouraged settings, one line each (`check-config` prints them).
+    pub fn warnings(&self) -> Vec<String> {
+        crate::logout::config::warnings(&self.clients)
+    }
+
     /// Rules that no single value's parser can see.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy.policy()?;
@@ -532,6 +543,7 @@ impl Config {
             return Err(ConfigError::key("session.idle_timeout", "must not be longer than session.absolute_timeout"));
         }
         self.validate_proxy()?;
+        crate::logout::config::validate(&self.logout, &self.clients)?;
         for (path, value) in [
             ("session.cookie_name", &self.session.cookie_name),
             ("session.user_id_header", &self.session.user_id_header),

@@ -9,8 +9,8 @@
 //! | [`fingerprint`] | JA3, JA3N, JA4, JA4_r, JA4_o, JA4_ro and the resumption-stable `ja4_stable` |
 //! | [`session`] | validated metadata, `Session`/`RefreshToken` records, the `Store` trait and its memory, embedded (redb) and Redis backends, the logout outbox |
 //! | [`engine`] | the binding decision: a pure function from event + observed + stored fingerprints to allow/bind/challenge and audit events |
-//! | [`logout`] | how sessions end: initiators, `session_ended` audit, logout planning into the store's outbox |
-//! | [`config`] | the TOML file (`[store]`, `[session]`, `[refresh_tokens]`, `[policy]`, `[server]`, `[tls]`, `[admin]`, `[headers]`, `[[routes]]`), defaults, errors naming the key path |
+//! | [`logout`] | how sessions end: initiators, `session_ended` audit, OIDC back-channel logout (`[[clients]]` config, planning into the store's outbox, signed logout tokens, JWKS, durable delivery workers with retries) |
+//! | [`config`] | the TOML file (`[store]`, `[session]`, `[refresh_tokens]`, `[policy]`, `[server]`, `[tls]`, `[admin]`, `[headers]`, `[[routes]]`; `[logout]`/`[[clients]]` in `logout::config`), defaults, errors naming the key path |
 //! | [`proxy`] | the TLS-terminating reverse proxy: capture before rustls, HTTP service, upstream, demo upstream, admin listener |
 //! | [`pcap`] | offline replay of pcap/pcapng: link/IP/TCP/UDP decoding, flow reassembly, QUIC Initial decryption, DTLS |
 //!

@@ -42,7 +42,8 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Validate a configuration file and explain each error by its key path. Exit status 2 if invalid.
+    /// Validate a configuration file (and the key and CA files it names) and explain each error by
+    /// its key path; deprecated settings print a warning on stderr. Exit status 2 if invalid.
     CheckConfig {
         /// The TOML file.
         file: PathBuf,
@@ -115,9 +116,7 @@ fn main() -> ExitCode {
             fingerprint_command(file, hex, &transport, alpn_compat)
         }
         Command::Serve { config, listen, upstream, data_dir } => serve_command(config, listen, upstream, data_dir),
-        Command::CheckConfig { file } => {
-            Config::load(&file).map(|_| println!("{}: ok", file.display())).map_err(Into::into)
-        }
+        Command::CheckConfig { file } => check_config_command(&file),
         Command::Replay { pcaps, format, all_hellos, alpn_compat, decide, session_key, compare, max_sessions } => {
             let decide = decide.then_some(DecideOptions { session_key, compare, max_sessions });
             match replay_command(&pcaps, format, all_hellos, alpn_compat, decide) {
@@ -134,6 +133,16 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn check_config_command(file: &std::path::Path) -> anyhow::Result<()> {
+    let config = Config::load(file)?;
+    helloguard::logout::check_files(&config.logout)?;
+    for warning in config.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    println!("{}: ok", file.display());
+    Ok(())
 }
 
 fn fingerprint_command(file: Option<PathBuf>, hex: bool, transport: &str, alpn_compat: bool) -> anyhow::Result<()> {

@@ -4,14 +4,43 @@
 //!
 //! Callers: the expiry sweeper and a request meeting an expired session (`session-expired`), the
 //! logout route (`rp-logout`), and the Management API's delete and revoke (`session-revoked`).
+//!
+//! | file | owns |
+//! |---|---|
+//! | [`config`] | `[logout]` and `[[clients]]` (`oidc_logout`), their checks and warnings |
+//! | [`plan`] | which (client, URL) pairs hear of an ended session: the outbox entries |
+//! | [`signer`] | the signing key (loaded or generated), its RFC 7638 `kid`, the JWKS |
+//! | [`token`] | the logout token's claims (§8), minted fresh for every attempt |
+//! | [`sender`] | one attempt: `POST logout_token=…` over HTTPS, no redirects, bounded time |
+//! | [`retry`] | what an answer means (success, final, retry) and the backoff |
+//! | [`delivery`] | the workers: lease due outbox entries, send in parallel, ack or reschedule, audit |
+//!
+//! Nothing here runs on a request's path: ending a session only enqueues (in the same store
+//! transaction) and wakes the workers.
+
+pub mod config;
+pub mod delivery;
+pub mod plan;
+pub mod retry;
+pub mod sender;
+pub mod signer;
+pub mod token;
 
 use std::sync::Arc;
 
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::json;
+use tokio::sync::Notify;
 
 use crate::engine::audit::AuditSink;
 use crate::session::{OutboxEntry, Session, Store, StoreError, Timestamp, Versioned};
+
+/// What `check-config` verifies beyond the TOML: the key file and retired keys parse and fit
+/// `[logout] alg`, and the CA file holds certificates.
+pub fn check_files(config: &config::LogoutConfig) -> Result<(), crate::config::ConfigError> {
+    signer::LogoutSigner::check_files(config)?;
+    sender::Sender::new(config).map(drop)
+}
 
 /// Why a session ended: the `backchannel_logout_initiators` values helloguard raises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,6 +52,20 @@ pub enum Initiator {
     /// Idle or absolute expiry.
     SessionExpired,
 }
+
+/// Every `backchannel_logout_initiators` value of the reference's enum; configuration accepts
+/// all of them, helloguard raises the three of [`Initiator`].
+pub const INITIATOR_NAMES: [&str; 9] = [
+    "rp-logout",
+    "idp-logout",
+    "password-changed",
+    "session-expired",
+    "session-revoked",
+    "account-deleted",
+    "email-identifier-changed",
+    "mfa-phone-unenrolled",
+    "account-deactivated",
+];
 
 impl Initiator {
     pub fn as_str(self) -> &'static str {
@@ -46,11 +89,18 @@ pub struct SessionEnder {
     audit: Arc<dyn AuditSink>,
     planner: Arc<dyn Planner>,
     random: SystemRandom,
+    /// Signalled after outbox entries were committed, so idle delivery workers look at once.
+    enqueued: Arc<Notify>,
 }
 
 impl SessionEnder {
     pub fn new(store: Arc<dyn Store>, audit: Arc<dyn AuditSink>, planner: Arc<dyn Planner>) -> Self {
-        Self { store, audit, planner, random: SystemRandom::new() }
+        Self { store, audit, planner, random: SystemRandom::new(), enqueued: Arc::new(Notify::new()) }
+    }
+
+    /// What the delivery workers wait on between polls.
+    pub fn enqueued(&self) -> Arc<Notify> {
+        self.enqueued.clone()
     }
 
     /// Ends `session` if it is still at its version: record gone, tombstone and outbox entries
@@ -64,7 +114,11 @@ impl SessionEnder {
     ) -> Result<(), StoreError> {
         let trace_id = self.trace_id();
         let entries = self.planner.plan(&session.record, initiator, &trace_id, now);
+        let deliveries = entries.len();
         self.store.end_session(&session.record.id, session.version, now, entries).await?;
+        if deliveries > 0 {
+            self.enqueued.notify_one();
+        }
         self.audit.record(&json!({
             "event": "session_ended",
             "time": now,
@@ -102,14 +156,5 @@ impl SessionEnder {
         // The OS random source only fails when it has none; an all-zero id still correlates.
         let _ = self.random.fill(&mut bytes);
         hex::encode(bytes)
-    }
-}
-
-/// No client wants back-channel logouts: sessions end without deliveries.
-pub struct NoDeliveries;
-
-impl Planner for NoDeliveries {
-    fn plan(&self, _: &Session, _: Initiator, _: &str, _: Timestamp) -> Vec<OutboxEntry> {
-        Vec::new()
     }
 }

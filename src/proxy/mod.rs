@@ -37,6 +37,10 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::engine::audit::AuditSink;
+use crate::logout::delivery::Deliveries;
+use crate::logout::plan::ClientPlanner;
+use crate::logout::signer::LogoutSigner;
+use crate::logout::SessionEnder;
 use crate::session::Store;
 
 /// Why the proxy could not start.
@@ -48,6 +52,8 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error("cannot listen on {address}: {error}")]
     Listen { address: SocketAddr, error: std::io::Error },
+    #[error(transparent)]
+    LogoutKey(#[from] crate::logout::signer::KeyError),
 }
 
 /// A bound, ready proxy: the caller learns its addresses before it runs.
@@ -56,6 +62,8 @@ pub struct Proxy {
     admin: Option<TcpListener>,
     acceptor: TlsAcceptor,
     shared: Arc<service::Shared>,
+    /// Back-channel logout workers, when an issuer is configured.
+    deliveries: Option<Arc<Deliveries>>,
     /// SHA-256 of the served certificate (hex).
     pub certificate_sha256: String,
 }
@@ -78,6 +86,9 @@ impl Proxy {
             Some(address) => Some(bind(address).await?),
             None => None,
         };
+        let signer = Arc::new(LogoutSigner::load(&config.logout, &config.store.path)?);
+        let deliveries = Deliveries::new(&config, store.clone(), audit.clone(), signer.clone())?.map(Arc::new);
+        let planner = Arc::new(ClientPlanner::new(&config.clients));
         let names = headers::HeaderNames::new(&config.headers);
         let demo =
             Arc::new(demo::Demo::new(names.clone(), &config.session.cookie_name, &config.session.user_id_header));
@@ -88,34 +99,44 @@ impl Proxy {
             token_lifetimes: config.refresh_tokens.lifetimes(),
             names,
             policy,
-            sessions: crate::logout::SessionEnder::new(
-                store.clone(),
-                audit.clone(),
-                Arc::new(crate::logout::NoDeliveries),
-            ),
+            sessions: SessionEnder::new(store.clone(), audit.clone(), planner),
+            signer,
             store,
             audit,
             metrics: Arc::default(),
             config,
         });
-        Ok(Self { listener, admin, acceptor, shared, certificate_sha256: identity.fingerprint_sha256() })
+        Ok(Self { listener, admin, acceptor, shared, deliveries, certificate_sha256: identity.fingerprint_sha256() })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
+    /// What every request shares (the store, the session ender): for callers that end sessions
+    /// outside a request, and for tests.
+    pub fn shared(&self) -> Arc<service::Shared> {
+        self.shared.clone()
+    }
+
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().and_then(|a| a.local_addr().ok())
     }
 
-    /// Serve until `shutdown` turns true, then drain.
+    /// Serve until `shutdown` turns true, then drain (connections, then logout attempts in
+    /// flight).
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
         if let Some(admin) = self.admin {
             tokio::spawn(admin::run(admin, self.shared.clone(), shutdown.clone()));
         }
         tokio::spawn(sweep(self.shared.clone(), shutdown.clone()));
-        listener::run(self.listener, self.acceptor, self.shared, shutdown).await
+        let deliveries =
+            self.deliveries.map(|d| tokio::spawn(d.run(self.shared.sessions.enqueued(), shutdown.clone())));
+        let served = listener::run(self.listener, self.acceptor, self.shared, shutdown).await;
+        if let Some(deliveries) = deliveries {
+            let _ = deliveries.await;
+        }
+        served
     }
 }
 
@@ -167,6 +188,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         crate::config::Upstream::Demo => "builtin:demo".to_owned(),
         crate::config::Upstream::Http(origin) => origin.clone(),
     };
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let proxy = Proxy::bind(config, store, audit).await?;
     eprintln!("helloguard listening on https://{} (upstream {upstream})", proxy.local_addr()?);
     eprintln!("certificate SHA-256 {}", proxy.certificate_sha256);

@@ -1,5 +1,6 @@
 //! The life of one request, as a visible sequence of phases:
 //!
+//! 0. **reserved**: the JWKS path is answered here, before anything else, and never forwarded;
 //! 1. **hygiene**: remove every fingerprint/decision header the client sent;
 //! 2. **classify**: login, token (refresh exchange or not), logout, other; find the live session
 //!    from the cookie and the presented refresh token from the body (bounded);
@@ -46,6 +47,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub audit: Arc<dyn AuditSink>,
     pub sessions: crate::logout::SessionEnder,
+    /// The logout signing key; its JWKS is served at `[logout] jwks_path`.
+    pub signer: Arc<crate::logout::signer::LogoutSigner>,
     pub session_lifetimes: Lifetimes,
     pub token_lifetimes: Lifetimes,
 }
@@ -80,6 +83,10 @@ pub async fn handle(
     request: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
     shared.metrics.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // 0. reserved paths, answered here and never forwarded
+    if request.uri().path() == shared.config.logout.jwks_path {
+        return jwks(&shared, request.method());
+    }
     let (mut parts, body) = request.into_parts();
 
     // 1. hygiene
@@ -167,6 +174,23 @@ pub async fn handle(
         now,
     };
     records::on_response(context, response).await
+}
+
+/// `GET`/`HEAD` of the JWKS (CONTRACT §8): public, cacheable for five minutes.
+fn jwks(shared: &Shared, method: &hyper::Method) -> Response<Body> {
+    if method != hyper::Method::GET && method != hyper::Method::HEAD {
+        let mut response = json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"error": "method_not_allowed", "message": "the JWKS answers GET and HEAD"}),
+        );
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let mut response = Response::new(full(shared.signer.jwks_json().to_owned()));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response
 }
 
 /// The live session this request's cookie names. A revoked session's cookie is removed from the

@@ -2,7 +2,10 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod client;
+pub mod https;
+pub mod logout;
 pub mod proxy;
+pub mod rp;
 pub mod upstream;
 
 use std::path::PathBuf;

@@ -21,6 +21,11 @@ use super::client::Target;
 pub struct Events(pub Mutex<Vec<Value>>);
 
 impl Events {
+    /// Every event named `name` so far.
+    pub fn named(&self, name: &str) -> Vec<Value> {
+        self.0.lock().unwrap().iter().filter(|e| e["event"] == name).cloned().collect()
+    }
+
     /// The `reason` of every decision event so far, in order.
     pub fn reasons(&self) -> Vec<String> {
         self.0.lock().unwrap().iter().filter_map(|e| e["reason"].as_str().map(str::to_owned)).collect()
@@ -40,6 +45,7 @@ pub struct Running {
     pub root: CertificateDer<'static>,
     pub events: Arc<Events>,
     pub store: Arc<dyn Store>,
+    pub shared: Arc<helloguard::proxy::service::Shared>,
     pub dir: tempfile::TempDir,
     _stop: watch::Sender<bool>,
 }
@@ -87,6 +93,7 @@ pub async fn start_with_store(store: Arc<dyn Store>, edit: impl FnOnce(&mut Conf
     let proxy = Proxy::bind(config, store.clone(), events.clone()).await.unwrap();
     let addr = proxy.local_addr().unwrap();
     let admin = proxy.admin_addr().unwrap();
+    let shared = proxy.shared();
     // With configured certificates there is no self-signed one; such tests build their own target.
     let root = std::fs::read(dir.path().join("tls/self-signed.crt")).map_or(CertificateDer::from(Vec::new()), |pem| {
         use rustls::pki_types::pem::PemObject;
@@ -94,5 +101,5 @@ pub async fn start_with_store(store: Arc<dyn Store>, edit: impl FnOnce(&mut Conf
     });
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(proxy.run(stopped));
-    Running { addr, admin, root, events, store, dir, _stop: stop }
+    Running { addr, admin, root, events, store, shared, dir, _stop: stop }
 }

@@ -1,0 +1,449 @@
+//! `[logout]` and `[[clients]]` (CONTRACT §8): who hears of an ended session, how tokens are
+//! signed, how deliveries are retried. Per-client settings take the reference's `oidc_logout`
+//! shape; `oidc_backchannel_logout` is its deprecated alias (accepted, warned about).
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::INITIATOR_NAMES;
+use crate::config::{from_str_value, ConfigDuration, ConfigError};
+
+/// `[logout] alg`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SigningAlg {
+    /// ECDSA on P-256 with SHA-256.
+    #[default]
+    Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, keys of at least 2048 bits.
+    Rs256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::Rs256 => "RS256",
+        }
+    }
+}
+
+impl FromStr for SigningAlg {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "ES256" => Ok(Self::Es256),
+            "RS256" => Ok(Self::Rs256),
+            other => Err(format!("unknown value {other:?}, expected one of ES256, RS256")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SigningAlg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_value(d)
+    }
+}
+
+/// `[logout]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogoutConfig {
+    /// The logout token's `iss`; required once any client has `oidc_logout`.
+    pub issuer: Option<String>,
+    pub alg: SigningAlg,
+    /// PEM private key (PKCS#8; RSA also PKCS#1). Absent: generated into
+    /// `<store.path>/keys/logout-<alg>.pem` on first start.
+    pub key_file: Option<PathBuf>,
+    /// PEM public keys still published in the JWKS after a key rotation.
+    pub retired_public_keys: Vec<PathBuf>,
+    pub jwks_path: String,
+    pub max_attempts: u32,
+    /// Deliveries in flight at once.
+    pub workers: usize,
+    /// Allow `http://` back-channel URLs (tests, internal networks).
+    pub allow_insecure_urls: bool,
+    /// PEM certificates trusted for RP URLs besides the public web roots.
+    pub ca_file: Option<PathBuf>,
+    /// Time for one delivery attempt (connect, TLS, request, response head).
+    pub timeout: ConfigDuration,
+    /// Attempt n+1 waits min(retry_base × 2^(n−1), 300 s) ± 20 %.
+    pub retry_base: ConfigDuration,
+}
+
+impl Default for LogoutConfig {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            alg: SigningAlg::Es256,
+            key_file: None,
+            retired_public_keys: Vec::new(),
+            jwks_path: "/.well-known/jwks.json".to_owned(),
+            max_attempts: 8,
+            workers: 16,
+            allow_insecure_urls: false,
+            ca_file: None,
+            timeout: ConfigDuration(Duration::from_secs(5)),
+            retry_base: ConfigDuration(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// `[[clients]] logout_token_typ`: the JWT header's `typ`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenTyp {
+    /// `logout+jwt`, as OIDC Back-Channel Logout 1.0 recommends.
+    #[default]
+    LogoutJwt,
+    /// `JWT`, for relying parties that pinned Auth0's header.
+    Jwt,
+}
+
+impl TokenTyp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LogoutJwt => "logout+jwt",
+            Self::Jwt => "JWT",
+        }
+    }
+}
+
+impl FromStr for TokenTyp {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "logout+jwt" => Ok(Self::LogoutJwt),
+            "JWT" => Ok(Self::Jwt),
+            other => Err(format!("unknown value {other:?}, expected one of logout+jwt, JWT")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenTyp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_value(d)
+    }
+}
+
+/// One name of the reference's initiator enum (helloguard raises three of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitiatorName(pub String);
+
+impl FromStr for InitiatorName {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        if INITIATOR_NAMES.contains(&text) {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!("unknown value {text:?}, expected one of {}", INITIATOR_NAMES.join(", ")))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for InitiatorName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_value(d)
+    }
+}
+
+/// `backchannel_logout_initiators.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitiatorMode {
+    All,
+    Custom,
+}
+
+impl FromStr for InitiatorMode {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "all" => Ok(Self::All),
+            "custom" => Ok(Self::Custom),
+            other => Err(format!("unknown value {other:?}, expected one of all, custom")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for InitiatorMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_value(d)
+    }
+}
+
+/// `backchannel_logout_initiators`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitiatorsConfig {
+    pub mode: InitiatorMode,
+    /// Required with `mode = "custom"`.
+    pub selected_initiators: Option<Vec<InitiatorName>>,
+}
+
+impl Default for InitiatorsConfig {
+    /// The reference's default: RP- and IdP-initiated logouts only.
+    fn default() -> Self {
+        let names = ["rp-logout", "idp-logout"].map(|n| InitiatorName(n.to_owned()));
+        Self { mode: InitiatorMode::Custom, selected_initiators: Some(names.to_vec()) }
+    }
+}
+
+impl InitiatorsConfig {
+    /// Whether a session ended by `initiator` is announced.
+    pub fn enables(&self, initiator: &str) -> bool {
+        match self.mode {
+            InitiatorMode::All => true,
+            InitiatorMode::Custom => self.selected_initiators.iter().flatten().any(|n| n.0 == initiator),
+        }
+    }
+}
+
+/// `backchannel_logout_session_metadata`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionMetadataConfig {
+    pub include: bool,
+}
+
+/// `[clients.oidc_logout]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcLogout {
+    pub backchannel_logout_urls: Vec<String>,
+    #[serde(default)]
+    pub backchannel_logout_initiators: InitiatorsConfig,
+    /// Absent means `include = false`.
+    #[serde(default)]
+    pub backchannel_logout_session_metadata: SessionMetadataConfig,
+}
+
+/// `[[clients]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    #[serde(default)]
+    pub logout_token_typ: TokenTyp,
+    pub oidc_logout: Option<OidcLogout>,
+    /// Deprecated alias of `oidc_logout`.
+    pub oidc_backchannel_logout: Option<OidcLogout>,
+}
+
+impl ClientConfig {
+    /// The back-channel settings, under either name.
+    pub fn logout(&self) -> Option<&OidcLogout> {
+        self.oidc_logout.as_ref().or(self.oidc_backchannel_logout.as_ref())
+    }
+}
+
+/// Checks that span keys of `[logout]` and `[[clients]]`.
+pub fn validate(logout: &LogoutConfig, clients: &[ClientConfig]) -> Result<(), ConfigError> {
+    if !logout.jwks_path.starts_with('/') {
+        return Err(ConfigError::key("logout.jwks_path", "must start with /"));
+    }
+    if logout.max_attempts == 0 {
+        return Err(ConfigError::key("logout.max_attempts", "must be at least 1"));
+    }
+    if logout.workers == 0 {
+        return Err(ConfigError::key("logout.workers", "must be at least 1"));
+    }
+    for (i, client) in clients.iter().enumerate() {
+        let at = |key: &str| format!("clients[{i}].{key}");
+        if client.client_id.is_empty() {
+            return Err(ConfigError::key(&at("client_id"), "must not be empty"));
+        }
+        if clients[..i].iter().any(|c| c.client_id == client.client_id) {
+            return Err(ConfigError::key(&at("client_id"), format!("{:?} is configured twice", client.client_id)));
+        }
+        let section = match (&client.oidc_logout, &client.oidc_backchannel_logout) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::key(
+                    &at("oidc_backchannel_logout"),
+                    "is the deprecated name of oidc_logout; set only one of them",
+                ))
+            }
+            (Some(settings), None) => ("oidc_logout", settings),
+            (None, Some(settings)) => ("oidc_backchannel_logout", settings),
+            (None, None) => continue,
+        };
+        validate_client_logout(logout, &at(section.0), section.1)?;
+        if logout.issuer.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::key(
+                "logout.issuer",
+                format!("required when a client has oidc_logout ({})", at(section.0)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_client_logout(logout: &LogoutConfig, at: &str, settings: &OidcLogout) -> Result<(), ConfigError> {
+    if settings.backchannel_logout_urls.is_empty() {
+        return Err(ConfigError::key(&format!("{at}.backchannel_logout_urls"), "must list at least one URL"));
+    }
+    for (j, url) in settings.backchannel_logout_urls.iter().enumerate() {
+        check_url(url, logout.allow_insecure_urls)
+            .map_err(|message| ConfigError::key(&format!("{at}.backchannel_logout_urls[{j}]"), message))?;
+    }
+    let initiators = &settings.backchannel_logout_initiators;
+    if initiators.mode == InitiatorMode::Custom && initiators.selected_initiators.is_none() {
+        return Err(ConfigError::key(
+            &format!("{at}.backchannel_logout_initiators.selected_initiators"),
+            "required when mode = \"custom\"",
+        ));
+    }
+    Ok(())
+}
+
+/// An absolute `https` URL without a fragment (`http` only when allowed).
+fn check_url(text: &str, allow_insecure: bool) -> Result<(), String> {
+    if text.trim() != text {
+        return Err(format!("{text:?} must not have surrounding spaces"));
+    }
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not an absolute URL ({e})"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure => {}
+        "http" => return Err(format!("{text:?}: http URLs need logout.allow_insecure_urls = true")),
+        other => return Err(format!("{text:?}: scheme {other:?} is not https")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} has no host"));
+    }
+    if url.fragment().is_some() {
+        return Err(format!("{text:?} must not have a fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{text:?} must not carry credentials"));
+    }
+    Ok(())
+}
+
+/// What `check-config` warns about: deprecated names still accepted.
+pub fn warnings(clients: &[ClientConfig]) -> Vec<String> {
+    clients
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.oidc_backchannel_logout.is_some())
+        .map(|(i, _)| {
+            format!("clients[{i}].oidc_backchannel_logout is deprecated; rename it to clients[{i}].oidc_logout")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const CLIENT: &str = "[logout]\nissuer = \"https://idp.example/\"\n[[clients]]\nclient_id = \"web\"\n";
+
+    fn error(text: &str) -> String {
+        match Config::from_toml(text) {
+            Ok(c) => panic!("accepted: {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_and_a_full_client() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.logout, super::LogoutConfig::default());
+        assert_eq!(
+            (c.logout.jwks_path.as_str(), c.logout.max_attempts, c.logout.workers),
+            ("/.well-known/jwks.json", 8, 16)
+        );
+        assert_eq!(c.logout.timeout.0, std::time::Duration::from_secs(5));
+        let c = Config::from_toml(&format!(
+            "{CLIENT}logout_token_typ = \"JWT\"\n[clients.oidc_logout]\nbackchannel_logout_urls = [\"https://rp.example/bcl?x=1\"]\n\
+             backchannel_logout_initiators = {{ mode = \"custom\", selected_initiators = [\"account-deactivated\", \"session-revoked\"] }}\n\
+             backchannel_logout_session_metadata = {{ include = true }}\n"
+        ))
+        .unwrap();
+        let client = &c.clients[0];
+        assert_eq!(client.logout_token_typ, super::TokenTyp::Jwt);
+        let settings = client.logout().unwrap();
+        assert!(settings.backchannel_logout_initiators.enables("session-revoked"));
+        assert!(!settings.backchannel_logout_initiators.enables("rp-logout"));
+        assert!(settings.backchannel_logout_session_metadata.include);
+        assert!(c.warnings().is_empty());
+    }
+
+    #[test]
+    fn absent_initiators_mean_rp_and_idp_logout() {
+        let c = Config::from_toml(&format!(
+            "{CLIENT}[clients.oidc_logout]\nbackchannel_logout_urls = [\"https://rp.example/bcl\"]\n"
+        ))
+        .unwrap();
+        let settings = c.clients[0].logout().unwrap();
+        assert!(settings.backchannel_logout_initiators.enables("rp-logout"));
+        assert!(!settings.backchannel_logout_initiators.enables("session-expired"));
+        assert!(!settings.backchannel_logout_session_metadata.include);
+    }
+
+    #[test]
+    fn errors_name_the_key_path() {
+        let urls = |list: &str| format!("{CLIENT}[clients.oidc_logout]\nbackchannel_logout_urls = {list}\n");
+        assert_eq!(
+            error("[[clients]]\nclient_id = \"web\"\n[clients.oidc_logout]\nbackchannel_logout_urls = [\"https://rp.example/bcl\"]\n"),
+            "logout.issuer: required when a client has oidc_logout (clients[0].oidc_logout)"
+        );
+        assert!(error(&urls("[\"/bcl\"]"))
+            .starts_with("clients[0].oidc_logout.backchannel_logout_urls[0]: \"/bcl\" is not an absolute URL"));
+        assert_eq!(
+            error(&urls("[\"https://rp.example/bcl\", \"http://rp.example/bcl\"]")),
+            "clients[0].oidc_logout.backchannel_logout_urls[1]: \"http://rp.example/bcl\": http URLs need logout.allow_insecure_urls = true"
+        );
+        assert!(Config::from_toml(
+            &urls("[\"http://127.0.0.1:9/bcl\"]").replace("[logout]\n", "[logout]\nallow_insecure_urls = true\n")
+        )
+        .is_ok());
+        assert_eq!(
+            error(&urls("[\"https://rp.example/bcl#top\"]")),
+            "clients[0].oidc_logout.backchannel_logout_urls[0]: \"https://rp.example/bcl#top\" must not have a fragment"
+        );
+        assert!(error(&urls("[\"ftp://rp.example/bcl\"]")).contains("scheme \"ftp\" is not https"));
+        assert!(error(&urls("[\" https://rp.example/bcl\"]")).ends_with("must not have surrounding spaces"));
+        assert!(error(&urls("[\"https://user:pw@rp.example/bcl\"]")).ends_with("must not carry credentials"));
+        assert_eq!(error(&urls("[]")), "clients[0].oidc_logout.backchannel_logout_urls: must list at least one URL");
+        let initiators =
+            |value: &str| format!("{}backchannel_logout_initiators = {value}\n", urls("[\"https://rp.example/b\"]"));
+        assert_eq!(
+            error(&initiators("{ mode = \"custom\" }")),
+            "clients[0].oidc_logout.backchannel_logout_initiators.selected_initiators: required when mode = \"custom\""
+        );
+        assert!(error(&initiators("{ mode = \"custom\", selected_initiators = [\"rp-logout\", \"session-deleted\"] }"))
+            .starts_with("clients[0].oidc_logout.backchannel_logout_initiators.selected_initiators[1]: unknown value \"session-deleted\", expected one of rp-logout, idp-logout,"));
+        assert!(error(&initiators("{ mode = \"some\" }"))
+            .starts_with("clients[0].oidc_logout.backchannel_logout_initiators.mode: unknown value \"some\""));
+        assert!(error("[logout]\nalg = \"HS256\"")
+            .starts_with("logout.alg: unknown value \"HS256\", expected one of ES256, RS256"));
+        assert!(error("[logout]\nalg = \"none\"").starts_with("logout.alg: "));
+        assert!(error(&format!("{CLIENT}logout_token_typ = \"jwt\""))
+            .starts_with("clients[0].logout_token_typ: unknown value"));
+        assert_eq!(error("[logout]\nmax_attempts = 0"), "logout.max_attempts: must be at least 1");
+        assert_eq!(error("[logout]\njwks_path = \"jwks\""), "logout.jwks_path: must start with /");
+        assert_eq!(
+            error(&format!("{CLIENT}[[clients]]\nclient_id = \"web\"\n")),
+            "clients[1].client_id: \"web\" is configured twice"
+        );
+        assert!(error(&format!("{CLIENT}oidc_logut = {{}}\n")).starts_with("clients[0].oidc_logut: unknown field"));
+    }
+
+    #[test]
+    fn the_deprecated_alias_works_and_warns() {
+        let text = format!(
+            "{CLIENT}[clients.oidc_backchannel_logout]\nbackchannel_logout_urls = [\"https://rp.example/bcl\"]\n"
+        );
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(c.clients[0].logout().unwrap().backchannel_logout_urls, ["https://rp.example/bcl"]);
+        assert_eq!(
+            c.warnings(),
+            ["clients[0].oidc_backchannel_logout is deprecated; rename it to clients[0].oidc_logout"]
+        );
+        let both = format!("{text}[clients.oidc_logout]\nbackchannel_logout_urls = [\"https://rp.example/bcl\"]\n");
+        assert!(error(&both).starts_with("clients[0].oidc_backchannel_logout: is the deprecated name of oidc_logout"));
+        assert!(error(&text.replace("https://rp.example/bcl", "http://rp.example/bcl"))
+            .starts_with("clients[0].oidc_backchannel_logout.backchannel_logout_urls[0]: "));
+    }
+}
