@@ -182,3 +182,37 @@ async fn rs256_tokens_verify_against_the_published_rsa_key() {
     logout(&running, &cookie).await;
     rp.wait_for(WAIT, accepted_for(&sid)).await;
 }
+
+#[tokio::test]
+async fn the_rp_refuses_tokens_that_break_the_rules() {
+    let (running, _rp) = start_with_rp(|_, _| {}).await;
+    let jwks_json = request(running.addr, &running.root, "GET", "/.well-known/jwks.json", &[], "").await.body;
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&jwks_json).unwrap();
+    let now = Timestamp::now().millis() / 1000;
+    let good = json!({"iss": ISSUER, "aud": "demo", "iat": now, "exp": now + 120, "jti": "j1", "sid": "ses_x",
+                      "events": {common::rp::EVENT: {}}, "trace_id": "0123456789abcdef0123456789abcdef"});
+    let own = &running.shared.signer;
+    let typ = helloguard::logout::config::TokenTyp::LogoutJwt;
+    let validate = |token: &str| common::rp::validate(token, &jwks, ISSUER, "demo", "logout+jwt");
+    assert!(validate(&own.sign(typ, &good).unwrap()).is_ok(), "the control token validates");
+    let foreign_dir = tempfile::tempdir().unwrap();
+    let foreign = helloguard::logout::signer::LogoutSigner::load(&Default::default(), foreign_dir.path()).unwrap();
+    assert!(validate(&foreign.sign(typ, &good).unwrap()).is_err(), "another key");
+    let with = |key: &str, value: serde_json::Value| {
+        let mut claims = good.clone();
+        claims[key] = value;
+        own.sign(typ, &claims).unwrap()
+    };
+    for (key, value) in [
+        ("nonce", json!("n")),
+        ("aud", json!("other")),
+        ("iss", json!("https://evil.example/")),
+        ("exp", json!(now - 100)),
+        ("events", json!({})),
+        ("sid", json!(null)),
+    ] {
+        assert!(validate(&with(key, value.clone())).is_err(), "{key} = {value}");
+    }
+    let jwt_typ = own.sign(helloguard::logout::config::TokenTyp::Jwt, &good).unwrap();
+    assert!(validate(&jwt_typ).is_err(), "typ JWT where logout+jwt is expected");
+}

@@ -70,7 +70,6 @@ pub struct RelyingParty {
     pub addr: SocketAddr,
     /// The RP's certificate (PEM), for `[logout] ca_file`.
     pub ca_file: PathBuf,
-    issuer: String,
     state: Arc<Mutex<State>>,
     _dir: tempfile::TempDir,
 }
@@ -94,8 +93,7 @@ impl RelyingParty {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
-        let issuer = issuer.to_owned();
-        let (served_state, served_issuer) = (state.clone(), issuer.clone());
+        let (served_state, served_issuer) = (state.clone(), issuer.to_owned());
         tokio::spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else { continue };
@@ -111,7 +109,7 @@ impl RelyingParty {
                 });
             }
         });
-        Self { addr, ca_file, issuer, state, _dir: dir }
+        Self { addr, ca_file, state, _dir: dir }
     }
 
     /// The back-channel URL for `client_id` (with `?typ=JWT` when that client's header says JWT).
@@ -149,10 +147,6 @@ impl RelyingParty {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-
-    pub fn issuer(&self) -> &str {
-        &self.issuer
     }
 }
 
