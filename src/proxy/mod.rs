@@ -10,10 +10,12 @@
 //! | [`headers`], [`routes`] | header names and hygiene; route classification |
 //! | [`upstream`], [`demo`] | the pooled HTTP client, and the built-in demo login service |
 //! | [`admin`], [`metrics`] | `/metrics`, `/healthz`, `/readyz` |
+//! | [`api_listener`] | the Management API's own listener, when `[api] listen` is set |
 //!
 //! The proxy holds no decision logic: that is [`crate::engine`].
 
 pub mod admin;
+pub mod api_listener;
 pub mod body;
 pub mod capture;
 pub mod demo;
@@ -44,6 +46,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Api(#[from] crate::api::StartError),
     #[error("cannot listen on {address}: {error}")]
     Listen { address: SocketAddr, error: std::io::Error },
 }
@@ -52,6 +56,7 @@ pub enum StartError {
 pub struct Proxy {
     listener: TcpListener,
     admin: Option<TcpListener>,
+    api: Option<TcpListener>,
     acceptor: TlsAcceptor,
     shared: Arc<service::Shared>,
     /// SHA-256 of the served certificate (hex).
@@ -76,6 +81,10 @@ impl Proxy {
             Some(address) => Some(bind(address).await?),
             None => None,
         };
+        let api = match config.api.address()? {
+            Some(address) => Some(bind(address).await?),
+            None => None,
+        };
         let names = headers::HeaderNames::new(&config.headers);
         let demo =
             Arc::new(demo::Demo::new(names.clone(), &config.session.cookie_name, &config.session.user_id_header));
@@ -86,6 +95,7 @@ impl Proxy {
             token_lifetimes: config.refresh_tokens.lifetimes(),
             names,
             policy,
+            api: crate::api::Api::new(&config)?,
             sessions: crate::logout::SessionEnder::new(
                 store.clone(),
                 audit.clone(),
@@ -96,7 +106,7 @@ impl Proxy {
             metrics: Arc::default(),
             config,
         });
-        Ok(Self { listener, admin, acceptor, shared, certificate_sha256: identity.fingerprint_sha256() })
+        Ok(Self { listener, admin, api, acceptor, shared, certificate_sha256: identity.fingerprint_sha256() })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -107,10 +117,19 @@ impl Proxy {
         self.admin.as_ref().and_then(|a| a.local_addr().ok())
     }
 
+    /// The Management API's own listener, when `[api] listen` is set.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api.as_ref().and_then(|a| a.local_addr().ok())
+    }
+
     /// Serve until `shutdown` turns true, then drain.
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
         if let Some(admin) = self.admin {
             tokio::spawn(admin::run(admin, self.shared.clone(), shutdown.clone()));
+        }
+        if let Some(api) = self.api {
+            let tls = (!self.shared.config.api.plain_http).then(|| self.acceptor.clone());
+            tokio::spawn(api_listener::run(api, tls, self.shared.clone(), shutdown.clone()));
         }
         tokio::spawn(sweep(self.shared.clone(), shutdown.clone()));
         listener::run(self.listener, self.acceptor, self.shared, shutdown).await
@@ -170,6 +189,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     eprintln!("certificate SHA-256 {}", proxy.certificate_sha256);
     if let Some(admin) = proxy.admin_addr() {
         eprintln!("admin on http://{admin} (/metrics, /healthz, /readyz)");
+    }
+    if let Some(api) = proxy.api_addr() {
+        let scheme = if proxy.shared.config.api.plain_http { "http" } else { "https" };
+        eprintln!("management API on {scheme}://{api}/api/v2/");
     }
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {

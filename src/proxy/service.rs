@@ -1,5 +1,7 @@
 //! The life of one request, as a visible sequence of phases:
 //!
+//! 0. **api**: `/api/v2/` is the Management API's (see [`crate::api`]) unless it has its own
+//!    listener;
 //! 1. **hygiene**: remove every fingerprint/decision header the client sent;
 //! 2. **classify**: login, token (refresh exchange or not), logout, other; find the live session
 //!    from the cookie and the presented refresh token from the body (bounded);
@@ -45,8 +47,16 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub audit: Arc<dyn AuditSink>,
     pub sessions: crate::logout::SessionEnder,
+    pub api: crate::api::Api,
     pub session_lifetimes: Lifetimes,
     pub token_lifetimes: Lifetimes,
+}
+
+impl Shared {
+    /// What the Management API works on.
+    pub fn api_backend(&self) -> crate::api::Backend<'_> {
+        crate::api::Backend { store: self.store.as_ref(), sessions: &self.sessions, audit: self.audit.as_ref() }
+    }
 }
 
 /// What is known about the connection a request came on.
@@ -79,6 +89,10 @@ pub async fn handle(
     request: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
     shared.metrics.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // 0. the Management API, when it shares this listener: reserved, never forwarded
+    if shared.api.claims_on_proxy_listener(request.uri().path()) {
+        return shared.api.handle(shared.api_backend(), request.map(super::body::boxed)).await;
+    }
     let (mut parts, body) = request.into_parts();
 
     // 1. hygiene
