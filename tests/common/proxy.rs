@@ -17,6 +17,11 @@ use tokio::sync::watch;
 pub struct Events(pub Mutex<Vec<Value>>);
 
 impl Events {
+    /// Every event named `name`, in order.
+    pub fn named(&self, name: &str) -> Vec<Value> {
+        self.0.lock().unwrap().iter().filter(|e| e["event"] == name).cloned().collect()
+    }
+
     /// The `reason` of every decision event so far, in order.
     pub fn reasons(&self) -> Vec<String> {
         self.0.lock().unwrap().iter().filter_map(|e| e["reason"].as_str().map(str::to_owned)).collect()
@@ -32,10 +37,13 @@ impl AuditSink for Events {
 
 pub struct Running {
     pub addr: SocketAddr,
+    /// The Management API's own listener, when `[api] listen` is set.
+    pub api_addr: Option<SocketAddr>,
     pub root: CertificateDer<'static>,
     pub events: Arc<Events>,
+    pub store: Arc<MemoryStore>,
     _stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 pub async fn start(edit: impl FnOnce(&mut Config)) -> Running {
@@ -48,12 +56,20 @@ pub async fn start(edit: impl FnOnce(&mut Config)) -> Running {
     edit(&mut config);
     let events = Arc::new(Events::default());
     let store = Arc::new(MemoryStore::new(Duration::from_secs(3600)));
-    let proxy = Proxy::bind(config, store, events.clone()).await.unwrap();
+    let proxy = Proxy::bind(config, store.clone(), events.clone()).await.unwrap();
     let addr = proxy.local_addr().unwrap();
+    let api_addr = proxy.api_addr();
     let pem = std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap();
     use rustls::pki_types::pem::PemObject;
     let root = CertificateDer::from_pem_slice(&pem).unwrap();
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(proxy.run(stopped));
-    Running { addr, root, events, _stop: stop, _dir: dir }
+    Running { addr, api_addr, root, events, store, _stop: stop, dir }
+}
+
+impl Running {
+    /// The data directory (generated certificate, management key).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
 }
