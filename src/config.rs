@@ -831,4 +831,55 @@ mod tests {
         let c = Config::from_toml("[policy]\nadditional_factors = []").unwrap();
         assert_eq!(c.policy.policy().unwrap().factors.additional(), []);
     }
+
+    #[test]
+    fn api_section() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!((c.api.audience.as_str(), c.api.rate_limit_burst), ("helloguard-management", 50));
+        assert_eq!((c.api.rate_limit_per_second, c.api.address()), (PerSecond(10.0), Ok(None)));
+        let c = Config::from_toml(
+            r#"
+            [api]
+            listen = "127.0.0.1:9443"
+            plain_http = true
+            issuer = "https://login.example/"
+            rate_limit_per_second = 0.5
+            [[api.keys]]
+            kind = "jwks"
+            path = "/etc/helloguard/idp.jwks"
+            [[api.keys]]
+            kind = "hs256"
+            path = "/etc/helloguard/secret"
+            kid = "shared"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.api.rate_limit_per_second, PerSecond(0.5));
+        assert_eq!(c.api.keys[1].kind, ApiKeyKind::Hs256);
+        assert_eq!(c.api.keys[1].kid.as_deref(), Some("shared"));
+        assert_eq!(
+            error("[api]\nlisten = \"0.0.0.0:9443\"\nplain_http = true"),
+            "api.plain_http: only allowed when api.listen is a loopback address"
+        );
+        assert_eq!(
+            error("[api]\nplain_http = true"),
+            "api.plain_http: only allowed when api.listen is a loopback address"
+        );
+        assert!(error("[api]\nlisten = \"nowhere\"").starts_with("api.listen: \"nowhere\": "));
+        assert_eq!(error("[api]\naudience = \"\""), "api.audience: must not be empty");
+        assert_eq!(error("[api]\nrate_limit_burst = 0"), "api.rate_limit_burst: must be at least 1");
+        assert!(error("[api]\nrate_limit_per_second = 0").starts_with("api.rate_limit_per_second: 0 is not a rate"));
+        assert!(
+            error("[api]\nrate_limit_per_second = -1.5").starts_with("api.rate_limit_per_second: -1.5 is not a rate")
+        );
+        assert_eq!(
+            error("[[api.keys]]\nkind = \"x509\"\npath = \"k\""),
+            r#"api.keys[0].kind: unknown value "x509", expected one of pem, jwks, hs256"#
+        );
+        assert!(error("[[api.keys]]\nkind = \"pem\"").starts_with("api.keys[0]: missing field `path`"));
+        assert_eq!(
+            error("[[api.keys]]\nkind = \"jwks\"\npath = \"k\"\nkid = \"a\""),
+            r#"api.keys[0].kid: not used with kind = "jwks" (the file names its keys)"#
+        );
+    }
 }
