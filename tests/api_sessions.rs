@@ -69,6 +69,9 @@ async fn get_returns_the_contract_object() {
     );
 }
 
+/// Extra request headers of one case.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 /// PATCH as the caller sees it: the answer and a GET afterwards.
 async fn patch(target: &Target, token: &str, body: &str, headers: &[(&str, &str)]) -> (Answer, serde_json::Value) {
     let answer = call(target, "PATCH", "/api/v2/sessions/ses_p", Some(token), headers, body).await;
@@ -102,7 +105,7 @@ async fn patch_replaces_the_whole_map_and_refuses_bad_bodies_changing_nothing() 
     let long = "k".repeat(256);
     let many: serde_json::Map<String, serde_json::Value> = (0..26).map(|i| (format!("k{i}"), json!("v"))).collect();
     let limits = "Metadata must not exceed 25 entries. Each key and value must be ≤ 255 characters.";
-    let cases: Vec<(String, &[(&str, &str)], &str)> = vec![
+    let cases: Vec<(String, Headers, &str)> = vec![
         ("{}".into(), &[], "Payload validation error: 'Too few properties defined (0), minimum 1'."),
         (
             r#"{"session_metadata":{},"x":1}"#.into(),
