@@ -417,6 +417,125 @@ pub struct AuditConfig {
     pub path: Option<PathBuf>,
 }
 
+/// `[api]`: the Management API (CONTRACT §6).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// A separate listener for the API; absent: the API is on the proxy listener under `/api/v2/`.
+    pub listen: Option<String>,
+    /// Serve the separate listener as plain HTTP; only for a loopback `listen` address. Otherwise it
+    /// speaks TLS with the proxy's certificate.
+    pub plain_http: bool,
+    /// A bearer token's `aud` must contain this.
+    pub audience: String,
+    /// When set, a bearer token's `iss` must equal it; also the `iss` of `helloguard token`.
+    pub issuer: Option<String>,
+    /// Keys that verify bearer tokens, besides the local management key.
+    pub keys: Vec<ApiKeyConfig>,
+    /// Token bucket per bearer token: its size...
+    pub rate_limit_burst: u32,
+    /// ...and how many requests per second refill it.
+    #[serde(deserialize_with = "positive_rate")]
+    pub rate_limit_per_second: PerSecond,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            plain_http: false,
+            audience: "helloguard-management".to_owned(),
+            issuer: None,
+            keys: Vec::new(),
+            rate_limit_burst: 50,
+            rate_limit_per_second: PerSecond(10.0),
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The separate listener's address, or `None` when the API shares the proxy listener.
+    pub fn address(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        let Some(listen) = &self.listen else {
+            return Ok(None);
+        };
+        listen.parse().map(Some).map_err(|e| ConfigError::key("api.listen", format!("{listen:?}: {e}")))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let address = self.address()?;
+        if self.plain_http && !address.is_some_and(|a| a.ip().is_loopback()) {
+            return Err(ConfigError::key("api.plain_http", "only allowed when api.listen is a loopback address"));
+        }
+        if self.audience.is_empty() {
+            return Err(ConfigError::key("api.audience", "must not be empty"));
+        }
+        if self.rate_limit_burst == 0 {
+            return Err(ConfigError::key("api.rate_limit_burst", "must be at least 1"));
+        }
+        for (i, key) in self.keys.iter().enumerate() {
+            if key.kind == ApiKeyKind::Jwks && key.kid.is_some() {
+                return Err(ConfigError::key(
+                    &format!("api.keys[{i}].kid"),
+                    "not used with kind = \"jwks\" (the file names its keys)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A rate in events per second: finite and greater than zero.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PerSecond(pub f64);
+
+// Never NaN (see `positive_rate`), so equality is an equivalence.
+impl Eq for PerSecond {}
+
+fn positive_rate<'de, D: Deserializer<'de>>(d: D) -> Result<PerSecond, D::Error> {
+    let rate = f64::deserialize(d)?;
+    if rate.is_finite() && rate > 0.0 {
+        Ok(PerSecond(rate))
+    } else {
+        Err(serde::de::Error::custom(format!("{rate} is not a rate: must be a number greater than zero")))
+    }
+}
+
+/// `[[api.keys]]`: one file of bearer-token verification keys.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    #[serde(deserialize_with = "from_str_value")]
+    pub kind: ApiKeyKind,
+    pub path: PathBuf,
+    /// The `kid` tokens signed with this key carry (`pem` and `hs256` only).
+    pub kid: Option<String>,
+}
+
+/// `[[api.keys]] kind`: what the file holds. Explicit, so that a public key can never be taken
+/// for an HS256 secret (algorithm confusion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeyKind {
+    /// A PEM public key: EC P-256 (ES256) or RSA (RS256).
+    Pem,
+    /// A JSON Web Key Set: EC P-256, RSA and `oct` keys.
+    Jwks,
+    /// A shared secret (the file's bytes, at least 32) for HS256.
+    Hs256,
+}
+
+impl FromStr for ApiKeyKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "pem" => Ok(Self::Pem),
+            "jwks" => Ok(Self::Jwks),
+            "hs256" => Ok(Self::Hs256),
+            other => Err(format!("unknown value {other:?}, expected one of pem, jwks, hs256")),
+        }
+    }
+}
+
 /// `[[routes]]`: which requests are logins, token requests and logouts.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -479,6 +598,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub headers: HeadersConfig,
     pub audit: AuditConfig,
+    pub api: ApiConfig,
     #[serde(default = "default_routes")]
     pub routes: Vec<RouteConfig>,
     pub logout: LogoutConfig,
@@ -497,6 +617,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             headers: HeadersConfig::default(),
             audit: AuditConfig::default(),
+            api: ApiConfig::default(),
             routes: default_routes(),
             logout: LogoutConfig::default(),
             clients: Vec::new(),
@@ -544,6 +665,7 @@ impl Config {
         }
         self.validate_proxy()?;
         crate::logout::config::validate(&self.logout, &self.clients)?;
+        self.api.validate()?;
         for (path, value) in [
             ("session.cookie_name", &self.session.cookie_name),
             ("session.user_id_header", &self.session.user_id_header),
@@ -737,5 +859,56 @@ mod tests {
         );
         let c = Config::from_toml("[policy]\nadditional_factors = []").unwrap();
         assert_eq!(c.policy.policy().unwrap().factors.additional(), []);
+    }
+
+    #[test]
+    fn api_section() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!((c.api.audience.as_str(), c.api.rate_limit_burst), ("helloguard-management", 50));
+        assert_eq!((c.api.rate_limit_per_second, c.api.address()), (PerSecond(10.0), Ok(None)));
+        let c = Config::from_toml(
+            r#"
+            [api]
+            listen = "127.0.0.1:9443"
+            plain_http = true
+            issuer = "https://login.example/"
+            rate_limit_per_second = 0.5
+            [[api.keys]]
+            kind = "jwks"
+            path = "/etc/helloguard/idp.jwks"
+            [[api.keys]]
+            kind = "hs256"
+            path = "/etc/helloguard/secret"
+            kid = "shared"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.api.rate_limit_per_second, PerSecond(0.5));
+        assert_eq!(c.api.keys[1].kind, ApiKeyKind::Hs256);
+        assert_eq!(c.api.keys[1].kid.as_deref(), Some("shared"));
+        assert_eq!(
+            error("[api]\nlisten = \"0.0.0.0:9443\"\nplain_http = true"),
+            "api.plain_http: only allowed when api.listen is a loopback address"
+        );
+        assert_eq!(
+            error("[api]\nplain_http = true"),
+            "api.plain_http: only allowed when api.listen is a loopback address"
+        );
+        assert!(error("[api]\nlisten = \"nowhere\"").starts_with("api.listen: \"nowhere\": "));
+        assert_eq!(error("[api]\naudience = \"\""), "api.audience: must not be empty");
+        assert_eq!(error("[api]\nrate_limit_burst = 0"), "api.rate_limit_burst: must be at least 1");
+        assert!(error("[api]\nrate_limit_per_second = 0").starts_with("api.rate_limit_per_second: 0 is not a rate"));
+        assert!(
+            error("[api]\nrate_limit_per_second = -1.5").starts_with("api.rate_limit_per_second: -1.5 is not a rate")
+        );
+        assert_eq!(
+            error("[[api.keys]]\nkind = \"x509\"\npath = \"k\""),
+            r#"api.keys[0].kind: unknown value "x509", expected one of pem, jwks, hs256"#
+        );
+        assert!(error("[[api.keys]]\nkind = \"pem\"").starts_with("api.keys[0]: missing field `path`"));
+        assert_eq!(
+            error("[[api.keys]]\nkind = \"jwks\"\npath = \"k\"\nkid = \"a\""),
+            r#"api.keys[0].kid: not used with kind = "jwks" (the file names its keys)"#
+        );
     }
 }

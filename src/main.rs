@@ -42,6 +42,29 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Print a bearer token for the Management API, signed with the local ES256 management key
+    /// (`<data>/keys/management-es256.pem`, created on first use; the proxy trusts it). Claims:
+    /// `iss` (`[api] issuer`, else `helloguard`), `sub`, `aud` (`[api] audience`), `iat`, `exp`,
+    /// `jti`, `scope`. Exit status 2 on an unknown scope name.
+    Token {
+        /// Scopes, separated by commas or spaces: read:sessions, update:sessions, delete:sessions,
+        /// read:refresh_tokens, update:refresh_tokens, delete:refresh_tokens (update:session is
+        /// accepted for PATCH sessions only).
+        #[arg(long)]
+        scopes: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// The token's subject, recorded in `api_write` audit events.
+        #[arg(long, default_value = "helloguard-cli")]
+        sub: String,
+        /// TOML configuration file (for `[api]` and `[store] path`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory holding the management key (default: `[store] path`, i.e. ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Validate a configuration file (and the key and CA files it names) and explain each error by
     /// its key path; deprecated settings print a warning on stderr. Exit status 2 if invalid.
     CheckConfig {
@@ -116,6 +139,7 @@ fn main() -> ExitCode {
             fingerprint_command(file, hex, &transport, alpn_compat)
         }
         Command::Serve { config, listen, upstream, data_dir } => serve_command(config, listen, upstream, data_dir),
+        Command::Token { scopes, ttl, sub, config, data_dir } => token_command(&scopes, ttl, &sub, config, data_dir),
         Command::CheckConfig { file } => check_config_command(&file),
         Command::Replay { pcaps, format, all_hellos, alpn_compat, decide, session_key, compare, max_sessions } => {
             let decide = decide.then_some(DecideOptions { session_key, compare, max_sessions });
@@ -209,4 +233,31 @@ fn serve_command(
     config.validate()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(helloguard::proxy::serve(config))
+}
+
+fn token_command(
+    scopes: &str,
+    ttl: u64,
+    subject: &str,
+    config_file: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let scopes = helloguard::api::scopes::parse_list(scopes).map_err(anyhow::Error::msg)?;
+    let config = match &config_file {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let data_dir = data_dir.unwrap_or(config.store.path.clone());
+    let key = helloguard::api::management_key::ManagementKey::load_or_create(&data_dir)?;
+    let issued_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let token = key.mint(&helloguard::api::management_key::TokenRequest {
+        issuer: config.api.issuer.as_deref().unwrap_or("helloguard"),
+        audience: &config.api.audience,
+        subject,
+        scopes: &scopes,
+        ttl_seconds: ttl,
+        issued_at,
+    })?;
+    println!("{token}");
+    Ok(())
 }

@@ -10,7 +10,7 @@ use common::logout::{attempts, client, login, logout, start_with_rp};
 use common::rp::{Answer, Delivery};
 use helloguard::config::ConfigDuration;
 use helloguard::logout::config::TokenTyp;
-use helloguard::session::{Store, Timestamp};
+use helloguard::session::Timestamp;
 
 const WAIT: Duration = Duration::from_secs(15);
 

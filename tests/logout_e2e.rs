@@ -11,7 +11,7 @@ use common::logout::{attempts, client, ended, login, logout, start_with_rp, ISSU
 use common::rp::Delivery;
 use helloguard::config::ConfigDuration;
 use helloguard::logout::Initiator;
-use helloguard::session::{Metadata, MetadataChange, Store, Timestamp};
+use helloguard::session::{Metadata, MetadataChange, Timestamp};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(15);

@@ -11,10 +11,12 @@
 //! | [`headers`], [`routes`] | header names and hygiene; route classification |
 //! | [`upstream`], [`demo`] | the pooled HTTP client, and the built-in demo login service |
 //! | [`admin`], [`metrics`] | `/metrics`, `/healthz`, `/readyz` |
+//! | [`api_listener`] | the Management API's own listener, when `[api] listen` is set |
 //!
 //! The proxy holds no decision logic: that is [`crate::engine`].
 
 pub mod admin;
+pub mod api_listener;
 pub mod body;
 pub mod capture;
 pub mod demo;
@@ -50,6 +52,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Api(#[from] crate::api::StartError),
     #[error("cannot listen on {address}: {error}")]
     Listen { address: SocketAddr, error: std::io::Error },
     #[error(transparent)]
@@ -60,6 +64,7 @@ pub enum StartError {
 pub struct Proxy {
     listener: TcpListener,
     admin: Option<TcpListener>,
+    api: Option<TcpListener>,
     acceptor: TlsAcceptor,
     shared: Arc<service::Shared>,
     /// Back-channel logout workers, when an issuer is configured.
@@ -89,6 +94,10 @@ impl Proxy {
         let signer = Arc::new(LogoutSigner::load(&config.logout, &config.store.path)?);
         let deliveries = Deliveries::new(&config, store.clone(), audit.clone(), signer.clone())?.map(Arc::new);
         let planner = Arc::new(ClientPlanner::new(&config.clients));
+        let api = match config.api.address()? {
+            Some(address) => Some(bind(address).await?),
+            None => None,
+        };
         let names = headers::HeaderNames::new(&config.headers);
         let demo =
             Arc::new(demo::Demo::new(names.clone(), &config.session.cookie_name, &config.session.user_id_header));
@@ -101,12 +110,21 @@ impl Proxy {
             policy,
             sessions: SessionEnder::new(store.clone(), audit.clone(), planner),
             signer,
+            api: crate::api::Api::new(&config)?,
             store,
             audit,
             metrics: Arc::default(),
             config,
         });
-        Ok(Self { listener, admin, acceptor, shared, deliveries, certificate_sha256: identity.fingerprint_sha256() })
+        Ok(Self {
+            listener,
+            admin,
+            api,
+            acceptor,
+            shared,
+            deliveries,
+            certificate_sha256: identity.fingerprint_sha256(),
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -123,11 +141,20 @@ impl Proxy {
         self.admin.as_ref().and_then(|a| a.local_addr().ok())
     }
 
+    /// The Management API's own listener, when `[api] listen` is set.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api.as_ref().and_then(|a| a.local_addr().ok())
+    }
+
     /// Serve until `shutdown` turns true, then drain (connections, then logout attempts in
     /// flight).
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
         if let Some(admin) = self.admin {
             tokio::spawn(admin::run(admin, self.shared.clone(), shutdown.clone()));
+        }
+        if let Some(api) = self.api {
+            let tls = (!self.shared.config.api.plain_http).then(|| self.acceptor.clone());
+            tokio::spawn(api_listener::run(api, tls, self.shared.clone(), shutdown.clone()));
         }
         tokio::spawn(sweep(self.shared.clone(), shutdown.clone()));
         let deliveries =
@@ -196,6 +223,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     eprintln!("certificate SHA-256 {}", proxy.certificate_sha256);
     if let Some(admin) = proxy.admin_addr() {
         eprintln!("admin on http://{admin} (/metrics, /healthz, /readyz)");
+    }
+    if let Some(api) = proxy.api_addr() {
+        let scheme = if proxy.shared.config.api.plain_http { "http" } else { "https" };
+        eprintln!("management API on {scheme}://{api}/api/v2/");
     }
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {

@@ -1,6 +1,7 @@
 //! The life of one request, as a visible sequence of phases:
 //!
-//! 0. **reserved**: the JWKS path is answered here, before anything else, and never forwarded;
+//! 0. **reserved**: the JWKS path is answered here, before anything else, and never forwarded; so
+//!    is `/api/v2/`, the Management API's (see [`crate::api`]), unless it has its own listener;
 //! 1. **hygiene**: remove every fingerprint/decision header the client sent;
 //! 2. **classify**: login, token (refresh exchange or not), logout, other; find the live session
 //!    from the cookie and the presented refresh token from the body (bounded);
@@ -49,8 +50,16 @@ pub struct Shared {
     pub sessions: crate::logout::SessionEnder,
     /// The logout signing key; its JWKS is served at `[logout] jwks_path`.
     pub signer: Arc<crate::logout::signer::LogoutSigner>,
+    pub api: crate::api::Api,
     pub session_lifetimes: Lifetimes,
     pub token_lifetimes: Lifetimes,
+}
+
+impl Shared {
+    /// What the Management API works on.
+    pub fn api_backend(&self) -> crate::api::Backend<'_> {
+        crate::api::Backend { store: self.store.as_ref(), sessions: &self.sessions, audit: self.audit.as_ref() }
+    }
 }
 
 /// What is known about the connection a request came on.
@@ -86,6 +95,10 @@ pub async fn handle(
     // 0. reserved paths, answered here and never forwarded
     if request.uri().path() == shared.config.logout.jwks_path {
         return jwks(&shared, request.method());
+    }
+    // 0. the Management API, when it shares this listener: reserved, never forwarded
+    if shared.api.claims_on_proxy_listener(request.uri().path()) {
+        return shared.api.handle(shared.api_backend(), request.map(super::body::boxed)).await;
     }
     let (mut parts, body) = request.into_parts();
 

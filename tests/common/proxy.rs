@@ -42,6 +42,8 @@ impl AuditSink for Events {
 pub struct Running {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The Management API's own listener, when `[api] listen` is set.
+    pub api_addr: Option<SocketAddr>,
     pub root: CertificateDer<'static>,
     pub events: Arc<Events>,
     pub store: Arc<dyn Store>,
@@ -94,6 +96,7 @@ pub async fn start_with_store(store: Arc<dyn Store>, edit: impl FnOnce(&mut Conf
     let addr = proxy.local_addr().unwrap();
     let admin = proxy.admin_addr().unwrap();
     let shared = proxy.shared();
+    let api_addr = proxy.api_addr();
     // With configured certificates there is no self-signed one; such tests build their own target.
     let root = std::fs::read(dir.path().join("tls/self-signed.crt")).map_or(CertificateDer::from(Vec::new()), |pem| {
         use rustls::pki_types::pem::PemObject;
@@ -101,5 +104,5 @@ pub async fn start_with_store(store: Arc<dyn Store>, edit: impl FnOnce(&mut Conf
     });
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(proxy.run(stopped));
-    Running { addr, admin, root, events, store, shared, dir, _stop: stop }
+    Running { addr, admin, api_addr, root, events, store, shared, dir, _stop: stop }
 }
