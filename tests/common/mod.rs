@@ -1,6 +1,7 @@
 //! Shared test support: where the reference vectors are, and a ClientHello builder.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod binary;
 pub mod client;
 pub mod proxy;
 pub mod upstream;
