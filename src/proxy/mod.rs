@@ -3,6 +3,7 @@
 //! | file | owns |
 //! |---|---|
 //! | [`listener`] | accept loop, limits, capture → TLS handshake → HTTP, graceful drain |
+//! | [`proxy_protocol`] | the PROXY protocol v1/v2 header from trusted load balancers |
 //! | [`capture`] | reading the ClientHello before rustls and replaying it byte-exact |
 //! | [`tls`] | certificates: PEM files or a self-signed one in the data directory |
 //! | [`service`] | the request phases: hygiene, classify, decide, enforce, forward |
@@ -21,6 +22,7 @@ pub mod demo;
 pub mod headers;
 pub mod listener;
 pub mod metrics;
+pub mod proxy_protocol;
 pub mod records;
 pub mod routes;
 pub mod service;

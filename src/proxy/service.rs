@@ -52,6 +52,7 @@ pub struct Shared {
 
 /// What is known about the connection a request came on.
 pub struct Connection {
+    /// The client's address: the TCP peer, or the source a trusted PROXY protocol header named.
     pub peer: SocketAddr,
     pub fingerprint: Option<ConnectionFingerprint>,
 }
