@@ -369,11 +369,37 @@ impl FromStr for FailurePolicy {
 }
 
 /// `[tls]`: PEM files; without them a self-signed certificate is generated in the data directory.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
+    /// The default certificate (no SNI, or a name no `[[tls.certificates]]` entry serves).
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// Certificates per server name.
+    pub certificates: Vec<CertificateConfig>,
+    /// How often the PEM files are checked for changes (SIGHUP reloads at once).
+    pub reload_interval: ConfigDuration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: None,
+            key: None,
+            certificates: Vec::new(),
+            reload_interval: ConfigDuration(Duration::from_secs(2)),
+        }
+    }
+}
+
+/// `[[tls.certificates]]`: a certificate chain and key for some server names (`*.example.com`
+/// matches one label).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateConfig {
+    pub server_names: Vec<String>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// `[admin]`: plain-HTTP `/metrics`, `/healthz`, `/readyz`.
@@ -604,6 +630,14 @@ impl Config {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::key("tls.key", "tls.cert and tls.key go together"));
         }
+        for (i, pair) in self.tls.certificates.iter().enumerate() {
+            if pair.server_names.is_empty() || pair.server_names.iter().any(|n| n.is_empty()) {
+                return Err(ConfigError::key(
+                    &format!("tls.certificates[{i}].server_names"),
+                    "must list at least one non-empty server name",
+                ));
+            }
+        }
         self.admin.address()?;
         for (i, route) in self.routes.iter().enumerate() {
             if !route.path.starts_with('/') {
@@ -747,6 +781,10 @@ mod tests {
             "session.idle_timeout: must not be longer than session.absolute_timeout"
         );
         assert!(error("[policy\n").contains("TOML parse error"));
+        assert_eq!(
+            error("[[tls.certificates]]\nserver_names = []\ncert = \"a.pem\"\nkey = \"a.key\""),
+            "tls.certificates[0].server_names: must list at least one non-empty server name"
+        );
         assert_eq!(
             error("[server]\nproxy_protocol = \"v2\""),
             "server.trusted_proxies: required when server.proxy_protocol is on"

@@ -5,7 +5,7 @@
 //! | [`listener`] | accept loop, limits, capture → TLS handshake → HTTP, graceful drain |
 //! | [`proxy_protocol`] | the PROXY protocol v1/v2 header from trusted load balancers |
 //! | [`capture`] | reading the ClientHello before rustls and replaying it byte-exact |
-//! | [`tls`] | certificates: PEM files or a self-signed one in the data directory |
+//! | [`tls`], [`certificates`] | PEM files or a self-signed certificate; per-SNI choice and reload |
 //! | [`service`] | the request phases: hygiene, classify, decide, enforce, forward |
 //! | [`records`] | the response phase: sessions and refresh tokens bound to fingerprints |
 //! | [`store_failure`] | what a request does when the store fails (`[store] on_error`) |
@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod body;
 pub mod capture;
+pub mod certificates;
 pub mod demo;
 pub mod headers;
 pub mod listener;
@@ -57,6 +58,7 @@ pub struct Proxy {
     listener: TcpListener,
     admin: Option<TcpListener>,
     acceptor: TlsAcceptor,
+    certificates: Arc<certificates::Certificates>,
     shared: Arc<service::Shared>,
     /// SHA-256 of the served certificate (hex).
     pub certificate_sha256: String,
@@ -67,11 +69,18 @@ impl Proxy {
     /// shared with other parts of the process).
     pub async fn bind(config: Config, store: Arc<dyn Store>, audit: Arc<dyn AuditSink>) -> Result<Self, StartError> {
         let policy = config.policy.policy()?;
-        let identity = match (&config.tls.cert, &config.tls.key) {
-            (Some(cert), Some(key)) => tls::Identity::from_pem_files(cert, key)?,
-            _ => tls::Identity::self_signed(&config.store.path)?,
+        let metrics: Arc<metrics::Metrics> = Arc::default();
+        let default = match (&config.tls.cert, &config.tls.key) {
+            (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+            _ => tls::self_signed_files(&config.store.path)?,
         };
-        let acceptor = TlsAcceptor::from(identity.server_config()?);
+        let named = config.tls.certificates.iter().map(|pair| certificates::NamedPair {
+            server_names: pair.server_names.clone(),
+            cert: pair.cert.clone(),
+            key: pair.key.clone(),
+        });
+        let certificates = Arc::new(certificates::Certificates::load(default, named.collect(), metrics.clone())?);
+        let acceptor = TlsAcceptor::from(tls::server_config(certificates.clone())?);
         let bind = |address: SocketAddr| async move {
             TcpListener::bind(address).await.map_err(|error| StartError::Listen { address, error })
         };
@@ -97,10 +106,11 @@ impl Proxy {
             ),
             store,
             audit,
-            metrics: Arc::default(),
+            metrics,
             config,
         });
-        Ok(Self { listener, admin, acceptor, shared, certificate_sha256: identity.fingerprint_sha256() })
+        let certificate_sha256 = certificates.default_sha256();
+        Ok(Self { listener, admin, acceptor, certificates, shared, certificate_sha256 })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -117,6 +127,11 @@ impl Proxy {
             tokio::spawn(admin::run(admin, self.shared.clone(), shutdown.clone()));
         }
         tokio::spawn(sweep(self.shared.clone(), shutdown.clone()));
+        tokio::spawn(reload_certificates(
+            self.certificates,
+            self.shared.config.tls.reload_interval.0,
+            shutdown.clone(),
+        ));
         listener::run(self.listener, self.acceptor, self.shared, shutdown).await
     }
 }
@@ -183,6 +198,35 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
     proxy.run(stopped).await?;
     Ok(())
+}
+
+/// Reload changed certificate files every `interval`, and all of them on SIGHUP.
+async fn reload_certificates(
+    certificates: Arc<certificates::Certificates>,
+    interval: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hangup_received = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup_received = std::future::pending::<Option<()>>();
+        let force = tokio::select! {
+            _ = tick.tick() => false,
+            _ = hangup_received => true,
+            _ = shutdown.changed() => return,
+        };
+        certificates.reload(force);
+    }
 }
 
 async fn wait_for_signal() {
