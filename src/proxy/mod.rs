@@ -11,6 +11,7 @@
 //! | [`store_failure`] | what a request does when the store fails (`[store] on_error`) |
 //! | [`headers`], [`routes`] | header names and hygiene; route classification |
 //! | [`upstream`], [`demo`] | the pooled HTTP client, and the built-in demo login service |
+//! | [`upgrade`] | WebSocket (and other `Upgrade:`) connections passed through |
 //! | [`admin`], [`metrics`] | `/metrics`, `/healthz`, `/readyz` |
 //!
 //! The proxy holds no decision logic: that is [`crate::engine`].
@@ -29,6 +30,7 @@ pub mod routes;
 pub mod service;
 pub mod store_failure;
 pub mod tls;
+pub mod upgrade;
 pub mod upstream;
 
 use std::net::SocketAddr;
