@@ -18,7 +18,8 @@ use gungraun::{library_benchmark, library_benchmark_group, main};
 use helloguard::engine::{decide, Decision, Event, Observed, Policy, Route, Verdict};
 use helloguard::fingerprint::{self, AlpnMode, Binding};
 use helloguard::hello::{ClientHello, HelloReader, Transport};
-use helloguard::proxy::tls::Identity;
+use helloguard::proxy::certificates::Certificates;
+use helloguard::proxy::tls::{self_signed_files, server_config, Identity};
 use helloguard::session::Metadata;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConnection};
 
@@ -28,8 +29,10 @@ const MAX_HELLO: usize = 16 * 1024;
 
 fn configs() -> (Arc<rustls::ServerConfig>, Arc<ClientConfig>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let identity = Identity::self_signed(dir.path()).expect("self-signed identity");
-    let server = identity.server_config().expect("server config");
+    let (cert, key) = self_signed_files(dir.path()).expect("self-signed files");
+    let identity = Identity::from_pem_files(&cert, &key).expect("self-signed identity");
+    let certificates = Certificates::load((cert, key), Vec::new(), Default::default()).expect("certificates");
+    let server = server_config(Arc::new(certificates)).expect("server config");
     let mut roots = RootCertStore::empty();
     roots.add(identity.chain[0].clone()).expect("root");
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::engine::{CompareKey, Factor, Factors, Mode, Policy};
 use crate::logout::config::{ClientConfig, LogoutConfig};
+use crate::proxy::proxy_protocol::Cidr;
 use crate::session::Lifetimes;
 
 /// A configuration error, with the dotted key path it is about when there is one.
@@ -262,6 +263,49 @@ pub struct ServerConfig {
     pub drain_timeout: ConfigDuration,
     /// Time to wait for the upstream's response headers (504 after).
     pub upstream_timeout: ConfigDuration,
+    /// PROXY protocol from load balancers: `off` (default), `v1`, `v2` or `any`.
+    #[serde(deserialize_with = "from_str_value")]
+    pub proxy_protocol: ProxyProtocol,
+    /// Peers that must send a PROXY header (CIDR blocks); from any other peer a header closes
+    /// the connection.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// `[server] proxy_protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyProtocol {
+    #[default]
+    Off,
+    V1,
+    V2,
+    Any,
+}
+
+impl ProxyProtocol {
+    /// Whether a header of this version is accepted.
+    pub fn accepts(self, version: crate::proxy::proxy_protocol::Version) -> bool {
+        use crate::proxy::proxy_protocol::Version;
+        matches!((self, version), (Self::Any, _) | (Self::V1, Version::V1) | (Self::V2, Version::V2))
+    }
+}
+
+impl FromStr for ProxyProtocol {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "off" => Ok(Self::Off),
+            "v1" => Ok(Self::V1),
+            "v2" => Ok(Self::V2),
+            "any" => Ok(Self::Any),
+            other => Err(format!("unknown value {other:?}, expected one of off, v1, v2, any")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_value(d)
+    }
 }
 
 impl Default for ServerConfig {
@@ -281,6 +325,8 @@ impl Default for ServerConfig {
             fingerprinting: true,
             drain_timeout: secs(10),
             upstream_timeout: secs(30),
+            proxy_protocol: ProxyProtocol::Off,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -330,11 +376,37 @@ impl FromStr for FailurePolicy {
 }
 
 /// `[tls]`: PEM files; without them a self-signed certificate is generated in the data directory.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
+    /// The default certificate (no SNI, or a name no `[[tls.certificates]]` entry serves).
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// Certificates per server name.
+    pub certificates: Vec<CertificateConfig>,
+    /// How often the PEM files are checked for changes (SIGHUP reloads at once).
+    pub reload_interval: ConfigDuration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: None,
+            key: None,
+            certificates: Vec::new(),
+            reload_interval: ConfigDuration(Duration::from_secs(2)),
+        }
+    }
+}
+
+/// `[[tls.certificates]]`: a certificate chain and key for some server names (`*.example.com`
+/// matches one label).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateConfig {
+    pub server_names: Vec<String>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// `[admin]`: plain-HTTP `/metrics`, `/healthz`, `/readyz`.
@@ -691,8 +763,19 @@ impl Config {
         if !(512..=1 << 20).contains(&self.server.max_hello_size) {
             return Err(ConfigError::key("server.max_hello_size", "must be between 512 and 1048576 bytes"));
         }
+        if self.server.proxy_protocol != ProxyProtocol::Off && self.server.trusted_proxies.is_empty() {
+            return Err(ConfigError::key("server.trusted_proxies", "required when server.proxy_protocol is on"));
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::key("tls.key", "tls.cert and tls.key go together"));
+        }
+        for (i, pair) in self.tls.certificates.iter().enumerate() {
+            if pair.server_names.is_empty() || pair.server_names.iter().any(|n| n.is_empty()) {
+                return Err(ConfigError::key(
+                    &format!("tls.certificates[{i}].server_names"),
+                    "must list at least one non-empty server name",
+                ));
+            }
         }
         self.admin.address()?;
         for (i, route) in self.routes.iter().enumerate() {
@@ -837,6 +920,22 @@ mod tests {
             "session.idle_timeout: must not be longer than session.absolute_timeout"
         );
         assert!(error("[policy\n").contains("TOML parse error"));
+        assert_eq!(
+            error("[[tls.certificates]]\nserver_names = []\ncert = \"a.pem\"\nkey = \"a.key\""),
+            "tls.certificates[0].server_names: must list at least one non-empty server name"
+        );
+        assert_eq!(
+            error("[server]\nproxy_protocol = \"v2\""),
+            "server.trusted_proxies: required when server.proxy_protocol is on"
+        );
+        assert_eq!(
+            error("[server]\nproxy_protocol = \"v3\""),
+            r#"server.proxy_protocol: unknown value "v3", expected one of off, v1, v2, any"#
+        );
+        assert_eq!(
+            error("[server]\nproxy_protocol = \"any\"\ntrusted_proxies = [\"10.0.0.0/8\", \"10.1.0.0/40\"]"),
+            r#"server.trusted_proxies[1]: "10.1.0.0/40": prefix must be 0-32"#
+        );
         assert_eq!(
             error("[store]\non_error = \"retry\""),
             r#"store.on_error: unknown value "retry", expected one of open, closed"#

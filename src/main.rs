@@ -231,6 +231,16 @@ fn serve_command(
         config.store.path = dir;
     }
     config.validate()?;
+    // Every connection is a file descriptor: take the hard limit, not the (often 1024) soft one.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < config.server.max_connections as u64 + 64 => tracing::warn!(
+            limit,
+            max_connections = config.server.max_connections,
+            "open-file limit is below server.max_connections"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(helloguard::proxy::serve(config))
 }

@@ -12,13 +12,15 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use super::capture::{capture, ConnectionFingerprint, Replay};
+use super::capture::{capture, Replay};
+use super::proxy_protocol::{self, HeaderError, Parsed};
 use super::service::{handle, Connection, Shared};
-use crate::config::FailurePolicy;
+use crate::config::{FailurePolicy, ProxyProtocol};
 use crate::engine::CompareKey;
 
 /// Accept connections until `shutdown` turns true, then wait up to the drain deadline for the
@@ -68,39 +70,8 @@ pub async fn run(
     Ok(())
 }
 
-/// Capture and fingerprint the hello. `None`: the connection is over (closed before a hello, or
-/// refused by fail-closed); else the bytes to replay and the fingerprint, if any.
-async fn fingerprint_hello(
-    socket: &mut TcpStream,
-    peer: std::net::SocketAddr,
-    shared: &Shared,
-) -> Option<(Vec<u8>, Option<ConnectionFingerprint>)> {
-    let server = &shared.config.server;
-    let with_ja3n = shared.policy.compare == CompareKey::Ja3n;
-    let captured = match capture(socket, server.max_hello_size, server.hello_timeout.0, with_ja3n).await {
-        Ok(Some(captured)) => captured,
-        Ok(None) | Err(_) => return None, // closed or reset before a hello: nothing to serve
-    };
-    let fingerprint = match captured.fingerprint {
-        Ok(fingerprint) => {
-            shared.metrics.fingerprinted(captured.compute_time);
-            Some(fingerprint)
-        }
-        Err(failure) => {
-            shared.metrics.capture_failed(failure);
-            tracing::info!(%peer, reason = failure.reason(), "no fingerprint for this connection");
-            if server.capture_failure == FailurePolicy::Closed {
-                shared.metrics.connections_refused.fetch_add(1, Relaxed);
-                return None;
-            }
-            None
-        }
-    };
-    Some((captured.bytes, fingerprint))
-}
-
 async fn serve_connection(
-    mut socket: TcpStream,
+    socket: TcpStream,
     peer: std::net::SocketAddr,
     tls: TlsAcceptor,
     shared: &Arc<Shared>,
@@ -109,11 +80,42 @@ async fn serve_connection(
     let server = &shared.config.server;
     let _ = socket.set_nodelay(true);
     let handshake_deadline = tokio::time::Instant::now() + server.handshake_timeout.0;
+    let protocol = server.proxy_protocol;
+    let trusted = protocol != ProxyProtocol::Off && server.trusted_proxies.iter().any(|c| c.contains(peer.ip()));
+    let (mut socket, peer) = if trusted {
+        match read_proxy_header(socket, protocol, server.hello_timeout.0).await {
+            Ok((source, (socket, read_ahead))) => (Replay::new(read_ahead, socket), source.unwrap_or(peer)),
+            Err(reason) => return proxy_header_rejected(shared, peer, reason),
+        }
+    } else {
+        (Replay::new(Vec::new(), socket), peer)
+    };
+    // `server.fingerprinting = false`: no capture at all (a kill switch, and the CPU benchmark's baseline).
     let (replayed, fingerprint) = if server.fingerprinting {
-        let Some(captured) = fingerprint_hello(&mut socket, peer, shared).await else {
-            return;
+        let with_ja3n = shared.policy.compare == CompareKey::Ja3n;
+        let captured = match capture(&mut socket, server.max_hello_size, server.hello_timeout.0, with_ja3n).await {
+            Ok(Some(captured)) => captured,
+            Ok(None) | Err(_) => return, // closed or reset before a hello: nothing to serve
         };
-        captured
+        if protocol != ProxyProtocol::Off && !trusted && proxy_protocol::looks_like_header(&captured.bytes) {
+            return proxy_header_rejected(shared, peer, "from an untrusted peer");
+        }
+        let fingerprint = match captured.fingerprint {
+            Ok(fingerprint) => {
+                shared.metrics.fingerprinted(captured.compute_time);
+                Some(fingerprint)
+            }
+            Err(failure) => {
+                shared.metrics.capture_failed(failure);
+                tracing::info!(%peer, reason = failure.reason(), "no fingerprint for this connection");
+                if server.capture_failure == FailurePolicy::Closed {
+                    shared.metrics.connections_refused.fetch_add(1, Relaxed);
+                    return;
+                }
+                None
+            }
+        };
+        (captured.bytes, fingerprint)
     } else {
         (Vec::new(), None)
     };
@@ -167,4 +169,39 @@ async fn serve_connection(
             let _ = tokio::time::timeout(idle, connection).await;
         }
     }
+}
+
+/// Read a trusted peer's PROXY header. Returns the source it names (`None`: LOCAL/UNKNOWN) and the
+/// socket with any bytes read past the header; `Err` names why the connection is closed.
+async fn read_proxy_header(
+    mut socket: TcpStream,
+    protocol: ProxyProtocol,
+    timeout: Duration,
+) -> Result<(Option<std::net::SocketAddr>, (TcpStream, Vec<u8>)), &'static str> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut bytes = Vec::with_capacity(256);
+    let mut chunk = [0u8; 512];
+    loop {
+        let read = match tokio::time::timeout_at(deadline, socket.read(&mut chunk)).await {
+            Err(_) => return Err("timeout"),
+            Ok(Ok(0) | Err(_)) => return Err("closed"),
+            Ok(Ok(read)) => read,
+        };
+        bytes.extend_from_slice(&chunk[..read]);
+        match proxy_protocol::parse(&bytes) {
+            Ok(Parsed::NeedMore) => continue,
+            Ok(Parsed::Complete { header, consumed }) if protocol.accepts(header.version) => {
+                let read_ahead = bytes.split_off(consumed);
+                return Ok((header.source, (socket, read_ahead)));
+            }
+            Ok(Parsed::Complete { .. }) => return Err("version not enabled"),
+            Err(HeaderError::NotProxy) => return Err("missing"),
+            Err(HeaderError::Malformed(_)) => return Err("malformed"),
+        }
+    }
+}
+
+fn proxy_header_rejected(shared: &Shared, peer: std::net::SocketAddr, reason: &'static str) {
+    shared.metrics.proxy_headers_rejected.fetch_add(1, Relaxed);
+    tracing::info!(%peer, reason, "PROXY protocol header rejected; connection closed");
 }

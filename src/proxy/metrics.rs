@@ -66,6 +66,9 @@ pub struct Metrics {
     pub revoked_uses: AtomicU64,
     pub store_errors: AtomicU64,
     pub store_refusals: AtomicU64,
+    pub proxy_headers_rejected: AtomicU64,
+    pub certificate_reloads: AtomicU64,
+    pub certificate_reload_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -192,6 +195,24 @@ impl Metrics {
             "helloguard_store_refusals_total",
             "Login and token requests answered 503 because the store failed (store.on_error = closed).",
             &self.store_refusals,
+        );
+        counter(
+            &mut out,
+            "helloguard_proxy_headers_rejected_total",
+            "Connections closed for a missing, malformed or untrusted PROXY protocol header.",
+            &self.proxy_headers_rejected,
+        );
+        counter(
+            &mut out,
+            "helloguard_certificate_reloads_total",
+            "Certificate pairs reloaded.",
+            &self.certificate_reloads,
+        );
+        counter(
+            &mut out,
+            "helloguard_certificate_reload_failures_total",
+            "Certificate reloads that failed (the previous certificate stays in service).",
+            &self.certificate_reload_failures,
         );
         out
     }

@@ -3,13 +3,15 @@
 //! | file | owns |
 //! |---|---|
 //! | [`listener`] | accept loop, limits, capture → TLS handshake → HTTP, graceful drain |
+//! | [`proxy_protocol`] | the PROXY protocol v1/v2 header from trusted load balancers |
 //! | [`capture`] | reading the ClientHello before rustls and replaying it byte-exact |
-//! | [`tls`] | certificates: PEM files or a self-signed one in the data directory |
+//! | [`tls`], [`certificates`] | PEM files or a self-signed certificate; per-SNI choice and reload |
 //! | [`service`] | the request phases: hygiene, classify, decide, enforce, forward |
 //! | [`records`] | the response phase: sessions and refresh tokens bound to fingerprints |
 //! | [`store_failure`] | what a request does when the store fails (`[store] on_error`) |
 //! | [`headers`], [`routes`] | header names and hygiene; route classification |
 //! | [`upstream`], [`demo`] | the pooled HTTP client, and the built-in demo login service |
+//! | [`upgrade`] | WebSocket (and other `Upgrade:`) connections passed through |
 //! | [`admin`], [`metrics`] | `/metrics`, `/healthz`, `/readyz` |
 //! | [`api_listener`] | the Management API's own listener, when `[api] listen` is set |
 //!
@@ -19,15 +21,18 @@ pub mod admin;
 pub mod api_listener;
 pub mod body;
 pub mod capture;
+pub mod certificates;
 pub mod demo;
 pub mod headers;
 pub mod listener;
 pub mod metrics;
+pub mod proxy_protocol;
 pub mod records;
 pub mod routes;
 pub mod service;
 pub mod store_failure;
 pub mod tls;
+pub mod upgrade;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -66,6 +71,7 @@ pub struct Proxy {
     admin: Option<TcpListener>,
     api: Option<TcpListener>,
     acceptor: TlsAcceptor,
+    certificates: Arc<certificates::Certificates>,
     shared: Arc<service::Shared>,
     /// Back-channel logout workers, when an issuer is configured.
     deliveries: Option<Arc<Deliveries>>,
@@ -78,11 +84,18 @@ impl Proxy {
     /// shared with other parts of the process).
     pub async fn bind(config: Config, store: Arc<dyn Store>, audit: Arc<dyn AuditSink>) -> Result<Self, StartError> {
         let policy = config.policy.policy()?;
-        let identity = match (&config.tls.cert, &config.tls.key) {
-            (Some(cert), Some(key)) => tls::Identity::from_pem_files(cert, key)?,
-            _ => tls::Identity::self_signed(&config.store.path)?,
+        let metrics: Arc<metrics::Metrics> = Arc::default();
+        let default = match (&config.tls.cert, &config.tls.key) {
+            (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+            _ => tls::self_signed_files(&config.store.path)?,
         };
-        let acceptor = TlsAcceptor::from(identity.server_config()?);
+        let named = config.tls.certificates.iter().map(|pair| certificates::NamedPair {
+            server_names: pair.server_names.clone(),
+            cert: pair.cert.clone(),
+            key: pair.key.clone(),
+        });
+        let certificates = Arc::new(certificates::Certificates::load(default, named.collect(), metrics.clone())?);
+        let acceptor = TlsAcceptor::from(tls::server_config(certificates.clone())?);
         let bind = |address: SocketAddr| async move {
             TcpListener::bind(address).await.map_err(|error| StartError::Listen { address, error })
         };
@@ -113,18 +126,11 @@ impl Proxy {
             api: crate::api::Api::new(&config)?,
             store,
             audit,
-            metrics: Arc::default(),
+            metrics,
             config,
         });
-        Ok(Self {
-            listener,
-            admin,
-            api,
-            acceptor,
-            shared,
-            deliveries,
-            certificate_sha256: identity.fingerprint_sha256(),
-        })
+        let certificate_sha256 = certificates.default_sha256();
+        Ok(Self { listener, admin, api, acceptor, certificates, shared, deliveries, certificate_sha256 })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -157,6 +163,11 @@ impl Proxy {
             tokio::spawn(api_listener::run(api, tls, self.shared.clone(), shutdown.clone()));
         }
         tokio::spawn(sweep(self.shared.clone(), shutdown.clone()));
+        tokio::spawn(reload_certificates(
+            self.certificates,
+            self.shared.config.tls.reload_interval.0,
+            shutdown.clone(),
+        ));
         let deliveries =
             self.deliveries.map(|d| tokio::spawn(d.run(self.shared.sessions.enqueued(), shutdown.clone())));
         let served = listener::run(self.listener, self.acceptor, self.shared, shutdown).await;
@@ -236,6 +247,35 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
     proxy.run(stopped).await?;
     Ok(())
+}
+
+/// Reload changed certificate files every `interval`, and all of them on SIGHUP.
+async fn reload_certificates(
+    certificates: Arc<certificates::Certificates>,
+    interval: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hangup_received = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup_received = std::future::pending::<Option<()>>();
+        let force = tokio::select! {
+            _ = tick.tick() => false,
+            _ = hangup_received => true,
+            _ = shutdown.changed() => return,
+        };
+        certificates.reload(force);
+    }
 }
 
 async fn wait_for_signal() {

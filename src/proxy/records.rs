@@ -132,6 +132,10 @@ pub async fn on_response(context: RequestContext<'_>, response: Response<Body>) 
         }
     }
 
+    if let Some(session) = context.session.as_ref().filter(|s| Some(&s.record.id) == bound_session.as_ref()) {
+        note_activity(&context, session).await;
+    }
+
     if context.kind() == Some(RouteKind::Logout) && (parts.status.is_success() || parts.status.is_redirection()) {
         if let Some(session) = &context.session {
             if let Err(error) = shared.sessions.end(session, Initiator::RpLogout, context.now).await {
@@ -165,6 +169,39 @@ pub fn new_session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         });
         (!expires_it).then(|| value.trim().to_owned())
     })
+}
+
+/// CONTRACT §6.4: a proxied request on a live session moves `last_interacted_at` (and the idle
+/// expiry) at most once a minute, and `device.last_ip` / `last_user_agent` when they change. A
+/// concurrent writer wins; the next request notes the activity again.
+async fn note_activity(context: &RequestContext<'_>, session: &Versioned<Session>) {
+    const AT_MOST_EVERY: i64 = 60_000;
+    let device = context.device();
+    let record = &session.record;
+    let due = context.now.millis() - record.last_interacted_at.millis() >= AT_MOST_EVERY;
+    let moved = record.device.last_ip != device.last_ip || record.device.last_user_agent != device.last_user_agent;
+    if !due && !moved {
+        return;
+    }
+    let store = &context.shared.store;
+    // The request phase may have written the record (a bind): start from the stored version.
+    let current = match store.get_session(&record.id).await {
+        Ok(Some(current)) => current,
+        Ok(None) => return,
+        Err(error) => {
+            store_failed(context.shared, "session lookup for activity", &error);
+            return;
+        }
+    };
+    let mut next = current.record.clone();
+    if due {
+        next.touch(context.now, context.shared.session_lifetimes);
+    }
+    next.device.last_ip = device.last_ip;
+    next.device.last_user_agent = device.last_user_agent;
+    if let Err(error) = store.put_session(&next, current.version).await {
+        store_failed(context.shared, "note session activity", &error);
+    }
 }
 
 /// A response whose new session or token could not be recorded: refused when fail-closed (the
@@ -287,7 +324,15 @@ async fn record_refresh_token(
     let presented = context.exchange.as_ref().and_then(|e| e.record.as_ref());
     if let Some(old) = presented {
         if old.record.id == new_id {
-            return Ok(None); // the same token again: nothing new to record
+            // The same token again (a non-rotating upstream): only the exchange is noted.
+            let mut exchanged = old.record.clone();
+            exchanged.exchanged(context.now, shared.token_lifetimes);
+            exchanged.device.last_ip = context.device().last_ip;
+            exchanged.device.last_user_agent = context.device().last_user_agent;
+            if let Err(error) = shared.store.put_refresh_token(&exchanged, old.version).await {
+                store_failed(shared, "note refresh token exchange", &error);
+            }
+            return Ok(None);
         }
         let mut successor = old.record.successor(new_id.clone(), context.now, shared.token_lifetimes, context.device());
         successor.last_exchanged_at = Some(context.now);

@@ -26,6 +26,7 @@ use super::metrics::Metrics;
 use super::records::{self, RequestContext};
 use super::routes::Routes;
 use super::store_failure::{store_failed, StoreFailed};
+use super::upgrade::Requested;
 use super::upstream::{Upstream, UpstreamError};
 use crate::config::{Config, RouteConfig, RouteKind};
 use crate::engine::audit::{AuditSink, DecisionEvent};
@@ -64,6 +65,7 @@ impl Shared {
 
 /// What is known about the connection a request came on.
 pub struct Connection {
+    /// The client's address: the TCP peer, or the source a trusted PROXY protocol header named.
     pub peer: SocketAddr,
     pub fingerprint: Option<ConnectionFingerprint>,
 }
@@ -166,7 +168,11 @@ pub async fn handle(
 
     // 5. forward
     let live_session_id = session.as_ref().map(|s| s.record.id.clone());
+    let upgrade = Requested::take(&mut parts);
     prepare_upstream_headers(&shared, &connection, &mut parts, live_session_id.as_deref(), evaluated.as_ref());
+    if let Some(upgrade) = &upgrade {
+        upgrade.restore(&mut parts.headers);
+    }
     let response = match shared.upstream.send(Request::from_parts(parts.clone(), body)).await {
         Ok((response, latency)) => {
             shared.metrics.upstream_answered(latency);
@@ -174,6 +180,9 @@ pub async fn handle(
         }
         Err(error) => return upstream_failure(&shared.metrics, &error),
     };
+    if let Some(upgrade) = upgrade {
+        return upgrade.respond(response);
+    }
 
     // 6. respond
     let context = RequestContext {

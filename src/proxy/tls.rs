@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ring::digest::{digest, SHA256};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::ResolvesServerCert;
 use rustls::ServerConfig;
 
 /// Why TLS could not be set up.
@@ -50,39 +50,35 @@ impl Identity {
         let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey { path: key.to_owned() })?;
         Ok(Self { chain, key })
     }
+}
 
-    /// The self-signed identity in `data_dir` (`tls/self-signed.crt` and `.key`), created on first use.
-    pub fn self_signed(data_dir: &Path) -> Result<Self, TlsError> {
-        let dir = data_dir.join("tls");
-        let (cert, key) = (dir.join("self-signed.crt"), dir.join("self-signed.key"));
-        if cert.exists() && key.exists() {
-            return Self::from_pem_files(&cert, &key);
-        }
-        let write_err =
-            |path: &Path, e: std::io::Error| TlsError::Write { path: path.to_owned(), message: e.to_string() };
-        std::fs::create_dir_all(&dir).map_err(|e| write_err(&dir, e))?;
-        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
-        let generated = rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
-        write_private(&key, generated.signing_key.serialize_pem().as_bytes()).map_err(|e| write_err(&key, e))?;
-        std::fs::write(&cert, generated.cert.pem()).map_err(|e| write_err(&cert, e))?;
-        Self::from_pem_files(&cert, &key)
+/// The self-signed certificate and key files in `data_dir` (`tls/self-signed.crt` and `.key`),
+/// generated on first use.
+pub fn self_signed_files(data_dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
+    let dir = data_dir.join("tls");
+    let (cert, key) = (dir.join("self-signed.crt"), dir.join("self-signed.key"));
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
     }
+    let write_err = |path: &Path, e: std::io::Error| TlsError::Write { path: path.to_owned(), message: e.to_string() };
+    std::fs::create_dir_all(&dir).map_err(|e| write_err(&dir, e))?;
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let generated = rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    write_private(&key, generated.signing_key.serialize_pem().as_bytes()).map_err(|e| write_err(&key, e))?;
+    std::fs::write(&cert, generated.cert.pem()).map_err(|e| write_err(&cert, e))?;
+    Ok((cert, key))
+}
 
-    /// Lowercase hex SHA-256 of the leaf certificate (DER).
-    pub fn fingerprint_sha256(&self) -> String {
-        self.chain.first().map(|c| hex::encode(digest(&SHA256, c.as_ref()))).unwrap_or_default()
-    }
-
-    /// A rustls server config offering h2 and http/1.1, TLS 1.2 and 1.3.
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-            .with_no_client_auth()
-            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
-    }
+/// A rustls server config offering h2 and http/1.1, TLS 1.2 and 1.3, with certificates from
+/// `certificates` (see [`super::certificates`]).
+pub fn server_config(certificates: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(certificates);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// Writes a secret file readable by its owner only (mode 0600 on Unix).
@@ -105,11 +101,11 @@ mod tests {
     #[test]
     fn self_signed_is_created_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Identity::self_signed(dir.path()).unwrap();
-        let second = Identity::self_signed(dir.path()).unwrap();
-        assert_eq!(first.fingerprint_sha256(), second.fingerprint_sha256());
-        assert_eq!(first.fingerprint_sha256().len(), 64);
-        first.server_config().unwrap();
+        let (cert, key) = self_signed_files(dir.path()).unwrap();
+        let first = std::fs::read(&cert).unwrap();
+        assert_eq!(self_signed_files(dir.path()).unwrap(), (cert.clone(), key.clone()));
+        assert_eq!(std::fs::read(&cert).unwrap(), first, "reused, not generated again");
+        assert_eq!(Identity::from_pem_files(&cert, &key).unwrap().chain.len(), 1);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

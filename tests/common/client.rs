@@ -115,10 +115,28 @@ pub fn client_config(client: Client, roots: &[CertificateDer<'static>]) -> rustl
 
 /// Connect and complete the TLS handshake.
 pub async fn connect(target: &Target<'_>, client: Client, pace: Option<Pace>) -> io::Result<Connected> {
+    connect_after(target, client, pace, &[]).await
+}
+
+/// Connect, write `preamble` (e.g. a PROXY protocol header; paced too, not recorded), then
+/// complete the TLS handshake.
+pub async fn connect_after(
+    target: &Target<'_>,
+    client: Client,
+    pace: Option<Pace>,
+    preamble: &[u8],
+) -> io::Result<Connected> {
+    use tokio::io::AsyncWriteExt;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(client, target.roots)));
     let written = Arc::new(Mutex::new(Vec::new()));
-    let inner = TcpStream::connect(target.addr).await?;
+    let mut inner = TcpStream::connect(target.addr).await?;
     inner.set_nodelay(true)?;
+    for piece in preamble.chunks(pace.map_or(preamble.len().max(1), |p| p.piece)) {
+        inner.write_all(piece).await?;
+        if let Some(pace) = pace {
+            tokio::time::sleep(pace.pause).await;
+        }
+    }
     let tee = Tee { inner, written: written.clone(), pace, pause: None };
     let name = ServerName::try_from(target.server_name.to_owned()).unwrap();
     let tls = connector.connect(name, tee).await?;

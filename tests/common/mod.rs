@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod api;
+pub mod binary;
 pub mod client;
 pub mod https;
 pub mod logout;

@@ -1,0 +1,85 @@
+//! The real `helloguard serve` process for tests that need a separate process (its memory, its
+//! signals): started with a config file in a temporary data directory, stopped on drop.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use rustls::pki_types::CertificateDer;
+
+pub struct Served {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Start with `config` (TOML; unset: a free listener, a free admin port, the memory store, an
+    /// audit file); returns once it prints where it listens.
+    pub fn start(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("helloguard.toml");
+        let audit = dir.path().join("audit.jsonl");
+        std::fs::write(&file, with_defaults(config, &audit)).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_helloguard"))
+            .args(["serve", "--config", file.to_str().unwrap(), "--data-dir", dir.path().to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut address = |prefix: &str| -> SocketAddr {
+            for line in lines.by_ref() {
+                let line = line.unwrap();
+                if let Some(rest) = line.split_once(prefix).map(|(_, rest)| rest) {
+                    return rest.split([' ', '/']).next().unwrap().parse().unwrap();
+                }
+            }
+            panic!("helloguard serve exited before printing {prefix:?}");
+        };
+        let addr = address("listening on https://");
+        let admin = address("admin on http://");
+        // Keep draining stderr so the process never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, addr, admin, dir }
+    }
+
+    /// The self-signed certificate the process generated.
+    pub fn root(&self) -> CertificateDer<'static> {
+        use rustls::pki_types::pem::PemObject;
+        CertificateDer::from_pem_file(self.dir.path().join("tls/self-signed.crt")).unwrap()
+    }
+
+    /// Resident memory of the process, in KiB (`VmRSS` in `/proc/<pid>/status`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `extra` (TOML) with the test defaults filled in where it sets nothing.
+fn with_defaults(extra: &str, audit: &std::path::Path) -> String {
+    let mut table: toml::Table = extra.parse().unwrap();
+    let defaults = [
+        ("server", "listen", "127.0.0.1:0"),
+        ("admin", "listen", "127.0.0.1:0"),
+        ("store", "backend", "memory"),
+        ("audit", "path", audit.to_str().unwrap()),
+    ];
+    for (section, key, value) in defaults {
+        let section = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(section) = section {
+            section.entry(key).or_insert_with(|| toml::Value::String(value.to_owned()));
+        }
+    }
+    table.to_string()
+}
