@@ -19,7 +19,7 @@ use crate::hello::{HelloReader, Progress, ReadError, Transport};
 use super::decode::{self, Packet};
 use super::dtls::{self, DtlsHellos};
 use super::quic::{self, ClientInitials};
-use super::tcp::TcpStream;
+use super::tcp::{Position, TcpStream};
 
 const CONTENT_CCS: u8 = 20;
 const CONTENT_HANDSHAKE: u8 = 22;
@@ -80,6 +80,13 @@ enum Dir {
     Syn {
         seq: u32,
     },
+    /// A TCP direction that started with plain text and holds nothing (no segment waits out of
+    /// order): where its stream stands, and how many more segments may start a hello. It takes no
+    /// allocation, so a table full of plain-text connections stays small.
+    Plain {
+        at: Position,
+        fresh_starts: u8,
+    },
     Tcp(Box<TcpHello>),
     Quic(Box<ClientInitials>),
     Dtls(Box<DtlsHellos>),
@@ -96,7 +103,7 @@ impl Dir {
             Dir::Tcp(t) => t.state.tls,
             Dir::Quic(_) | Dir::Dtls(_) => true,
             Dir::Done { client } => *client,
-            Dir::Idle | Dir::Syn { .. } => false,
+            Dir::Idle | Dir::Syn { .. } | Dir::Plain { .. } => false,
         }
     }
 
@@ -107,7 +114,7 @@ impl Dir {
         match self {
             Dir::Tcp(t) => t.state.tls || t.stream.has_ahead(),
             Dir::Quic(_) | Dir::Dtls(_) => true,
-            Dir::Idle | Dir::Syn { .. } | Dir::Done { .. } => false,
+            Dir::Idle | Dir::Syn { .. } | Dir::Plain { .. } | Dir::Done { .. } => false,
         }
     }
 }
@@ -125,11 +132,20 @@ pub struct Flows {
     /// Directions with [`Dir::is_open`] in the table.
     open: usize,
     last_sweep: Duration,
+    /// The one decrypted QUIC packet at a time, shared by every QUIC flow.
+    quic_scratch: Vec<u8>,
 }
 
 impl Flows {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, conns: HashMap::new(), next_stream: [0, 0], open: 0, last_sweep: Duration::ZERO }
+        Self {
+            limits,
+            conns: HashMap::new(),
+            next_stream: [0, 0],
+            open: 0,
+            last_sweep: Duration::ZERO,
+            quic_scratch: Vec::new(),
+        }
     }
 
     /// Take one decoded packet; hellos and skip reasons go to `events`.
@@ -181,7 +197,9 @@ impl Flows {
             decode::Transport::Tcp { seq, syn, payload } => {
                 tcp_segment(this, &limits, stream, seq, syn, payload, events)
             }
-            decode::Transport::Udp { payload } => udp_datagram(this, &limits, stream, payload, events),
+            decode::Transport::Udp { payload } => {
+                udp_datagram(this, &limits, stream, payload, &mut self.quic_scratch, events)
+            }
         }
         self.open = self.open + usize::from(this.is_open()) - usize::from(was_open);
     }
@@ -213,7 +231,14 @@ impl Flows {
     }
 }
 
-fn udp_datagram(this: &mut Dir, limits: &Limits, stream: u64, payload: &[u8], events: &mut Vec<Event>) {
+fn udp_datagram(
+    this: &mut Dir,
+    limits: &Limits,
+    stream: u64,
+    payload: &[u8],
+    quic_scratch: &mut Vec<u8>,
+    events: &mut Vec<Event>,
+) {
     if matches!(this, Dir::Idle) {
         *this = if quic::is_initial(payload) {
             Dir::Quic(Box::new(ClientInitials::new(limits.max_hello_len)))
@@ -226,7 +251,7 @@ fn udp_datagram(this: &mut Dir, limits: &Limits, stream: u64, payload: &[u8], ev
     match this {
         Dir::Quic(initials) => {
             // A later datagram that is not an Initial (a Handshake or 1-RTT packet) is normal.
-            let result = initials.datagram(payload).or_else(|e| match e {
+            let result = initials.datagram(payload, quic_scratch).or_else(|e| match e {
                 quic::QuicError::NotInitial => Ok(()),
                 other => Err(other),
             });
@@ -288,33 +313,24 @@ fn tcp_segment(
     payload: &[u8],
     events: &mut Vec<Event>,
 ) {
-    if let Dir::Idle | Dir::Syn { .. } = this {
-        if payload.is_empty() {
-            if syn {
-                *this = Dir::Syn { seq };
-            }
+    let window = reorder_window(limits);
+    match *this {
+        Dir::Idle | Dir::Syn { .. } | Dir::Plain { .. } if payload.is_empty() && !syn => return,
+        Dir::Idle | Dir::Syn { .. } if payload.is_empty() => {
+            *this = Dir::Syn { seq };
             return;
         }
-        let syn_seq = match this {
-            Dir::Syn { seq } => Some(*seq),
-            _ => None,
-        };
-        let mut stream = TcpStream::new(u32::try_from(limits.max_hello_len * 2 + 1024).unwrap_or(u32::MAX));
-        if let Some(seq) = syn_seq {
+        Dir::Idle => *this = TcpHello::boxed(TcpStream::new(window), limits, PREAMBLE_SEGMENTS),
+        Dir::Syn { seq } => {
+            let mut stream = TcpStream::new(window);
             // Data-less, so nothing reaches the sink and nothing can overflow.
             let _ = stream.segment(seq, true, &[], &mut |_| true);
+            *this = TcpHello::boxed(stream, limits, PREAMBLE_SEGMENTS);
         }
-        *this = Dir::Tcp(Box::new(TcpHello {
-            // Out-of-order data matters only up to the end of a possible second hello.
-            stream,
-            state: TcpState {
-                reader: HelloReader::new(limits.max_hello_len),
-                tls: false,
-                fresh_starts: PREAMBLE_SEGMENTS,
-                hellos: 0,
-                after: AfterHello::default(),
-            },
-        }));
+        Dir::Plain { at, fresh_starts } => {
+            *this = TcpHello::boxed(TcpStream::resume(window, at), limits, fresh_starts);
+        }
+        _ => {}
     }
     let Dir::Tcp(hello) = this else { return };
     let TcpHello { stream: tcp, state, .. } = &mut **hello;
@@ -330,6 +346,30 @@ fn tcp_segment(
     }
     if finished {
         *this = Dir::Done { client: state.tls };
+    } else if let Some(at) = tcp.park().filter(|_| !state.tls) {
+        *this = Dir::Plain { at, fresh_starts: state.fresh_starts };
+    }
+}
+
+/// How far out-of-order data is kept: it matters only up to the end of the last hello reported
+/// (a preamble and record headers fit in the slack).
+fn reorder_window(limits: &Limits) -> u32 {
+    let hellos = if limits.all_hellos { 2 } else { 1 };
+    u32::try_from(limits.max_hello_len * hellos + 1024).unwrap_or(u32::MAX)
+}
+
+impl TcpHello {
+    fn boxed(stream: TcpStream, limits: &Limits, fresh_starts: u8) -> Dir {
+        Dir::Tcp(Box::new(TcpHello {
+            stream,
+            state: TcpState {
+                reader: HelloReader::new(limits.max_hello_len),
+                tls: false,
+                fresh_starts,
+                hellos: 0,
+                after: AfterHello::default(),
+            },
+        }))
     }
 }
 
@@ -526,6 +566,8 @@ mod tests {
         let events = run(&mut flows, &packets[..2]);
         assert!(events.is_empty());
         assert_eq!(flows.open, 0, "a plain-text start holds no hello slot");
+        let conn = flows.conns.values().next().unwrap();
+        assert!(matches!(conn.dirs[0], Dir::Plain { fresh_starts: 7, .. }), "nor any allocation");
         let events = run(&mut flows, &packets[2..]);
         assert_eq!(events, [Event::Skipped("not_tls")]);
     }

@@ -145,6 +145,9 @@ pub fn replay<R: Read>(
     };
     summary.packets += packets;
     summary.bytes += reader.offset();
+    if reader.oversized() > 0 {
+        *summary.skipped.entry("record_too_large").or_default() += reader.oversized();
+    }
     progress(reader.offset());
     result
 }

@@ -1,6 +1,7 @@
-//! Shared test support: where the reference vectors are, and a ClientHello builder.
+//! Shared test support: where the reference vectors are, a ClientHello builder, generated captures.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod capture;
 pub mod proxy;
 
 use std::path::PathBuf;
