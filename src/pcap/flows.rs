@@ -10,7 +10,7 @@
 //! timeout are dropped; and the table holds at most `max_flows` connections, refusing new ones
 //! (counted) when even tombstones cannot be reclaimed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -135,6 +135,9 @@ pub struct Flows {
     last_sweep: Duration,
     /// The one decrypted QUIC packet at a time, shared by every QUIC flow.
     quic_scratch: Vec<u8>,
+    /// Connections in the order they finished (both directions done), the first to go when the
+    /// table is full. Swept keys are taken out with their connections.
+    finished: VecDeque<ConnKey>,
 }
 
 impl Flows {
@@ -146,6 +149,7 @@ impl Flows {
             open: 0,
             last_sweep: Duration::ZERO,
             quic_scratch: Vec::new(),
+            finished: VecDeque::new(),
         }
     }
 
@@ -179,30 +183,11 @@ impl Flows {
         if let Some(Dir::Done { .. }) = conn.dirs.get(dir) {
             return;
         }
-        let stream = conn.stream;
-        let [a, b] = &mut conn.dirs;
-        let (this, other) = if dir == 0 { (a, b) } else { (b, a) };
-        if other.is_client() {
-            self.open -= usize::from(this.is_open());
-            *this = Dir::Done { client: false };
-            return;
+        let open = &mut self.open;
+        direction_packet(conn, dir, packet, &limits, open, &mut self.quic_scratch, events);
+        if is_finished(conn) {
+            self.finished.push_back(key);
         }
-        let (decode::Transport::Tcp { payload, .. } | decode::Transport::Udp { payload }) = packet.transport;
-        let was_open = this.is_open();
-        if !was_open && !payload.is_empty() && self.open >= limits.max_open_hellos {
-            events.push(Event::Skipped("too_many_open_hellos"));
-            *this = Dir::Done { client: false };
-            return;
-        }
-        match packet.transport {
-            decode::Transport::Tcp { seq, syn, payload } => {
-                tcp_segment(this, &limits, stream, seq, syn, payload, events)
-            }
-            decode::Transport::Udp { payload } => {
-                udp_datagram(this, &limits, stream, payload, &mut self.quic_scratch, events)
-            }
-        }
-        self.open = self.open + usize::from(this.is_open()) - usize::from(was_open);
     }
 
     /// Forget idle connections, at most about twice per timeout period.
@@ -220,16 +205,65 @@ impl Flows {
             }
             keep
         });
+        let conns = &self.conns;
+        self.finished.retain(|key| conns.contains_key(key));
     }
 
-    /// True when a new connection fits, after dropping finished ones if the table is full.
+    /// True when a new connection fits, after dropping the oldest finished one if the table is
+    /// full. Constant time per packet on average: a table full of unfinished connections is not
+    /// searched, however many packets of new connections arrive.
     fn make_room(&mut self) -> bool {
         if self.conns.len() < self.limits.max_flows {
             return true;
         }
-        self.conns.retain(|_, c| !c.dirs.iter().all(|d| matches!(d, Dir::Done { .. })));
-        self.conns.len() < self.limits.max_flows
+        while let Some(key) = self.finished.pop_front() {
+            // A key is queued once per time its connection finished; it may since have been
+            // swept out and come back unfinished.
+            if self.conns.get(&key).is_some_and(is_finished) {
+                self.conns.remove(&key);
+                return true;
+            }
+        }
+        false
     }
+}
+
+/// One packet of a connection whose direction `dir` is not done yet; `open` counts directions
+/// holding buffers.
+fn direction_packet(
+    conn: &mut Conn,
+    dir: usize,
+    packet: &Packet<'_>,
+    limits: &Limits,
+    open: &mut usize,
+    quic_scratch: &mut Vec<u8>,
+    events: &mut Vec<Event>,
+) {
+    let stream = conn.stream;
+    let [a, b] = &mut conn.dirs;
+    let (this, other) = if dir == 0 { (a, b) } else { (b, a) };
+    if other.is_client() {
+        *open -= usize::from(this.is_open());
+        *this = Dir::Done { client: false };
+        return;
+    }
+    let (decode::Transport::Tcp { payload, .. } | decode::Transport::Udp { payload }) = packet.transport;
+    let was_open = this.is_open();
+    if !was_open && !payload.is_empty() && *open >= limits.max_open_hellos {
+        events.push(Event::Skipped("too_many_open_hellos"));
+        *this = Dir::Done { client: false };
+        return;
+    }
+    match packet.transport {
+        decode::Transport::Tcp { seq, syn, payload } => tcp_segment(this, limits, stream, seq, syn, payload, events),
+        decode::Transport::Udp { payload } => udp_datagram(this, limits, stream, payload, quic_scratch, events),
+    }
+    *open = *open + usize::from(this.is_open()) - usize::from(was_open);
+}
+
+/// Both directions are done: the connection may be dropped when the table needs room.
+fn is_finished(conn: &Conn) -> bool {
+    conn.dirs.iter().all(|d| matches!(d, Dir::Done { .. }))
 }
 
 fn udp_datagram(
@@ -593,6 +627,34 @@ mod tests {
         assert_eq!(flows.open, 1);
         flows.packet(&segment(true, 1, true, b""), Duration::from_secs(120), &mut events);
         assert_eq!(flows.open, 0);
+    }
+
+    #[test]
+    fn a_full_table_drops_the_oldest_finished_connection() {
+        let mut flows = Flows::new(limits(false));
+        let mut events = Vec::new();
+        let hello = hello_record(40);
+        for port in 0..5u16 {
+            let mut from_client = segment(true, 1, false, &hello);
+            from_client.src_port = port;
+            let mut reply = segment(false, 1, false, b"server");
+            reply.dst_port = port;
+            flows.packet(&from_client, Duration::ZERO, &mut events);
+            flows.packet(&reply, Duration::ZERO, &mut events);
+        }
+        assert_eq!(hellos(&events).len(), 5);
+        assert!(!events.contains(&Event::Skipped("flow_table_full")), "{events:?}");
+        assert_eq!(flows.conns.len(), 4);
+        assert!(flows.conns.keys().all(|k| k.low.port != 0 && k.high.port != 0), "port 0 finished first");
+        // Unfinished connections are never dropped: a table full of them refuses new ones.
+        let mut unfinished = Flows::new(limits(false));
+        for port in 0..1000u16 {
+            let mut syn = segment(true, 1, true, b"");
+            syn.src_port = port;
+            unfinished.packet(&syn, Duration::ZERO, &mut events);
+        }
+        assert_eq!(unfinished.conns.len(), 4);
+        assert!(unfinished.finished.is_empty());
     }
 
     #[test]
