@@ -13,7 +13,7 @@ use helloguard::config::Config;
 use helloguard::engine::CompareKey;
 use helloguard::fingerprint::{self, AlpnMode};
 use helloguard::hello::Transport;
-use helloguard::pcap::{DecideOptions, SessionKey};
+use helloguard::pcap::{DecideOptions, Options as ReplayOptions, SessionKey};
 
 #[derive(Parser)]
 #[command(name = "helloguard", version, about = "TLS-fingerprinting reverse proxy that binds sessions to JA4")]
@@ -129,6 +129,14 @@ enum Command {
         /// key is forgotten.
         #[arg(long, default_value_t = DecideOptions::default().max_sessions, requires = "decide")]
         max_sessions: usize,
+        /// Connections tracked at once; packets of new connections beyond it are skipped
+        /// (`flow_table_full`) until finished or idle (300 s of capture time) ones are dropped.
+        #[arg(long, default_value_t = ReplayOptions::default().max_flows)]
+        max_flows: usize,
+        /// ClientHellos in progress (holding reassembly buffers) at once; a new one beyond it is
+        /// skipped (`too_many_open_hellos`). With --max-flows this bounds the memory used.
+        #[arg(long, default_value_t = ReplayOptions::default().max_open_hellos)]
+        max_open_hellos: usize,
     },
 }
 
@@ -141,9 +149,22 @@ fn main() -> ExitCode {
         Command::Serve { config, listen, upstream, data_dir } => serve_command(config, listen, upstream, data_dir),
         Command::Token { scopes, ttl, sub, config, data_dir } => token_command(&scopes, ttl, &sub, config, data_dir),
         Command::CheckConfig { file } => check_config_command(&file),
-        Command::Replay { pcaps, format, all_hellos, alpn_compat, decide, session_key, compare, max_sessions } => {
+        Command::Replay {
+            pcaps,
+            format,
+            all_hellos,
+            alpn_compat,
+            decide,
+            session_key,
+            compare,
+            max_sessions,
+            max_flows,
+            max_open_hellos,
+        } => {
             let decide = decide.then_some(DecideOptions { session_key, compare, max_sessions });
-            match replay_command(&pcaps, format, all_hellos, alpn_compat, decide) {
+            let alpn = if alpn_compat { AlpnMode::Compat } else { AlpnMode::Spec };
+            let options = ReplayOptions { all_hellos, alpn, decide, max_flows, max_open_hellos, ..Default::default() };
+            match replay_command(&pcaps, format, &options) {
                 Ok(true) => Ok(()),
                 Ok(false) => return ExitCode::FAILURE,
                 Err(error) => Err(error),
@@ -195,14 +216,10 @@ fn fingerprint_command(file: Option<PathBuf>, hex: bool, transport: &str, alpn_c
 fn replay_command(
     pcaps: &[PathBuf],
     format: helloguard::pcap::Format,
-    all_hellos: bool,
-    alpn_compat: bool,
-    decide: Option<DecideOptions>,
+    options: &ReplayOptions,
 ) -> anyhow::Result<bool> {
-    let alpn = if alpn_compat { AlpnMode::Compat } else { AlpnMode::Spec };
-    let options = helloguard::pcap::Options { all_hellos, alpn, decide, ..Default::default() };
-    let stdout = std::io::stdout().lock();
-    Ok(helloguard::pcap::run(pcaps, &options, format, stdout, &mut std::io::stderr())?)
+    let stdout = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+    Ok(helloguard::pcap::run(pcaps, options, format, stdout, &mut std::io::stderr())?)
 }
 
 fn serve_command(

@@ -156,7 +156,10 @@ fn sorted_hashed(input: &Ja4Input, variant: Variant) -> Ja4 {
 /// The per-connection set: `ja3`, `ja4`, `ja4_stable`, sharing part b between the two JA4s
 /// and part c too when the hello has none of the extensions `ja4_stable` leaves out.
 pub fn binding(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Binding {
-    let input = Ja4Input::new(hello, transport, alpn);
+    binding_of(hello, &Ja4Input::new(hello, transport, alpn))
+}
+
+fn binding_of(hello: &ClientHello, input: &Ja4Input) -> Binding {
     let b = input.hash_sorted_b();
     let public = input.sorted_extensions(Variant::Public);
     let ja4 = ja4::assemble(input.part_a(Variant::Public), b, input.hash_c(&public));
@@ -169,17 +172,20 @@ pub fn binding(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Bin
     Binding { ja3: ja3(hello), ja4, ja4_stable }
 }
 
-/// Every form.
+/// Every form, from one reading of the hello's lists (as `ja4_r`, `ja4_o`, … would give them).
 pub fn all(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> All {
-    let binding = binding(hello, transport, alpn);
+    let input = Ja4Input::new(hello, transport, alpn);
+    let binding = binding_of(hello, &input);
+    let a = input.part_a(Variant::Public);
+    let (wire_ciphers, wire_extensions) = (input.wire_ciphers(), input.wire_extensions());
     All {
         ja3: binding.ja3,
         ja3_full: ja3_full(hello),
         ja3n: ja3n(hello),
         ja4: binding.ja4,
-        ja4_r: ja4_r(hello, transport, alpn),
-        ja4_o: ja4_o(hello, transport, alpn),
-        ja4_ro: ja4_ro(hello, transport, alpn),
+        ja4_r: input.raw(a, &input.sorted_ciphers(), &input.sorted_extensions(Variant::Public)),
+        ja4_o: input.hashed(a, wire_ciphers, wire_extensions),
+        ja4_ro: input.raw(a, wire_ciphers, wire_extensions),
         ja4_stable: binding.ja4_stable,
     }
 }

@@ -7,7 +7,7 @@
 //! fragment_length = length), the input `hello::ClientHello::parse` expects for DTLS. A client that
 //! answers a HelloVerifyRequest sends a second ClientHello (new message_seq, with the cookie).
 
-use super::reassembly::{OffsetBuffer, TooLarge};
+use super::reassembly::{OffsetBuffer, Refused};
 
 const RECORD_HEADER_LEN: usize = 13;
 const HANDSHAKE_HEADER_LEN: usize = 12;
@@ -20,7 +20,7 @@ pub enum DtlsError {
     #[error("DTLS record or handshake fragment overruns its container")]
     Malformed,
     #[error(transparent)]
-    TooLarge(#[from] TooLarge),
+    Reassembly(#[from] Refused),
 }
 
 impl DtlsError {
@@ -28,7 +28,7 @@ impl DtlsError {
     pub fn reason(&self) -> &'static str {
         match self {
             DtlsError::Malformed => "malformed",
-            DtlsError::TooLarge(_) => "too_large",
+            DtlsError::Reassembly(refused) => refused.reason(),
         }
     }
 }
@@ -95,7 +95,7 @@ impl DtlsHellos {
                 return Err(DtlsError::Malformed);
             }
             if HANDSHAKE_HEADER_LEN + length > self.max_len {
-                return Err(TooLarge { end: (HANDSHAKE_HEADER_LEN + length) as u64, cap: self.max_len }.into());
+                return Err(Refused::TooLarge { end: (HANDSHAKE_HEADER_LEN + length) as u64, cap: self.max_len }.into());
             }
             let pending = match &mut self.pending {
                 Some(p) if p.message_seq == message_seq && p.length == length => p,
@@ -167,7 +167,7 @@ mod tests {
         let short = record(&fragment(0, 10, 8, &[0; 5]));
         assert_eq!(hellos.datagram(&short, &mut ignore), Err(DtlsError::Malformed));
         let big = record(&fragment(0, 1000, 0, &[0; 5]));
-        assert!(matches!(hellos.datagram(&big, &mut ignore), Err(DtlsError::TooLarge(_))));
+        assert!(matches!(hellos.datagram(&big, &mut ignore), Err(DtlsError::Reassembly(Refused::TooLarge { .. }))));
         assert_eq!(hellos.datagram(&record(&fragment(0, 5, 0, &[0; 5]))[..20], &mut ignore), Err(DtlsError::Malformed));
     }
 }

@@ -2,9 +2,11 @@
 //! each with its own link type and timestamp resolution), read as a stream.
 //!
 //! `pcap-file` parses the formats; this module owns the buffer it parses from. The file is read in
-//! chunks into one buffer that grows only to the largest record (bounded), so a capture of any size
-//! is read in constant memory, and every error can name the byte offset where the bad record
-//! starts. A record cut short by the end of the file is reported as [`FileError::Truncated`]; the
+//! chunks into one buffer that grows only to the largest record, up to [`MAX_BUFFERED`], so a
+//! capture of any size is read in constant memory, and every error can name the byte offset where
+//! the bad record starts. A larger record is read past without being kept, and counted
+//! ([`CaptureReader::oversized`]); only a pcapng section or interface header that large is an
+//! error. A record cut short by the end of the file is reported as [`FileError::Truncated`]; the
 //! frames before it have been returned already.
 
 use std::io::{self, Read};
@@ -18,10 +20,13 @@ use pcap_file::{Endianness, PcapError, TsResolution};
 /// The initial buffer, and so the read size: large enough for throughput, small enough that
 /// replaying many small files (or fuzzing) does not spend its time zeroing memory.
 const CHUNK: usize = 256 << 10;
-/// The largest record accepted. libpcap's own snapshot limit is 256 KiB; pcapng blocks may hold
-/// options too, so allow well past that but refuse a length field that would need gigabytes.
-const MAX_RECORD: usize = 16 << 20;
+/// The largest record read into memory. libpcap's own snapshot limit is 256 KiB; pcapng blocks may
+/// hold options too, so allow well past that. Larger records (a huge decryption-secrets block, or a
+/// corrupt length) are skipped.
+pub const MAX_BUFFERED: usize = 1 << 20;
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+const PCAPNG_INTERFACE_DESCRIPTION: u32 = 1;
+const PCAP_RECORD_HEADER_LEN: usize = 16;
 
 /// Why a capture stopped being read.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +39,7 @@ pub enum FileError {
     Invalid { what: &'static str, offset: u64, reason: String },
     #[error("record at byte {offset} is cut short by the end of the file ({missing} more bytes expected)")]
     Truncated { offset: u64, missing: String },
-    #[error("record at byte {offset} declares more than {MAX_RECORD} bytes")]
+    #[error("pcapng header block at byte {offset} declares more than {MAX_BUFFERED} bytes")]
     TooLarge { offset: u64 },
 }
 
@@ -117,12 +122,14 @@ pub struct CaptureReader<R> {
     offset: u64,
     eof: bool,
     format: Option<Format>,
+    oversized: u64,
 }
 
 impl<R: Read> CaptureReader<R> {
     /// Read the file header (or first section header) and detect the format.
     pub fn new(source: R) -> Result<Self, FileError> {
-        let mut reader = Self { source, buf: vec![0; CHUNK], start: 0, end: 0, offset: 0, eof: false, format: None };
+        let mut reader =
+            Self { source, buf: vec![0; CHUNK], start: 0, end: 0, offset: 0, eof: false, format: None, oversized: 0 };
         loop {
             let bytes = &reader.buf[reader.start..reader.end];
             let parsed = if bytes.starts_with(&PCAPNG_MAGIC) {
@@ -157,6 +164,11 @@ impl<R: Read> CaptureReader<R> {
         self.offset
     }
 
+    /// Records skipped so far for being larger than [`MAX_BUFFERED`].
+    pub fn oversized(&self) -> u64 {
+        self.oversized
+    }
+
     fn advance(&mut self, used: usize) {
         self.start += used;
         self.offset += used as u64;
@@ -171,21 +183,22 @@ impl<R: Read> CaptureReader<R> {
             self.start = 0;
         }
         if self.end == self.buf.len() {
-            if self.buf.len() >= MAX_RECORD {
-                return Err(FileError::TooLarge { offset: self.offset });
+            if self.buf.len() >= MAX_BUFFERED {
+                return self.skip_record();
             }
-            self.buf.resize((self.buf.len() * 2).min(MAX_RECORD), 0);
+            self.buf.resize((self.buf.len() * 2).min(MAX_BUFFERED), 0);
         }
+        let n = self.read_into(self.end..self.buf.len())?;
+        self.end += n;
+        self.eof = n == 0;
+        Ok(())
+    }
+
+    /// Read once into `buf[range]`; 0 at the end of the file.
+    fn read_into(&mut self, range: std::ops::Range<usize>) -> Result<usize, FileError> {
         loop {
-            match self.source.read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(());
-                }
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(());
-                }
+            match self.source.read(&mut self.buf[range.clone()]) {
+                Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => {
                     let offset = self.offset + (self.end - self.start) as u64;
@@ -193,6 +206,35 @@ impl<R: Read> CaptureReader<R> {
                 }
             }
         }
+    }
+
+    /// The record at the front fills the whole buffer: read past the rest of it without keeping it.
+    fn skip_record(&mut self) -> Result<(), FileError> {
+        let record_offset = self.offset;
+        let header_block = match &self.format {
+            Some(Format::PcapNg { parser, .. }) => {
+                let kind = self.buf.get(self.start..self.start + 4).unwrap_or_default();
+                let kind = read_u32(kind, parser.section().endianness);
+                kind == Some(u32::from_be_bytes(PCAPNG_MAGIC)) || kind == Some(PCAPNG_INTERFACE_DESCRIPTION)
+            }
+            _ => false,
+        };
+        let declared = self.declared_len().filter(|_| !header_block);
+        let declared = declared.ok_or(FileError::TooLarge { offset: record_offset })?;
+        let mut remaining = declared.saturating_sub(self.end - self.start);
+        self.advance(self.end - self.start);
+        (self.start, self.end) = (0, 0);
+        while remaining > 0 {
+            let n = self.read_into(0..remaining.min(self.buf.len()))?;
+            if n == 0 {
+                self.eof = true;
+                return Err(FileError::Truncated { offset: record_offset, missing: remaining.to_string() });
+            }
+            remaining -= n;
+            self.offset += n as u64;
+        }
+        self.oversized += 1;
+        Ok(())
     }
 
     /// The next frame, `None` at a clean end of file.
@@ -230,21 +272,30 @@ impl<R: Read> CaptureReader<R> {
 
     /// How many bytes the cut record still needed, when its header says so.
     fn missing(&self) -> String {
-        let bytes = self.buf.get(self.start..self.end).unwrap_or_default();
-        let (endianness, field, extra) = match &self.format {
-            Some(Format::Pcap { parser, .. }) => (parser.header().endianness, bytes.get(8..12), 16),
-            Some(Format::PcapNg { parser, .. }) => (parser.section().endianness, bytes.get(4..8), 0),
-            None => return "some".into(),
-        };
-        let Some(&[a, b, c, d]) = field else {
-            return "some".into();
-        };
-        let declared = match endianness {
-            Endianness::Big => u32::from_be_bytes([a, b, c, d]),
-            Endianness::Little => u32::from_le_bytes([a, b, c, d]),
-        };
-        (declared as usize + extra).saturating_sub(bytes.len()).to_string()
+        let have = self.end - self.start;
+        self.declared_len().map_or_else(|| "some".into(), |declared| declared.saturating_sub(have).to_string())
     }
+
+    /// The whole length of the record at the front, as its header declares it.
+    fn declared_len(&self) -> Option<usize> {
+        let bytes = self.buf.get(self.start..self.end).unwrap_or_default();
+        let (field, endianness, extra) = match &self.format {
+            Some(Format::Pcap { parser, .. }) => {
+                (bytes.get(8..12)?, parser.header().endianness, PCAP_RECORD_HEADER_LEN)
+            }
+            Some(Format::PcapNg { parser, .. }) => (bytes.get(4..8)?, parser.section().endianness, 0),
+            None => return None,
+        };
+        Some(read_u32(field, endianness)? as usize + extra)
+    }
+}
+
+fn read_u32(bytes: &[u8], endianness: Endianness) -> Option<u32> {
+    let bytes: [u8; 4] = bytes.try_into().ok()?;
+    Some(match endianness {
+        Endianness::Big => u32::from_be_bytes(bytes),
+        Endianness::Little => u32::from_le_bytes(bytes),
+    })
 }
 
 fn pcap_record(parser: &PcapParser, link: u32, nanos: bool, bytes: &[u8]) -> Result<Parsed, PcapError> {
@@ -424,17 +475,46 @@ mod tests {
     }
 
     #[test]
-    fn unknown_formats_and_huge_records() {
+    fn unknown_formats() {
         for bytes in [&b""[..], b"GIF89a", b"\x0a\x0d\x0d\x0a\x10"] {
             let err = CaptureReader::new(bytes).err().unwrap();
             assert!(matches!(err, FileError::UnknownFormat { .. }), "{err:?}");
         }
+    }
+
+    #[test]
+    fn records_past_the_buffer_limit_are_skipped_and_counted() {
+        let huge = vec![7u8; MAX_BUFFERED + 10];
+        let file = pcap_file(true, false, &[(1, 0, b"before"), (2, 0, &huge), (3, 0, b"after")]);
+        let mut reader = CaptureReader::new(&file[..]).unwrap();
+        let mut got = Vec::new();
+        while let Some(frame) = reader.next_frame().unwrap() {
+            got.push(frame.data.to_vec());
+        }
+        assert_eq!(got, [b"before".to_vec(), b"after".to_vec()]);
+        assert_eq!(reader.oversized(), 1);
+        assert_eq!(reader.offset(), file.len() as u64);
+        assert!(reader.buf.len() <= MAX_BUFFERED);
+
+        // A length field promising gigabytes: skipped up to the end of the file, which cuts it short.
         let mut file = pcap_file(false, false, &[]);
         file.extend_from_slice(&[0; 8]);
         file.extend_from_slice(&u32::MAX.to_le_bytes());
         file.extend_from_slice(&u32::MAX.to_le_bytes());
-        file.resize(file.len() + MAX_RECORD, 0);
+        file.resize(file.len() + MAX_BUFFERED, 0);
         let (_, err) = frames(&file);
-        assert!(matches!(err, Some(FileError::TooLarge { offset: 24 })), "{err:?}");
+        let missing = (u32::MAX as usize + 16 - MAX_BUFFERED - 16).to_string();
+        assert!(matches!(&err, Some(FileError::Truncated { offset: 24, missing: m }) if *m == missing), "{err:?}");
+
+        // An interface description that large cannot be skipped: the packets after it need it.
+        let mut file = shb();
+        let mut big_idb = idb(1, None);
+        let len = (MAX_BUFFERED as u32 + 64).to_le_bytes();
+        big_idb[4..8].copy_from_slice(&len);
+        big_idb.resize(MAX_BUFFERED + 60, 0);
+        big_idb.extend_from_slice(&len);
+        file.extend(big_idb);
+        let (_, err) = frames(&file);
+        assert!(matches!(err, Some(FileError::TooLarge { offset: 28 })), "{err:?}");
     }
 }

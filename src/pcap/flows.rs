@@ -10,7 +10,7 @@
 //! timeout are dropped; and the table holds at most `max_flows` connections, refusing new ones
 //! (counted) when even tombstones cannot be reclaimed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use crate::hello::{HelloReader, Progress, ReadError, Transport};
 use super::decode::{self, Packet};
 use super::dtls::{self, DtlsHellos};
 use super::quic::{self, ClientInitials};
-use super::tcp::TcpStream;
+use super::tcp::{Position, TcpStream};
 
 const CONTENT_CCS: u8 = 20;
 const CONTENT_HANDSHAKE: u8 = 22;
@@ -80,6 +80,13 @@ enum Dir {
     Syn {
         seq: u32,
     },
+    /// A TCP direction that started with plain text and holds nothing (no segment waits out of
+    /// order): where its stream stands, and how many more segments may start a hello. It takes no
+    /// allocation, so a table full of plain-text connections stays small.
+    Plain {
+        at: Position,
+        fresh_starts: u8,
+    },
     Tcp(Box<TcpHello>),
     Quic(Box<ClientInitials>),
     Dtls(Box<DtlsHellos>),
@@ -96,7 +103,7 @@ impl Dir {
             Dir::Tcp(t) => t.state.tls,
             Dir::Quic(_) | Dir::Dtls(_) => true,
             Dir::Done { client } => *client,
-            Dir::Idle | Dir::Syn { .. } => false,
+            Dir::Idle | Dir::Syn { .. } | Dir::Plain { .. } => false,
         }
     }
 
@@ -107,7 +114,7 @@ impl Dir {
         match self {
             Dir::Tcp(t) => t.state.tls || t.stream.has_ahead(),
             Dir::Quic(_) | Dir::Dtls(_) => true,
-            Dir::Idle | Dir::Syn { .. } | Dir::Done { .. } => false,
+            Dir::Idle | Dir::Syn { .. } | Dir::Plain { .. } | Dir::Done { .. } => false,
         }
     }
 }
@@ -119,17 +126,31 @@ fn open_dirs(conn: &Conn) -> usize {
 /// The connection table; see the module docs.
 pub struct Flows {
     limits: Limits,
-    conns: HashMap<ConnKey, Conn>,
+    /// foldhash: several times faster than SipHash on these small keys, and seeded per process.
+    conns: HashMap<ConnKey, Conn, foldhash::fast::RandomState>,
     /// Per protocol: `[tcp, udp]`.
     next_stream: [u64; 2],
     /// Directions with [`Dir::is_open`] in the table.
     open: usize,
     last_sweep: Duration,
+    /// The one decrypted QUIC packet at a time, shared by every QUIC flow.
+    quic_scratch: Vec<u8>,
+    /// Connections in the order they finished (both directions done), the first to go when the
+    /// table is full. Swept keys are taken out with their connections.
+    finished: VecDeque<ConnKey>,
 }
 
 impl Flows {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, conns: HashMap::new(), next_stream: [0, 0], open: 0, last_sweep: Duration::ZERO }
+        Self {
+            limits,
+            conns: HashMap::default(),
+            next_stream: [0, 0],
+            open: 0,
+            last_sweep: Duration::ZERO,
+            quic_scratch: Vec::new(),
+            finished: VecDeque::new(),
+        }
     }
 
     /// Take one decoded packet; hellos and skip reasons go to `events`.
@@ -143,18 +164,14 @@ impl Flows {
             (ConnKey { tcp, low: dst, high: src }, 1)
         };
         self.sweep(now);
-        // The common case on a busy link: bulk data of a connection already settled.
-        if let Some(conn) = self.conns.get_mut(&key) {
-            if let Some(Dir::Done { .. }) = conn.dirs.get(dir) {
-                conn.last_seen = conn.last_seen.max(now);
-                return;
-            }
-        } else if !self.make_room() {
+        let full = self.conns.len() >= self.limits.max_flows;
+        if full && !self.conns.contains_key(&key) && !self.make_room() {
             events.push(Event::Skipped("flow_table_full"));
             return;
         }
         let limits = self.limits;
         let next_stream = &mut self.next_stream[usize::from(!tcp)];
+        // One lookup per packet.
         let conn = self.conns.entry(key).or_insert_with(|| {
             events.push(Event::NewFlow);
             let stream = *next_stream;
@@ -162,28 +179,15 @@ impl Flows {
             Conn { stream, last_seen: now, dirs: [Dir::Idle, Dir::Idle] }
         });
         conn.last_seen = conn.last_seen.max(now);
-        let stream = conn.stream;
-        let [a, b] = &mut conn.dirs;
-        let (this, other) = if dir == 0 { (a, b) } else { (b, a) };
-        if other.is_client() {
-            self.open -= usize::from(this.is_open());
-            *this = Dir::Done { client: false };
+        // The common case on a busy link: bulk data of a connection already settled.
+        if let Some(Dir::Done { .. }) = conn.dirs.get(dir) {
             return;
         }
-        let (decode::Transport::Tcp { payload, .. } | decode::Transport::Udp { payload }) = packet.transport;
-        let was_open = this.is_open();
-        if !was_open && !payload.is_empty() && self.open >= limits.max_open_hellos {
-            events.push(Event::Skipped("too_many_open_hellos"));
-            *this = Dir::Done { client: false };
-            return;
+        let open = &mut self.open;
+        direction_packet(conn, dir, packet, &limits, open, &mut self.quic_scratch, events);
+        if is_finished(conn) {
+            self.finished.push_back(key);
         }
-        match packet.transport {
-            decode::Transport::Tcp { seq, syn, payload } => {
-                tcp_segment(this, &limits, stream, seq, syn, payload, events)
-            }
-            decode::Transport::Udp { payload } => udp_datagram(this, &limits, stream, payload, events),
-        }
-        self.open = self.open + usize::from(this.is_open()) - usize::from(was_open);
     }
 
     /// Forget idle connections, at most about twice per timeout period.
@@ -201,19 +205,75 @@ impl Flows {
             }
             keep
         });
+        let conns = &self.conns;
+        self.finished.retain(|key| conns.contains_key(key));
     }
 
-    /// True when a new connection fits, after dropping finished ones if the table is full.
+    /// True when a new connection fits, after dropping the oldest finished one if the table is
+    /// full. Constant time per packet on average: a table full of unfinished connections is not
+    /// searched, however many packets of new connections arrive.
     fn make_room(&mut self) -> bool {
         if self.conns.len() < self.limits.max_flows {
             return true;
         }
-        self.conns.retain(|_, c| !c.dirs.iter().all(|d| matches!(d, Dir::Done { .. })));
-        self.conns.len() < self.limits.max_flows
+        while let Some(key) = self.finished.pop_front() {
+            // A key is queued once per time its connection finished; it may since have been
+            // swept out and come back unfinished.
+            if self.conns.get(&key).is_some_and(is_finished) {
+                self.conns.remove(&key);
+                return true;
+            }
+        }
+        false
     }
 }
 
-fn udp_datagram(this: &mut Dir, limits: &Limits, stream: u64, payload: &[u8], events: &mut Vec<Event>) {
+/// One packet of a connection whose direction `dir` is not done yet; `open` counts directions
+/// holding buffers.
+fn direction_packet(
+    conn: &mut Conn,
+    dir: usize,
+    packet: &Packet<'_>,
+    limits: &Limits,
+    open: &mut usize,
+    quic_scratch: &mut Vec<u8>,
+    events: &mut Vec<Event>,
+) {
+    let stream = conn.stream;
+    let [a, b] = &mut conn.dirs;
+    let (this, other) = if dir == 0 { (a, b) } else { (b, a) };
+    if other.is_client() {
+        *open -= usize::from(this.is_open());
+        *this = Dir::Done { client: false };
+        return;
+    }
+    let (decode::Transport::Tcp { payload, .. } | decode::Transport::Udp { payload }) = packet.transport;
+    let was_open = this.is_open();
+    if !was_open && !payload.is_empty() && *open >= limits.max_open_hellos {
+        events.push(Event::Skipped("too_many_open_hellos"));
+        *this = Dir::Done { client: false };
+        return;
+    }
+    match packet.transport {
+        decode::Transport::Tcp { seq, syn, payload } => tcp_segment(this, limits, stream, seq, syn, payload, events),
+        decode::Transport::Udp { payload } => udp_datagram(this, limits, stream, payload, quic_scratch, events),
+    }
+    *open = *open + usize::from(this.is_open()) - usize::from(was_open);
+}
+
+/// Both directions are done: the connection may be dropped when the table needs room.
+fn is_finished(conn: &Conn) -> bool {
+    conn.dirs.iter().all(|d| matches!(d, Dir::Done { .. }))
+}
+
+fn udp_datagram(
+    this: &mut Dir,
+    limits: &Limits,
+    stream: u64,
+    payload: &[u8],
+    quic_scratch: &mut Vec<u8>,
+    events: &mut Vec<Event>,
+) {
     if matches!(this, Dir::Idle) {
         *this = if quic::is_initial(payload) {
             Dir::Quic(Box::new(ClientInitials::new(limits.max_hello_len)))
@@ -226,7 +286,7 @@ fn udp_datagram(this: &mut Dir, limits: &Limits, stream: u64, payload: &[u8], ev
     match this {
         Dir::Quic(initials) => {
             // A later datagram that is not an Initial (a Handshake or 1-RTT packet) is normal.
-            let result = initials.datagram(payload).or_else(|e| match e {
+            let result = initials.datagram(payload, quic_scratch).or_else(|e| match e {
                 quic::QuicError::NotInitial => Ok(()),
                 other => Err(other),
             });
@@ -288,33 +348,24 @@ fn tcp_segment(
     payload: &[u8],
     events: &mut Vec<Event>,
 ) {
-    if let Dir::Idle | Dir::Syn { .. } = this {
-        if payload.is_empty() {
-            if syn {
-                *this = Dir::Syn { seq };
-            }
+    let window = reorder_window(limits);
+    match *this {
+        Dir::Idle | Dir::Syn { .. } | Dir::Plain { .. } if payload.is_empty() && !syn => return,
+        Dir::Idle | Dir::Syn { .. } if payload.is_empty() => {
+            *this = Dir::Syn { seq };
             return;
         }
-        let syn_seq = match this {
-            Dir::Syn { seq } => Some(*seq),
-            _ => None,
-        };
-        let mut stream = TcpStream::new(u32::try_from(limits.max_hello_len * 2 + 1024).unwrap_or(u32::MAX));
-        if let Some(seq) = syn_seq {
+        Dir::Idle => *this = TcpHello::boxed(TcpStream::new(window), limits, PREAMBLE_SEGMENTS),
+        Dir::Syn { seq } => {
+            let mut stream = TcpStream::new(window);
             // Data-less, so nothing reaches the sink and nothing can overflow.
             let _ = stream.segment(seq, true, &[], &mut |_| true);
+            *this = TcpHello::boxed(stream, limits, PREAMBLE_SEGMENTS);
         }
-        *this = Dir::Tcp(Box::new(TcpHello {
-            // Out-of-order data matters only up to the end of a possible second hello.
-            stream,
-            state: TcpState {
-                reader: HelloReader::new(limits.max_hello_len),
-                tls: false,
-                fresh_starts: PREAMBLE_SEGMENTS,
-                hellos: 0,
-                after: AfterHello::default(),
-            },
-        }));
+        Dir::Plain { at, fresh_starts } => {
+            *this = TcpHello::boxed(TcpStream::resume(window, at), limits, fresh_starts);
+        }
+        _ => {}
     }
     let Dir::Tcp(hello) = this else { return };
     let TcpHello { stream: tcp, state, .. } = &mut **hello;
@@ -330,6 +381,30 @@ fn tcp_segment(
     }
     if finished {
         *this = Dir::Done { client: state.tls };
+    } else if let Some(at) = tcp.park().filter(|_| !state.tls) {
+        *this = Dir::Plain { at, fresh_starts: state.fresh_starts };
+    }
+}
+
+/// How far out-of-order data is kept: it matters only up to the end of the last hello reported
+/// (a preamble and record headers fit in the slack).
+fn reorder_window(limits: &Limits) -> u32 {
+    let hellos = if limits.all_hellos { 2 } else { 1 };
+    u32::try_from(limits.max_hello_len * hellos + 1024).unwrap_or(u32::MAX)
+}
+
+impl TcpHello {
+    fn boxed(stream: TcpStream, limits: &Limits, fresh_starts: u8) -> Dir {
+        Dir::Tcp(Box::new(TcpHello {
+            stream,
+            state: TcpState {
+                reader: HelloReader::new(limits.max_hello_len),
+                tls: false,
+                fresh_starts,
+                hellos: 0,
+                after: AfterHello::default(),
+            },
+        }))
     }
 }
 
@@ -526,6 +601,8 @@ mod tests {
         let events = run(&mut flows, &packets[..2]);
         assert!(events.is_empty());
         assert_eq!(flows.open, 0, "a plain-text start holds no hello slot");
+        let conn = flows.conns.values().next().unwrap();
+        assert!(matches!(conn.dirs[0], Dir::Plain { fresh_starts: 7, .. }), "nor any allocation");
         let events = run(&mut flows, &packets[2..]);
         assert_eq!(events, [Event::Skipped("not_tls")]);
     }
@@ -550,6 +627,34 @@ mod tests {
         assert_eq!(flows.open, 1);
         flows.packet(&segment(true, 1, true, b""), Duration::from_secs(120), &mut events);
         assert_eq!(flows.open, 0);
+    }
+
+    #[test]
+    fn a_full_table_drops_the_oldest_finished_connection() {
+        let mut flows = Flows::new(limits(false));
+        let mut events = Vec::new();
+        let hello = hello_record(40);
+        for port in 0..5u16 {
+            let mut from_client = segment(true, 1, false, &hello);
+            from_client.src_port = port;
+            let mut reply = segment(false, 1, false, b"server");
+            reply.dst_port = port;
+            flows.packet(&from_client, Duration::ZERO, &mut events);
+            flows.packet(&reply, Duration::ZERO, &mut events);
+        }
+        assert_eq!(hellos(&events).len(), 5);
+        assert!(!events.contains(&Event::Skipped("flow_table_full")), "{events:?}");
+        assert_eq!(flows.conns.len(), 4);
+        assert!(flows.conns.keys().all(|k| k.low.port != 0 && k.high.port != 0), "port 0 finished first");
+        // Unfinished connections are never dropped: a table full of them refuses new ones.
+        let mut unfinished = Flows::new(limits(false));
+        for port in 0..1000u16 {
+            let mut syn = segment(true, 1, true, b"");
+            syn.src_port = port;
+            unfinished.packet(&syn, Duration::ZERO, &mut events);
+        }
+        assert_eq!(unfinished.conns.len(), 4);
+        assert!(unfinished.finished.is_empty());
     }
 
     #[test]

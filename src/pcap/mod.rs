@@ -53,10 +53,11 @@ pub fn fuzz_quic(data: &[u8]) {
         return;
     }
     let mut initials = quic::ClientInitials::new(crate::hello::DEFAULT_MAX_LEN);
+    let mut scratch = Vec::new();
     while let [hi, lo, tail @ ..] = rest {
         let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
         let (datagram, next) = tail.split_at(len);
-        let _ = initials.datagram(datagram);
+        let _ = initials.datagram(datagram, &mut scratch);
         let _ = initials.message();
         rest = next;
     }

@@ -1,4 +1,9 @@
 //! Writing records (JSON lines, one JSON array, or a table) and the closing summary.
+//!
+//! A JSON record is written field by field into one reused line buffer: the same bytes
+//! `serde_json` writes for a [`Record`], without its generic map machinery (`#[serde(flatten)]`)
+//! and without an escaping pass over strings that need none. Most of a record is fingerprint text,
+//! and on a capture of handshakes the output is most of the work.
 
 use std::io::{self, Write};
 
@@ -34,22 +39,28 @@ pub struct RecordWriter<W: Write> {
     out: W,
     format: Format,
     written: u64,
+    /// One JSON record at a time.
+    line: Vec<u8>,
 }
 
 impl<W: Write> RecordWriter<W> {
     pub fn new(out: W, format: Format) -> Self {
-        Self { out, format, written: 0 }
+        Self { out, format, written: 0, line: Vec::new() }
     }
 
     pub fn write(&mut self, record: &Record) -> io::Result<()> {
         match self.format {
             Format::Jsonl => {
-                serde_json::to_writer(&mut self.out, record)?;
-                writeln!(self.out)?;
+                self.line.clear();
+                json_record(&mut self.line, record)?;
+                self.line.push(b'\n');
+                self.out.write_all(&self.line)?;
             }
             Format::Json => {
-                self.out.write_all(if self.written == 0 { b"[\n" } else { b",\n" })?;
-                serde_json::to_writer(&mut self.out, record)?;
+                self.line.clear();
+                self.line.extend_from_slice(if self.written == 0 { b"[\n" } else { b",\n" });
+                json_record(&mut self.line, record)?;
+                self.out.write_all(&self.line)?;
             }
             Format::Table => {
                 if self.written == 0 {
@@ -104,6 +115,57 @@ impl<W: Write> RecordWriter<W> {
     }
 }
 
+/// `record` as `serde_json` would write it, appended to `buf`.
+fn json_record(buf: &mut Vec<u8>, record: &Record) -> io::Result<()> {
+    if record.decided.is_some() {
+        // `--decide` is not the fast path: let serde write its fields.
+        return Ok(serde_json::to_writer(buf, record)?);
+    }
+    buf.extend_from_slice(b"{\"pcap\":");
+    json_str(buf, &record.pcap);
+    write!(buf, ",\"stream\":{},\"transport\":", record.stream)?;
+    serde_json::to_writer(&mut *buf, &record.transport)?;
+    write!(buf, ",\"src\":\"{}\",\"dst\":\"{}\"", record.src, record.dst)?;
+    write!(buf, ",\"src_port\":{},\"dst_port\":{},\"timestamp\":", record.src_port, record.dst_port)?;
+    serde_json::to_writer(&mut *buf, &record.timestamp)?;
+    write!(buf, ",\"hello_index\":{}", record.hello_index)?;
+    let f = &record.fingerprints;
+    let optional = [("sni", record.sni.as_deref()), ("alpn", record.alpn.as_deref())];
+    let fingerprints = [
+        ("ja3", f.ja3.as_str()),
+        ("ja3_full", &f.ja3_full),
+        ("ja3n", f.ja3n.as_str()),
+        ("ja4", f.ja4.as_str()),
+        ("ja4_r", &f.ja4_r),
+        ("ja4_o", f.ja4_o.as_str()),
+        ("ja4_ro", &f.ja4_ro),
+        ("ja4_stable", f.ja4_stable.as_str()),
+    ];
+    let fields = optional.into_iter().filter_map(|(name, value)| Some((name, value?))).chain(fingerprints);
+    for (name, value) in fields {
+        buf.extend_from_slice(b",\"");
+        buf.extend_from_slice(name.as_bytes());
+        buf.extend_from_slice(b"\":");
+        json_str(buf, value);
+    }
+    buf.push(b'}');
+    Ok(())
+}
+
+/// A JSON string. Only control characters, `"` and `\` are escaped in JSON (as `serde_json` does):
+/// a string with none of them is written as it is.
+fn json_str(buf: &mut Vec<u8>, value: &str) {
+    let plain = value.bytes().fold(true, |plain, b| plain & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+    if plain {
+        buf.push(b'"');
+        buf.extend_from_slice(value.as_bytes());
+        buf.push(b'"');
+    } else {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(buf, value);
+    }
+}
+
 /// The closing summary, for stderr.
 pub fn write_summary(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
     writeln!(
@@ -120,4 +182,53 @@ pub fn write_summary(out: &mut dyn Write, summary: &Summary) -> io::Result<()> {
         writeln!(out, "replay: decisions: {}", parts.join(", "))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::{self, AlpnMode};
+    use crate::hello::{ClientHello, Transport};
+
+    fn record(pcap: &str, sni: Option<&str>, alpn: Option<&str>, src: &str) -> Record {
+        let stream = include_bytes!("../../pcaps/hellos/curl.bin");
+        let hello = ClientHello::parse(&stream[5..], Transport::Tcp).unwrap();
+        Record {
+            pcap: pcap.into(),
+            stream: 7,
+            transport: Transport::Quic,
+            src: src.parse().unwrap(),
+            dst: "10.0.0.2".parse().unwrap(),
+            src_port: 51234,
+            dst_port: 443,
+            timestamp: 1_700_000_000.000_123,
+            hello_index: 2,
+            sni: sni.map(Into::into),
+            alpn: alpn.map(Into::into),
+            fingerprints: fingerprint::all(&hello, Transport::Quic, AlpnMode::Spec),
+            decided: None,
+        }
+    }
+
+    #[test]
+    fn json_records_are_what_serde_writes() {
+        let records = [
+            record("plain.pcap", Some("example.com"), Some("h2"), "10.0.0.1"),
+            record("odd \"name\"\\.pcap", Some("quo\"te\\back\u{1}ctl\u{7f}é"), None, "2001:db8::1"),
+            record("", None, Some("\n"), "::ffff:10.0.0.1"),
+        ];
+        for format in [Format::Jsonl, Format::Json] {
+            let mut ours = RecordWriter::new(Vec::new(), format);
+            for r in &records {
+                ours.write(r).unwrap();
+            }
+            let ours = String::from_utf8(ours.out.clone()).unwrap();
+            let serde: Vec<String> = records.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+            let expected = match format {
+                Format::Jsonl => serde.iter().map(|line| format!("{line}\n")).collect::<String>(),
+                _ => format!("[\n{}", serde.join(",\n")),
+            };
+            assert_eq!(ours, expected);
+        }
+    }
 }

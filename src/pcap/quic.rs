@@ -15,7 +15,7 @@ use aes_gcm::{Aes128Gcm, Nonce, Tag};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
-use super::reassembly::{OffsetBuffer, TooLarge};
+use super::reassembly::{OffsetBuffer, Refused};
 
 const VERSION_1: u32 = 0x0000_0001;
 const VERSION_2: u32 = 0x6b33_43cf;
@@ -47,7 +47,7 @@ pub enum QuicError {
     #[error("the CRYPTO stream does not start with a ClientHello (type {0})")]
     NotClientHello(u8),
     #[error(transparent)]
-    TooLarge(#[from] TooLarge),
+    Reassembly(#[from] Refused),
 }
 
 impl QuicError {
@@ -56,7 +56,7 @@ impl QuicError {
         match self {
             QuicError::NotInitial => "quic_not_initial",
             QuicError::Decrypt => "quic_decrypt",
-            QuicError::TooLarge(_) => "too_large",
+            QuicError::Reassembly(refused) => refused.reason(),
             QuicError::Truncated | QuicError::Frame | QuicError::NotClientHello(_) => "malformed",
         }
     }
@@ -231,26 +231,26 @@ pub struct ClientInitials {
     keys: Option<(Version, InitialKeys)>,
     largest_pn: Option<u64>,
     crypto: OffsetBuffer,
-    /// One decrypted packet at a time; kept to avoid an allocation per packet.
-    scratch: Vec<u8>,
 }
 
 impl ClientInitials {
     /// A flow whose ClientHello may be at most `max_len` bytes.
     pub fn new(max_len: usize) -> Self {
-        Self { keys: None, largest_pn: None, crypto: OffsetBuffer::new(max_len), scratch: Vec::new() }
+        Self { keys: None, largest_pn: None, crypto: OffsetBuffer::new(max_len) }
     }
 
     /// Open every Initial in one UDP datagram and collect its CRYPTO data. Other long-header
-    /// packets coalesced with it are skipped; a short-header packet ends the datagram.
-    pub fn datagram(&mut self, datagram: &[u8]) -> Result<(), QuicError> {
+    /// packets coalesced with it are skipped; a short-header packet ends the datagram. `scratch`
+    /// holds one decrypted packet at a time: one buffer shared by every flow, so a flow holds only
+    /// its CRYPTO stream.
+    pub fn datagram(&mut self, datagram: &[u8], scratch: &mut Vec<u8>) -> Result<(), QuicError> {
         let mut rest = datagram;
         let mut opened = false;
         while let Some(&first) = rest.first() {
             if first & 0x80 == 0 {
                 break;
             }
-            match self.packet(rest) {
+            match self.packet(rest, scratch) {
                 Ok((used, was_initial)) => {
                     opened |= was_initial;
                     rest = rest.get(used..).unwrap_or_default();
@@ -282,7 +282,7 @@ impl ClientInitials {
 
     /// One long-header packet at the start of `bytes`: returns its length and whether it was an
     /// Initial that decrypted.
-    fn packet(&mut self, bytes: &[u8]) -> Result<(usize, bool), QuicError> {
+    fn packet(&mut self, bytes: &[u8], scratch: &mut Vec<u8>) -> Result<(usize, bool), QuicError> {
         let mut c = Cursor::new(bytes);
         let first = c.u8().ok_or(QuicError::Truncated)?;
         let version = c.take(4).ok_or(QuicError::Truncated)?;
@@ -316,9 +316,9 @@ impl ClientInitials {
             None => &self.keys.insert((version, InitialKeys::client(version, dcid))).1,
         };
         let packet = bytes.get(..end).ok_or(QuicError::Truncated)?;
-        let pn = open(keys, packet, pn_offset, self.largest_pn, &mut self.scratch)?;
+        let pn = open(keys, packet, pn_offset, self.largest_pn, scratch)?;
         self.largest_pn = Some(self.largest_pn.map_or(pn, |l| l.max(pn)));
-        read_frames(&self.scratch, &mut self.crypto)?;
+        read_frames(scratch, &mut self.crypto)?;
         Ok((end, true))
     }
 }
@@ -527,14 +527,14 @@ mod tests {
             let p0 = seal_initial(version, &dcid, 0, &frames0);
             let mut p1 = seal_initial(version, &[9; 8], 1, &crypto_frame(0, &m[..400]));
             let mut initials = ClientInitials::new(16 * 1024);
-            initials.datagram(&p0).unwrap();
+            initials.datagram(&p0, &mut Vec::new()).unwrap();
             assert_eq!(initials.message(), Ok(None));
             // A later Initial carries the server's chosen DCID but keeps the first keys.
-            assert_eq!(initials.datagram(&p1), Err(QuicError::Decrypt));
+            assert_eq!(initials.datagram(&p1, &mut Vec::new()), Err(QuicError::Decrypt));
             p1 = seal_initial(version, &dcid, 1, &crypto_frame(0, &m[..400]));
             let mut coalesced = p1.clone();
             coalesced.extend(seal_initial(version, &dcid, 2, &[1, 0, 0]));
-            initials.datagram(&coalesced).unwrap();
+            initials.datagram(&coalesced, &mut Vec::new()).unwrap();
             assert_eq!(initials.message(), Ok(Some(m.as_slice())), "{version:?}");
         }
     }
@@ -545,10 +545,13 @@ mod tests {
         assert!(is_initial(&p));
         assert!(!is_initial(&seal_initial(Version::V1, &[1], 0, &[1])[..4]));
         let mut initials = ClientInitials::new(100);
-        assert_eq!(initials.datagram(&p[..p.len() - 1]), Err(QuicError::Truncated));
-        assert_eq!(initials.datagram(&[0xc0, 0, 0, 0, 1, 21]), Err(QuicError::NotInitial));
+        assert_eq!(initials.datagram(&p[..p.len() - 1], &mut Vec::new()), Err(QuicError::Truncated));
+        assert_eq!(initials.datagram(&[0xc0, 0, 0, 0, 1, 21], &mut Vec::new()), Err(QuicError::NotInitial));
         let mut too_far = ClientInitials::new(100);
         let far = seal_initial(Version::V1, &[1], 0, &crypto_frame(95, &[0; 10]));
-        assert!(matches!(too_far.datagram(&far), Err(QuicError::TooLarge(_))));
+        assert!(matches!(
+            too_far.datagram(&far, &mut Vec::new()),
+            Err(QuicError::Reassembly(Refused::TooLarge { .. }))
+        ));
     }
 }

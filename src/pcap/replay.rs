@@ -31,8 +31,9 @@ pub struct Options {
     pub max_hello_len: usize,
     /// Connections tracked at once.
     pub max_flows: usize,
-    /// Hellos in progress (directions holding buffers) at once. Each holds up to about two hello
-    /// caps of reassembly; 512 keeps the worst case near 25 MB beside the flow table.
+    /// Hellos in progress (directions holding buffers) at once. A TCP one holds at most the hello
+    /// cap plus the out-of-order window (about 36 KiB with the defaults), QUIC and DTLS ones about
+    /// one hello cap: 512 keeps the worst case near 18 MiB beside the flow table.
     pub max_open_hellos: usize,
     /// Capture-time idle timeout after which a connection is forgotten.
     pub idle_timeout: Duration,
@@ -47,7 +48,6 @@ impl Default for Options {
             alpn: AlpnMode::default(),
             max_hello_len: DEFAULT_MAX_LEN,
             max_flows: 65_536,
-            // At most ~16 KiB of hello plus ~33 KiB of out-of-order segments each: ~50 MiB.
             max_open_hellos: 512,
             idle_timeout: Duration::from_secs(300),
             decide: None,
@@ -145,6 +145,9 @@ pub fn replay<R: Read>(
     };
     summary.packets += packets;
     summary.bytes += reader.offset();
+    if reader.oversized() > 0 {
+        *summary.skipped.entry("record_too_large").or_default() += reader.oversized();
+    }
     progress(reader.offset());
     result
 }

@@ -3,9 +3,14 @@
 //! [`TcpStream`] takes segments as captured (any order, retransmitted, overlapping, or starting
 //! mid-stream) and hands the in-order bytes to a sink exactly once. Only the start of a stream
 //! matters for a ClientHello, so it keeps out-of-order data only within the first `window` bytes
-//! and refuses more than `window` bytes of it: memory per direction is bounded whatever arrives.
+//! and refuses more than `window` bytes or [`MAX_AHEAD_SEGMENTS`] segments of it: memory per
+//! direction is bounded whatever arrives.
 
 use std::collections::BTreeMap;
+
+/// Out-of-order segments kept per direction. A ClientHello spans a dozen segments; without a count,
+/// thousands of 1-byte segments would each cost an allocation and a tree entry.
+pub const MAX_AHEAD_SEGMENTS: usize = 64;
 
 /// One direction's reassembly state; see the module docs.
 #[derive(Debug)]
@@ -20,15 +25,33 @@ pub struct TcpStream {
     window: u32,
 }
 
+/// Where an in-order stream stands: all a direction with nothing kept needs to go on later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    base: Option<u32>,
+    next: u32,
+}
+
 /// The reassembly gave up on a direction: more out-of-order data than it keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("more than {0} bytes of out-of-order TCP data")]
+#[error("more out-of-order TCP data than the {0} bytes in {MAX_AHEAD_SEGMENTS} segments kept")]
 pub struct Overflow(pub u32);
 
 impl TcpStream {
     /// A direction that keeps out-of-order bytes only within the first `window` stream bytes.
     pub fn new(window: u32) -> Self {
         Self { base: None, next: 0, ahead: BTreeMap::new(), ahead_bytes: 0, window }
+    }
+
+    /// A direction that goes on from `at` (see [`TcpStream::park`]).
+    pub fn resume(window: u32, at: Position) -> Self {
+        Self { base: at.base, next: at.next, ..Self::new(window) }
+    }
+
+    /// Where the stream stands, when nothing is kept out of order: [`TcpStream::resume`] goes on
+    /// from there exactly as this stream would.
+    pub fn park(&self) -> Option<Position> {
+        self.ahead.is_empty().then_some(Position { base: self.base, next: self.next })
     }
 
     /// Take one segment; every byte that became in-order is passed to `sink`, in order. The sink
@@ -118,7 +141,8 @@ impl TcpStream {
         if payload.len() <= kept {
             return Ok(());
         }
-        if self.ahead_bytes - kept + payload.len() > self.window as usize {
+        let too_many = kept == 0 && self.ahead.len() >= MAX_AHEAD_SEGMENTS;
+        if too_many || self.ahead_bytes - kept + payload.len() > self.window as usize {
             return Err(Overflow(self.window));
         }
         self.ahead_bytes = self.ahead_bytes - kept + payload.len();
@@ -190,5 +214,27 @@ mod tests {
         })
         .unwrap();
         assert_eq!(calls, 1, "a sink that stops gets no drained segments");
+    }
+
+    #[test]
+    fn parked_and_resumed_streams_go_on() {
+        let mut s = TcpStream::new(1000);
+        assert_eq!(run(&mut s, &[(99, true, b""), (100, false, b"abc")]), b"abc");
+        let mut resumed = TcpStream::resume(1000, s.park().unwrap());
+        assert_eq!(run(&mut resumed, &[(101, false, b"bcde"), (103, false, b"def")]), b"def");
+        run(&mut resumed, &[(110, false, b"ahead")]);
+        assert_eq!(resumed.park(), None, "out-of-order data is kept, so nothing to park");
+    }
+
+    #[test]
+    fn out_of_order_segments_are_counted() {
+        let mut s = TcpStream::new(10_000);
+        s.segment(0, true, b"", &mut |_| true).unwrap();
+        for i in 0..MAX_AHEAD_SEGMENTS as u32 {
+            assert_eq!(s.segment(10 + 2 * i, false, b"x", &mut |_| true), Ok(()));
+        }
+        // A longer copy of a kept segment replaces it; one more segment is refused.
+        assert_eq!(s.segment(10, false, b"xx", &mut |_| true), Ok(()));
+        assert_eq!(s.segment(5000, false, b"x", &mut |_| true), Err(Overflow(10_000)));
     }
 }

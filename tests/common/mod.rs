@@ -1,8 +1,9 @@
-//! Shared test support: where the reference vectors are, and a ClientHello builder.
+//! Shared test support: where the reference vectors are, a ClientHello builder, generated captures.
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod api;
 pub mod binary;
+pub mod capture;
 pub mod client;
 pub mod https;
 pub mod logout;
