@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::api::{call, Keys, Target, ALL_SCOPES};
-use common::proxy::start;
+use common::proxy::{start, Running};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -58,10 +58,8 @@ async fn upstream() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, token_requests)
 }
 
-const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
-
-#[tokio::test]
-async fn deleted_sessions_lose_their_cookie_and_ended_tokens_are_refused() {
+/// The proxy in front of the counting upstream, and an admin token with every scope.
+async fn start_before_upstream() -> (Running, Arc<AtomicUsize>, String) {
     let keys = Keys::generate();
     let (origin, token_requests) = upstream().await;
     let running = start(|c| {
@@ -69,8 +67,15 @@ async fn deleted_sessions_lose_their_cookie_and_ended_tokens_are_refused() {
         c.server.upstream = format!("http://{origin}").parse().unwrap();
     })
     .await;
+    (running, token_requests, keys.token(ALL_SCOPES))
+}
+
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+#[tokio::test]
+async fn deleted_sessions_lose_their_cookie_and_ended_tokens_are_refused() {
+    let (running, token_requests, admin) = start_before_upstream().await;
     let proxy = Target::proxy(&running);
-    let admin = keys.token(ALL_SCOPES);
 
     // A login, then a request on the session carrying another cookie too.
     let login = call(&proxy, "POST", "/login", None, &[FORM], "username=alice").await;
@@ -109,15 +114,8 @@ async fn deleted_sessions_lose_their_cookie_and_ended_tokens_are_refused() {
 
 #[tokio::test]
 async fn revoke_ends_the_session_and_the_tokens_issued_on_it() {
-    let keys = Keys::generate();
-    let (origin, token_requests) = upstream().await;
-    let running = start(|c| {
-        keys.configure(c);
-        c.server.upstream = format!("http://{origin}").parse().unwrap();
-    })
-    .await;
+    let (running, token_requests, admin) = start_before_upstream().await;
     let proxy = Target::proxy(&running);
-    let admin = keys.token(ALL_SCOPES);
     let login = call(&proxy, "POST", "/login", None, &[FORM], "username=alice").await;
     let cookie = login.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
     // A token issued on the session (its cookie on the token request), and one without a session.
