@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use helloguard::api::{patch, Backend, Reply};
 use helloguard::engine::audit::{erased, AuditSink};
-use helloguard::logout::{ClientPlanner, SessionEnder};
+use helloguard::logout::plan::ClientPlanner;
+use helloguard::logout::SessionEnder;
 use helloguard::session::memory::MemoryStore;
 use helloguard::session::{Device, Lifetimes, RecordKind, RefreshToken, Session, Store, Timestamp};
 use libfuzzer_sys::fuzz_target;
