@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use helloguard::config::StoreConfig;
 use helloguard::engine::{decide, Event, Observed, Policy, Route};
 use helloguard::session::embedded::EmbeddedStore;
 use helloguard::session::memory::MemoryStore;
@@ -156,7 +157,7 @@ fn bench_stores(c: &mut Criterion) {
 
     let url = std::env::var("HELLOGUARD_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let prefix = format!("hgbench:{}", std::process::id());
-    match rt.block_on(RedisStore::connect(&url, &prefix, ttl)) {
+    match rt.block_on(RedisStore::connect(&url, &prefix, ttl, StoreConfig::default().redis_timeout.0)) {
         Ok(store) => {
             bench_backend(c, &rt, "redis", Arc::new(store));
             if let Err(e) = rt.block_on(drop_keys(&url, &prefix)) {

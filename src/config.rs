@@ -109,6 +109,9 @@ pub struct StoreConfig {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key.
     pub redis_key_prefix: String,
+    /// How long one Redis command (or the first connection) may take before it counts as a store
+    /// failure; a Redis that hangs then fails like one that is down, per `on_error`.
+    pub redis_timeout: ConfigDuration,
     pub tombstone_ttl: ConfigDuration,
     /// When the store cannot be read (e.g. Redis is down): `open` forwards login and token requests
     /// without a binding or a decision; `closed` answers them 503. Logged and counted either way.
@@ -123,6 +126,7 @@ impl Default for StoreConfig {
             path: PathBuf::from("./data"),
             redis_url: None,
             redis_key_prefix: "helloguard".to_owned(),
+            redis_timeout: ConfigDuration(Duration::from_secs(2)),
             tombstone_ttl: days(30),
             on_error: FailurePolicy::Open,
         }
@@ -864,6 +868,7 @@ mod tests {
             backend = "redis"
             redis_url = "redis://127.0.0.1:6379"
             tombstone_ttl = "7d"
+            redis_timeout = "750ms"
             on_error = "closed"
             [session]
             idle_timeout = "1h 30m"
@@ -883,6 +888,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.store.backend, Backend::Redis);
         assert_eq!(c.store.tombstone_ttl.0, Duration::from_secs(7 * 86400));
+        assert_eq!(c.store.redis_timeout.0, Duration::from_millis(750));
         assert_eq!(c.store.on_error, FailurePolicy::Closed);
         assert_eq!(c.session.idle_timeout.0, Duration::from_secs(5400));
         assert_eq!(c.session.sweep_interval.0, Duration::from_secs(15));

@@ -61,6 +61,11 @@ async fn a_5xx_is_retried_with_a_fresh_token_until_it_succeeds() {
         ]
     );
     assert!(audit.iter().all(|e| e["trace_id"] == audit[0]["trace_id"]));
+    let outcomes = [("delivered", 1.0), ("retry", 2.0), ("failed", 0.0)];
+    for (outcome, count) in outcomes {
+        let sample = format!("helloguard_logout_deliveries_total{{outcome=\"{outcome}\"}}");
+        assert_eq!(running.metric(&sample).await, count, "{sample}");
+    }
 }
 
 #[tokio::test]
@@ -73,6 +78,7 @@ async fn a_400_or_any_other_non_5xx_failure_is_final() {
         let audit = attempts(&running, &sid, 1).await;
         assert_eq!(audit[0]["event"], "oidc_backchannel_logout_failed");
         assert_eq!((audit[0]["status"].as_u64(), audit[0]["final"].as_bool()), (Some(u64::from(status)), Some(true)));
+        assert_eq!(running.metric("helloguard_logout_deliveries_total{outcome=\"failed\"}").await, 1.0);
         // Acknowledged: nothing left to retry, and after many retry periods still one attempt.
         for _ in 0..100 {
             if outbox_is_empty(&running).await {

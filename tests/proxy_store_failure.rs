@@ -1,11 +1,11 @@
-//! A Redis backend that dies mid-run: a private `redis-server` on a free port is killed under the
-//! proxy, requests behave per `[store] on_error`, the failure is logged and counted, and a
-//! restarted Redis brings decisions back. Needs `redis-server` (skips without it, fails with
-//! `HELLOGUARD_REQUIRE_REDIS=1`).
+//! A Redis backend that dies or hangs mid-run: a private `redis-server` on a free port is killed
+//! (or stopped with SIGSTOP) under the proxy, requests behave per `[store] on_error`, the failure
+//! is logged and counted, and a restarted (or continued) Redis brings decisions back. Needs
+//! `redis-server` (skips without it, fails with `HELLOGUARD_REQUIRE_REDIS=1`).
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 mod common;
@@ -51,6 +51,13 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to the server: a stopped Redis keeps its socket open
+    /// and never answers.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status();
+        assert!(status.unwrap().success(), "kill -{signal}");
+    }
+
     fn kill(mut self) -> u16 {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -83,11 +90,24 @@ impl Write for Log {
     }
 }
 
-fn capture_logs() -> Log {
-    let log = Log::default();
-    let writer = log.clone();
-    tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).init();
-    log
+/// The process-wide log capture (installed once, shared by the tests of this binary).
+fn logs() -> &'static Log {
+    static LOG: OnceLock<Log> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Log::default();
+        let writer = log.clone();
+        tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).init();
+        log
+    })
+}
+
+fn logged() -> String {
+    String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned()
+}
+
+async fn connect(redis: &Redis, name: &str, timeout: Duration) -> RedisStore {
+    let prefix = format!("hg-store-failure-{}-{name}", std::process::id());
+    RedisStore::connect(&redis.url(), &prefix, Duration::from_secs(3600), timeout).await.unwrap()
 }
 
 async fn login(running: &Running, cookie: Option<&str>) -> common::client::Answer {
@@ -100,11 +120,10 @@ async fn login(running: &Running, cookie: Option<&str>) -> common::client::Answe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_dies_mid_run_fails_open_or_closed_as_configured_and_recovers() {
-    let log = capture_logs();
+    logs();
     for policy in [FailurePolicy::Open, FailurePolicy::Closed] {
         let Some(redis) = Redis::start(free_port()) else { return };
-        let prefix = format!("hg-store-failure-{}-{policy:?}", std::process::id());
-        let store = RedisStore::connect(&redis.url(), &prefix, Duration::from_secs(3600)).await.unwrap();
+        let store = connect(&redis, &format!("{policy:?}"), Duration::from_secs(2)).await;
         let running = start_with_store(Arc::new(store), |c| c.store.on_error = policy).await;
 
         let first = login(&running, None).await;
@@ -140,7 +159,7 @@ async fn a_redis_that_dies_mid_run_fails_open_or_closed_as_configured_and_recove
             }
         }
         assert!(running.metric("helloguard_store_errors_total").await >= 2.0);
-        let logged = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+        let logged = logged();
         assert!(logged.contains("session store failed"), "{logged}");
         assert!(!logged.contains(cookie.split_once('=').unwrap().1), "the cookie value is never logged");
 
@@ -160,4 +179,40 @@ async fn a_redis_that_dies_mid_run_fails_open_or_closed_as_configured_and_recove
         let again = login(&running, Some(&cookie)).await;
         assert_eq!(again.json["helloguard"]["reason"], "fingerprint_match", "new sessions bind again");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_hangs_times_out_fails_open_and_recovers() {
+    logs();
+    let Some(redis) = Redis::start(free_port()) else { return };
+    let store = connect(&redis, "hang", Duration::from_millis(500)).await;
+    let running = start_with_store(Arc::new(store), |_| {}).await;
+    let first = login(&running, None).await;
+    let cookie = cookie_of(&first);
+    let bound = login(&running, Some(&cookie)).await;
+    assert_eq!(bound.json["helloguard"]["reason"], "fingerprint_match", "Redis works before it hangs");
+    let cookie = cookie_of(&bound);
+    let errors_before = running.metric("helloguard_store_errors_total").await;
+
+    redis.signal("STOP");
+    // The bound only keeps a broken build from hanging the suite; it says nothing about speed.
+    let during = tokio::time::timeout(Duration::from_secs(30), login(&running, Some(&cookie)))
+        .await
+        .expect("a hung Redis must not hang the request");
+    assert_eq!(during.status, 200, "fail-open forwards the login");
+    assert_eq!(during.json["helloguard"]["decision"], serde_json::Value::Null, "no decision: {}", during.json);
+    assert!(running.metric("helloguard_store_errors_total").await > errors_before);
+    assert!(logged().contains("session store failed"));
+
+    redis.signal("CONT");
+    let mut recovered = false;
+    for _ in 0..100 {
+        let answer = login(&running, Some(&cookie)).await;
+        if answer.json["helloguard"]["reason"] == "fingerprint_match" {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "the session bound before the hang is matched again once Redis answers");
 }

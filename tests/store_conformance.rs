@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use helloguard::config::StoreConfig;
 use helloguard::engine::audit::JsonLines;
 use helloguard::logout::{Initiator, Planner, SessionEnder};
 use helloguard::session::embedded::EmbeddedStore;
@@ -51,7 +52,7 @@ impl Fixture {
             Backend::Redis => {
                 let url = std::env::var("HELLOGUARD_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
                 let prefix = format!("hgtest:{test}:{}:{}", std::process::id(), Timestamp::now().millis());
-                match RedisStore::connect(&url, &prefix, TOMBSTONE_TTL).await {
+                match RedisStore::connect(&url, &prefix, TOMBSTONE_TTL, StoreConfig::default().redis_timeout.0).await {
                     Ok(store) => Some(Self { store: Arc::new(store), _dir: None, redis: Some((url, prefix)) }),
                     Err(e) if std::env::var("HELLOGUARD_REQUIRE_REDIS").as_deref() == Ok("1") => {
                         panic!("Redis at {url} is required (HELLOGUARD_REQUIRE_REDIS=1): {e}")

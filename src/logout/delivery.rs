@@ -13,6 +13,7 @@
 //! `jti`, the same `sid` and `trace_id`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,10 +34,39 @@ use crate::session::{Leased, Store, Timestamp};
 /// How often idle workers look for due entries when nothing woke them.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Attempts so far, by outcome, for `/metrics`.
+#[derive(Default)]
+pub struct DeliveryCounts {
+    delivered: AtomicU64,
+    retried: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl DeliveryCounts {
+    fn count(&self, next: Next) {
+        let counter = match next {
+            Next::Delivered => &self.delivered,
+            Next::Retry => &self.retried,
+            Next::GiveUp => &self.failed,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// `(outcome, attempts)`: `delivered`, `retry` (failed, will be tried again), `failed` (final).
+    pub fn by_outcome(&self) -> [(&'static str, u64); 3] {
+        [
+            ("delivered", self.delivered.load(Relaxed)),
+            ("retry", self.retried.load(Relaxed)),
+            ("failed", self.failed.load(Relaxed)),
+        ]
+    }
+}
+
 /// Sends the outbox's entries.
 pub struct Deliveries {
     store: Arc<dyn Store>,
     audit: Arc<dyn AuditSink>,
+    counts: Arc<DeliveryCounts>,
     signer: Arc<LogoutSigner>,
     sender: Sender,
     issuer: String,
@@ -56,6 +86,7 @@ impl Deliveries {
         config: &Config,
         store: Arc<dyn Store>,
         audit: Arc<dyn AuditSink>,
+        counts: Arc<DeliveryCounts>,
         signer: Arc<LogoutSigner>,
     ) -> Result<Option<Self>, ConfigError> {
         let logout: &LogoutConfig = &config.logout;
@@ -66,6 +97,7 @@ impl Deliveries {
         Ok(Some(Self {
             store,
             audit,
+            counts,
             signer,
             sender: Sender::new(logout)?,
             issuer,
@@ -146,6 +178,7 @@ impl Deliveries {
             Err(error) => event["error"] = json!(error),
         }
         self.audit.record(&event);
+        self.counts.count(next);
         if next == Next::GiveUp {
             tracing::warn!(
                 client_id = %entry.client_id, url = %entry.url, session_id = %entry.sid, attempt,

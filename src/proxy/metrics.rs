@@ -2,10 +2,12 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::capture::CaptureFailure;
 use crate::engine::{Mode, Verdict};
+use crate::logout::delivery::DeliveryCounts;
 
 /// Upper bounds of the fingerprint-time histogram, in seconds.
 const FINGERPRINT_BUCKETS: [f64; 8] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3];
@@ -69,6 +71,8 @@ pub struct Metrics {
     pub proxy_headers_rejected: AtomicU64,
     pub certificate_reloads: AtomicU64,
     pub certificate_reload_failures: AtomicU64,
+    /// Shared with the back-channel logout workers, which count their attempts into it.
+    pub logout_deliveries: Arc<DeliveryCounts>,
 }
 
 impl Metrics {
@@ -214,6 +218,13 @@ impl Metrics {
             "Certificate reloads that failed (the previous certificate stays in service).",
             &self.certificate_reload_failures,
         );
+        let _ = writeln!(
+            out,
+            "# HELP helloguard_logout_deliveries_total Back-channel logout attempts, by outcome (retry: failed, tried again; failed: final).\n# TYPE helloguard_logout_deliveries_total counter"
+        );
+        for (outcome, value) in self.logout_deliveries.by_outcome() {
+            let _ = writeln!(out, "helloguard_logout_deliveries_total{{outcome=\"{outcome}\"}} {value}");
+        }
         out
     }
 }

@@ -105,7 +105,9 @@ impl Proxy {
             None => None,
         };
         let signer = Arc::new(LogoutSigner::load(&config.logout, &config.store.path)?);
-        let deliveries = Deliveries::new(&config, store.clone(), audit.clone(), signer.clone())?.map(Arc::new);
+        let deliveries =
+            Deliveries::new(&config, store.clone(), audit.clone(), metrics.logout_deliveries.clone(), signer.clone())?
+                .map(Arc::new);
         let planner = Arc::new(ClientPlanner::new(&config.clients));
         let api = match config.api.address()? {
             Some(address) => Some(bind(address).await?),

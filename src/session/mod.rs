@@ -32,7 +32,7 @@ pub async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreErr
         Backend::Redis => {
             let url =
                 config.redis_url.as_deref().ok_or_else(|| StoreError::Backend("store.redis_url is not set".into()))?;
-            Arc::new(redis::RedisStore::connect(url, &config.redis_key_prefix, ttl).await?)
+            Arc::new(redis::RedisStore::connect(url, &config.redis_key_prefix, ttl, config.redis_timeout.0).await?)
         }
     })
 }

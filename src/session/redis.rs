@@ -33,9 +33,6 @@ use super::store::{Cursor, Page, Store, StoreError};
 /// How long an expired session's key outlives its expiry, waiting for a sweeper.
 pub const SESSION_KEY_GRACE: Duration = Duration::from_secs(24 * 3600);
 
-/// How long to wait for the first connection before reporting Redis unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-
 const GUARDED_BATCH: &str = r"
 local cur = redis.call('HGET', KEYS[1], 'v')
 local want = ARGV[1]
@@ -150,13 +147,20 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// Connects to `url`; keys live under `prefix` (so several deployments or tests can share a
-    /// server).
-    pub async fn connect(url: &str, prefix: &str, tombstone_ttl: Duration) -> Result<Self, StoreError> {
+    /// server). `timeout` bounds the first connection, every reconnection and every command: a
+    /// Redis that stops answering yields errors after it, as one that is down does.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        tombstone_ttl: Duration,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(backend)?;
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
             .set_number_of_retries(1);
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, client.get_connection_manager_with_config(config))
+        let conn = tokio::time::timeout(timeout, client.get_connection_manager_with_config(config))
             .await
             .map_err(|_| StoreError::Backend("timed out connecting to Redis".into()))?
             .map_err(backend)?;
