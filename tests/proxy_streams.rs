@@ -1,4 +1,5 @@
-//! What must not be buffered: WebSocket upgrades pass through (bytes both ways after `101`), and
+//! What must not be buffered: WebSocket upgrades pass through (bytes both ways after `101`; an
+//! upgrade request answered otherwise is an ordinary exchange, bound as usual), and
 //! large request and response bodies stream (the far side sees the first chunk before the near side
 //! sends the rest; a buffering proxy would deadlock here and hit the bound).
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 mod common;
 
 use bytes::Bytes;
-use common::client::{connect, Client};
+use common::client::{connect, cookie_of, request, Client, FORM};
 use common::proxy::start;
 use common::upstream::{full, origin, serve, UpstreamBody};
 use http_body_util::{BodyExt, StreamBody};
@@ -69,6 +70,18 @@ async fn a_websocket_upgrade_passes_through() {
         tokio::time::timeout(LIMIT, connected.tls.read_exact(&mut echoed)).await.unwrap().unwrap();
         assert_eq!(echoed, message.to_ascii_uppercase().as_bytes());
     }
+}
+
+#[tokio::test]
+async fn a_login_that_asks_for_an_upgrade_is_still_bound() {
+    let running = start(|_| {}).await;
+    let upgrade = [FORM, ("connection", "upgrade"), ("upgrade", "websocket")];
+    let first = request(&running, Client::Default, "POST", "/login", &upgrade, "username=alice").await;
+    assert_eq!(first.status, 200, "the demo does not switch: {}", first.json);
+    let cookie = cookie_of(&first);
+    let again =
+        request(&running, Client::Default, "POST", "/login", &[FORM, ("cookie", &cookie)], "username=alice").await;
+    assert_eq!(again.json["helloguard"]["reason"], "fingerprint_match", "{}", again.json);
 }
 
 #[tokio::test]

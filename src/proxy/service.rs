@@ -180,9 +180,12 @@ pub async fn handle(
         }
         Err(error) => return upstream_failure(&shared.metrics, &error),
     };
-    if let Some(upgrade) = upgrade {
-        return upgrade.respond(response);
-    }
+    // Only a switch hands the connection over; any other answer to an upgrade request is an
+    // ordinary response (a client cannot skip binding or logout by asking for an upgrade).
+    let response = match upgrade {
+        Some(upgrade) if response.status() == StatusCode::SWITCHING_PROTOCOLS => return upgrade.switch(response),
+        _ => response,
+    };
 
     // 6. respond
     let context = RequestContext {

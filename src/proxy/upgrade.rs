@@ -1,11 +1,12 @@
 //! HTTP/1.1 upgrades (WebSocket and any other `Upgrade:` protocol) passed through: the request keeps
 //! its `Connection: upgrade` and `Upgrade` headers, and when the upstream answers `101 Switching
 //! Protocols` both connections are taken over from hyper and bytes are copied both ways until either
-//! side closes. Everything else about the request (hygiene, fingerprint headers) is as usual.
+//! side closes. Everything else about the request (hygiene, fingerprint headers) is as usual, and
+//! any other answer goes through the usual response phase (binding, logout).
 
 use hyper::header::{HeaderMap, HeaderValue, CONNECTION, UPGRADE};
 use hyper::upgrade::OnUpgrade;
-use hyper::{Response, StatusCode, Version};
+use hyper::{Response, Version};
 use hyper_util::rt::TokioIo;
 
 use super::body::Body;
@@ -35,11 +36,8 @@ impl Requested {
         headers.insert(UPGRADE, self.protocol.clone());
     }
 
-    /// The upstream's answer for the client; on `101`, the two connections are joined.
-    pub fn respond(self, mut response: Response<Body>) -> Response<Body> {
-        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-            return response;
-        }
+    /// The upstream's `101 Switching Protocols` for the client; the two connections are joined.
+    pub fn switch(self, mut response: Response<Body>) -> Response<Body> {
         let upstream = hyper::upgrade::on(&mut response);
         let protocol = response.headers().get(UPGRADE).cloned().unwrap_or(self.protocol);
         remove_hop_by_hop(response.headers_mut());
