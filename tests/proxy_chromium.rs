@@ -63,7 +63,8 @@ fn browse(forwarder: &Forwarder, profile: &Path, url: &str) -> (Value, Vec<Hello
 }
 
 /// The hello of the connection that carried the request `echo` answers (the one with its `ja3`),
-/// after checking that the proxy's other fingerprints of it equal the CLI's too.
+/// after checking that the proxy's other fingerprints of it equal the CLI's too, and that it is the
+/// large post-quantum hello this test is about.
 fn carrier(echo: &Value, hellos: &[Hello]) -> Hello {
     let hello = hellos.iter().find(|h| h.cli["ja3"] == echo["ja3"]);
     let shown: Vec<&Value> = hellos.iter().map(|h| &h.cli["ja3"]).collect();
@@ -75,6 +76,7 @@ fn carrier(echo: &Value, hellos: &[Hello]) -> Hello {
     hello.clone()
 }
 
+/// The figures of one run, for the test's output (`-- --nocapture`).
 fn print_run(label: &str, hello: &Hello, connections: usize) {
     let cli = &hello.cli;
     println!(
