@@ -27,10 +27,10 @@ use common::proxy::start;
 fn schemathesis_available() -> bool {
     let found = Command::new("schemathesis").arg("--version").output().is_ok_and(|o| o.status.success());
     if !found {
-        if std::env::var("HELLOGUARD_REQUIRE_SCHEMATHESIS").as_deref() == Ok("1") {
-            panic!("schemathesis is required (HELLOGUARD_REQUIRE_SCHEMATHESIS=1) but not on PATH");
-        }
-        eprintln!("skipping: schemathesis is not installed (pip install schemathesis)");
+        common::skip_unless_required(
+            "HELLOGUARD_REQUIRE_SCHEMATHESIS",
+            "schemathesis is not on PATH (pip install schemathesis)",
+        );
     }
     found
 }

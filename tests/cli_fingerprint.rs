@@ -1,22 +1,8 @@
 //! `helloguard fingerprint` as a user runs it: real process, stdin/files, exit codes.
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
+use common::binary::run;
 use common::*;
-
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_helloguard"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
 
 fn chrome_example() -> Vec<u8> {
     let extensions = vec![

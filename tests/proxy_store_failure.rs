@@ -29,11 +29,8 @@ impl Redis {
             .spawn();
         let child = match spawned {
             Ok(child) => child,
-            Err(error) if std::env::var("HELLOGUARD_REQUIRE_REDIS").as_deref() == Ok("1") => {
-                panic!("redis-server required: {error}")
-            }
             Err(error) => {
-                eprintln!("skipping: cannot run redis-server: {error}");
+                common::skip_unless_required("HELLOGUARD_REQUIRE_REDIS", &format!("cannot run redis-server: {error}"));
                 return None;
             }
         };

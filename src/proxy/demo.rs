@@ -2,7 +2,10 @@
 //!
 //! - `GET /`: an HTML page showing the visitor's fingerprints, session and last decision.
 //! - `GET /whoami`: JSON echo of the helloguard headers the demo received.
-//! - `POST /login` (form `username`): sets the session cookie, reports the user id.
+//! - `POST /login` (form `username`): sets the session cookie, reports the user id. The cookie is
+//!   persistent (`Max-Age` = `[session] absolute_timeout`), like a hosted login service's: a browser
+//!   that restarts is still logged in, which is when it opens new TLS connections with a new
+//!   ClientHello. (A browser drops a session cookie, one without `Max-Age`, when it exits.)
 //! - `POST /oauth/token`: `grant_type=password&username=U` issues an access and a refresh token;
 //!   `grant_type=refresh_token&refresh_token=R` rotates them.
 //! - `POST /logout`: expires the session cookie.
@@ -22,11 +25,13 @@ use serde_json::{json, Value};
 
 use super::body::{full, json_response, Body};
 use super::headers::HeaderNames;
+use crate::config::SessionConfig;
 
 /// The demo's state: who is logged in with which cookie, and which refresh tokens are live.
 pub struct Demo {
     names: HeaderNames,
     cookie_name: String,
+    cookie_max_age: u64,
     user_id_header: String,
     sessions: Mutex<HashMap<String, String>>,
     refresh_tokens: Mutex<HashMap<String, String>>,
@@ -34,11 +39,12 @@ pub struct Demo {
 }
 
 impl Demo {
-    pub fn new(names: HeaderNames, cookie_name: &str, user_id_header: &str) -> Self {
+    pub fn new(names: HeaderNames, session: &SessionConfig) -> Self {
         Self {
             names,
-            cookie_name: cookie_name.to_owned(),
-            user_id_header: user_id_header.to_owned(),
+            cookie_name: session.cookie_name.clone(),
+            cookie_max_age: session.absolute_timeout.0.as_secs(),
+            user_id_header: session.user_id_header.clone(),
             sessions: Mutex::new(HashMap::new()),
             refresh_tokens: Mutex::new(HashMap::new()),
             random: SystemRandom::new(),
@@ -92,7 +98,10 @@ impl Demo {
             sessions.insert(cookie.clone(), user.clone());
         }
         let mut response = json_response(StatusCode::OK, &json!({"logged_in": user, "helloguard": echo}));
-        let set_cookie = format!("{}={cookie}; Path=/; HttpOnly; Secure; SameSite=Lax", self.cookie_name);
+        let set_cookie = format!(
+            "{}={cookie}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Lax",
+            self.cookie_name, self.cookie_max_age
+        );
         self.add_header(&mut response, SET_COOKIE.as_str(), &set_cookie);
         self.add_header(&mut response, &self.user_id_header.clone(), &format!("demo|{user}"));
         response

@@ -114,8 +114,7 @@ impl Proxy {
             None => None,
         };
         let names = headers::HeaderNames::new(&config.headers);
-        let demo =
-            Arc::new(demo::Demo::new(names.clone(), &config.session.cookie_name, &config.session.user_id_header));
+        let demo = Arc::new(demo::Demo::new(names.clone(), &config.session));
         let shared = Arc::new(service::Shared {
             upstream: upstream::Upstream::new(&config.server.upstream, demo, config.server.upstream_timeout.0),
             routes: routes::Routes::new(&config.routes),

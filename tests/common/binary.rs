@@ -1,11 +1,37 @@
-//! The real `helloguard serve` process for tests that need a separate process (its memory, its
-//! signals): started with a config file in a temporary data directory, stopped on drop.
+//! The real `helloguard` binary: one-shot commands (`helloguard fingerprint`) with their stdin and
+//! output, and the `serve` process for tests that need a separate process (its memory, its
+//! signals), started with a config file in a temporary data directory, stopped on drop.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use rustls::pki_types::CertificateDer;
+
+/// The binary Cargo built for this test (examples, which have none, fall back to `PATH`).
+fn program() -> &'static str {
+    option_env!("CARGO_BIN_EXE_helloguard").unwrap_or("helloguard")
+}
+
+/// Run `helloguard <args>` to completion with `stdin` as its input.
+pub fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(program())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `helloguard fingerprint` of raw ClientHello records (its stdin form): the printed JSON object.
+pub fn fingerprint(records: &[u8]) -> serde_json::Value {
+    let output = run(&["fingerprint"], records);
+    assert!(output.status.success(), "helloguard fingerprint: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
 
 pub struct Served {
     pub child: Child,
@@ -22,7 +48,7 @@ impl Served {
         let file = dir.path().join("helloguard.toml");
         let audit = dir.path().join("audit.jsonl");
         std::fs::write(&file, with_defaults(config, &audit)).unwrap();
-        let mut child = Command::new(option_env!("CARGO_BIN_EXE_helloguard").unwrap_or("helloguard"))
+        let mut child = Command::new(program())
             .args(["serve", "--config", file.to_str().unwrap(), "--data-dir", dir.path().to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

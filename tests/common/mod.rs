@@ -4,7 +4,9 @@
 pub mod api;
 pub mod binary;
 pub mod capture;
+pub mod chromium;
 pub mod client;
+pub mod forwarder;
 pub mod https;
 pub mod logout;
 pub mod proxy;
@@ -20,11 +22,18 @@ pub fn vectors() -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir);
     }
-    if std::env::var("HELLOGUARD_REQUIRE_VECTORS").as_deref() == Ok("1") {
-        panic!("reference vectors required but {} is missing", dir.display());
-    }
-    eprintln!("skipping: reference vectors not found at {}", dir.display());
+    skip_unless_required("HELLOGUARD_REQUIRE_VECTORS", &format!("reference vectors not found at {}", dir.display()));
     None
+}
+
+/// A prerequisite from outside the crate (the vectors, a tool, a server) is missing: print why, so
+/// the caller can skip its test, or panic when the environment variable `require` is `1`, as
+/// `.ci/run` sets it for everything it installs, so that CI never passes by skipping.
+pub fn skip_unless_required(require: &str, why: &str) {
+    if std::env::var(require).as_deref() == Ok("1") {
+        panic!("{why}, but {require}=1 requires it");
+    }
+    eprintln!("skipping: {why} (set {require}=1 to fail instead)");
 }
 
 /// Read a JSON-lines file of the vectors.
