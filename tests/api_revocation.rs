@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::api::{call, Keys, Target, ALL_SCOPES};
 use common::proxy::{start, Running};
+use helloguard::session::{refresh_token_id, session_id, Timestamp};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -18,7 +19,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 /// A login service: `/login` sets `session=cookie-<n>`, `/oauth/token` issues `refresh-<n>`,
-/// every other path echoes the `Cookie` header. Token requests are counted.
+/// every other path echoes the `Cookie` header. Token requests are counted. Both name the user
+/// `user-1` unless the request carries [`ANONYMOUS`].
 async fn upstream() -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -34,18 +36,18 @@ async fn upstream() -> (SocketAddr, Arc<AtomicUsize>) {
                 async move {
                     let n = issued.fetch_add(1, Ordering::SeqCst);
                     let cookie = request.headers().get("cookie").map(|v| v.to_str().unwrap().to_owned());
-                    let builder = Response::builder().header("content-type", "application/json");
+                    let mut builder = Response::builder().header("content-type", "application/json");
+                    if !request.headers().contains_key(ANONYMOUS.0) {
+                        builder = builder.header("helloguard-user-id", "user-1");
+                    }
                     let response = match request.uri().path() {
                         "/login" => builder
                             .header("set-cookie", format!("session=cookie-{n}; Path=/"))
-                            .header("helloguard-user-id", "user-1")
                             .body(Full::new(Bytes::from("{}"))),
                         "/oauth/token" => {
                             counter.fetch_add(1, Ordering::SeqCst);
                             let body = json!({"refresh_token": format!("refresh-{n}"), "access_token": "a"});
-                            builder
-                                .header("helloguard-user-id", "user-1")
-                                .body(Full::new(Bytes::from(body.to_string())))
+                            builder.body(Full::new(Bytes::from(body.to_string())))
                         }
                         _ => builder.body(Full::new(Bytes::from(json!({"cookie": cookie}).to_string()))),
                     };
@@ -71,6 +73,8 @@ async fn start_before_upstream() -> (Running, Arc<AtomicUsize>, String) {
 }
 
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+/// A request header that makes the upstream name no user (no `helloguard-user-id`).
+const ANONYMOUS: (&str, &str) = ("x-test-anonymous", "1");
 
 #[tokio::test]
 async fn deleted_sessions_lose_their_cookie_and_ended_tokens_are_refused() {
@@ -145,4 +149,44 @@ async fn revoke_ends_the_session_and_the_tokens_issued_on_it() {
     let answer = call(&proxy, "POST", "/oauth/token", None, &[FORM], &exchange(&separate)).await;
     assert_eq!(answer.status, 200, "the token without a session is still alive");
     assert_eq!(token_requests.load(Ordering::SeqCst), before + 1);
+}
+
+#[tokio::test]
+async fn revoke_ends_the_tokens_of_a_session_that_has_no_user() {
+    let (running, token_requests, admin) = start_before_upstream().await;
+    let proxy = Target::proxy(&running);
+    let login = call(&proxy, "POST", "/login", None, &[FORM, ANONYMOUS], "username=alice").await;
+    let cookie = login.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    let session_id = session_id(cookie.split_once('=').unwrap().1);
+    let session_path = format!("/api/v2/sessions/{session_id}");
+    let session = call(&proxy, "GET", &session_path, Some(&admin), &[], "").await;
+    assert_eq!((session.status, &session.json["user_id"]), (200, &serde_json::Value::Null), "{}", session.json);
+
+    // Two tokens issued on the session, neither with a user.
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let headers = [FORM, ANONYMOUS, ("cookie", cookie.as_str())];
+        let issued = call(&proxy, "POST", "/oauth/token", None, &headers, "grant_type=password").await;
+        let token = issued.json["refresh_token"].as_str().unwrap().to_owned();
+        let path = format!("/api/v2/refresh-tokens/{}", refresh_token_id(&token));
+        let record = call(&proxy, "GET", &path, Some(&admin), &[], "").await;
+        assert_eq!(record.status, 200);
+        assert_eq!((&record.json["session_id"], &record.json["user_id"]), (&json!(session_id), &json!(null)));
+        tokens.push((token, path));
+    }
+
+    let answer = call(&proxy, "POST", &format!("{session_path}/revoke"), Some(&admin), &[], "").await;
+    assert_eq!(answer.status, 202);
+    assert_eq!(call(&proxy, "GET", &session_path, Some(&admin), &[], "").await.status, 404);
+    let before = token_requests.load(Ordering::SeqCst);
+    for (token, path) in &tokens {
+        let gone = call(&proxy, "GET", path, Some(&admin), &[], "").await;
+        assert_eq!(gone.error(404, "inexistent_refresh_token"), "The refresh token does not exist.");
+        let stone = running.store.get_tombstone(&refresh_token_id(token), Timestamp::now()).await.unwrap();
+        assert!(stone.is_some(), "an ended token leaves a tombstone");
+        let exchange = format!("grant_type=refresh_token&refresh_token={token}");
+        let refused = call(&proxy, "POST", "/oauth/token", None, &[FORM], &exchange).await;
+        assert_eq!((refused.status, &refused.json["error"]), (400, &json!("invalid_grant")));
+    }
+    assert_eq!(token_requests.load(Ordering::SeqCst), before, "the upstream saw neither exchange");
 }

@@ -1,17 +1,19 @@
 //! Back-channel logout end to end: sessions created by logging in through the running proxy (real
 //! TLS, the demo upstream), ended by each initiator helloguard raises, and the logout tokens
-//! validated by a relying party over HTTPS (see `common::rp`). Also the JWKS endpoint.
+//! validated by a relying party over HTTPS (see `common::rp`); `session-revoked` through the
+//! Management API over HTTPS. Also the JWKS endpoint.
 
 mod common;
 
 use std::time::Duration;
 
+use common::api::{call, Keys, Target};
 use common::https::request;
 use common::logout::{attempts, client, ended, login, logout, start_with_rp, ISSUER};
+use common::proxy::Running;
 use common::rp::Delivery;
 use helloguard::config::ConfigDuration;
-use helloguard::logout::Initiator;
-use helloguard::session::{Metadata, MetadataChange, Timestamp};
+use helloguard::session::Timestamp;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -70,18 +72,26 @@ async fn session_expired_by_the_sweeper_without_metadata_when_not_included() {
     assert_eq!(attempts(&running, &sid, 1).await[0]["initiator"], "session-expired");
 }
 
+/// `DELETE /api/v2/sessions/{sid}` over HTTPS with a token signed by `keys` (configured on the
+/// proxy with [`Keys::configure`]).
+async fn delete_through_the_api(running: &Running, keys: &Keys, sid: &str) {
+    let admin = keys.token("delete:sessions");
+    let answer =
+        call(&Target::proxy(running), "DELETE", &format!("/api/v2/sessions/{sid}"), Some(&admin), &[], "").await;
+    assert_eq!(answer.status, 202, "{}", answer.json);
+}
+
 #[tokio::test]
 async fn session_revoked_with_an_empty_map_has_no_metadata_claim() {
-    let (running, rp) = start_with_rp(|_, _| {}).await;
+    let keys = Keys::generate();
+    let (running, rp) = start_with_rp(|config, _| keys.configure(config)).await;
     let (_cookie, sid) = login(&running, "carol").await;
-    // The Management API's path: PATCH the map empty, then delete the session.
-    running
-        .store
-        .update_session_metadata(&sid, &MetadataChange::Replace(Metadata::new()), Timestamp::now())
-        .await
-        .unwrap();
-    let session = running.store.get_session(&sid).await.unwrap().unwrap();
-    running.shared.sessions.end(&session, Initiator::SessionRevoked, Timestamp::now()).await.unwrap();
+    // Through the Management API: PATCH the map empty, then delete the session.
+    let path = format!("/api/v2/sessions/{sid}");
+    let admin = keys.token("update:sessions");
+    let patched = call(&Target::proxy(&running), "PATCH", &path, Some(&admin), &[], r#"{"session_metadata":{}}"#).await;
+    assert_eq!((patched.status, &patched.json["session_metadata"]), (200, &json!({})), "{}", patched.json);
+    delete_through_the_api(&running, &keys, &sid).await;
     let received = rp.wait_for(WAIT, accepted_for(&sid)).await;
     let claims = received[0].claims.as_ref().unwrap();
     assert!(claims.get("session_metadata").is_none(), "empty map: {claims}");
@@ -91,7 +101,9 @@ async fn session_revoked_with_an_empty_map_has_no_metadata_claim() {
 
 #[tokio::test]
 async fn excluded_initiators_and_clients_outside_the_session_hear_nothing() {
+    let keys = Keys::generate();
     let (running, rp) = start_with_rp(|config, rp| {
+        keys.configure(config);
         config.clients = vec![
             client("demo", &[rp.url("demo")], Some(&["session-revoked"]), true),
             client("other", &[rp.url("other")], None, true),
@@ -106,8 +118,7 @@ async fn excluded_initiators_and_clients_outside_the_session_hear_nothing() {
     assert!(running.store.lease_outbox(far_future, Duration::from_secs(1), 100).await.unwrap().is_empty());
 
     let (_cookie, revoked) = login(&running, "erin").await;
-    let session = running.store.get_session(&revoked).await.unwrap().unwrap();
-    running.shared.sessions.end(&session, Initiator::SessionRevoked, Timestamp::now()).await.unwrap();
+    delete_through_the_api(&running, &keys, &revoked).await;
     let received = rp.wait_for(WAIT, accepted_for(&revoked)).await;
     let paths: Vec<(&str, Option<&str>)> = received.iter().map(|d| (d.path.as_str(), d.sid())).collect();
     assert_eq!(

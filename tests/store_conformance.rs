@@ -70,13 +70,23 @@ impl Fixture {
         let Some((url, prefix)) = self.redis else {
             return;
         };
-        let client = ::redis::Client::open(url).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = ::redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut conn).await.unwrap();
-        if !keys.is_empty() {
-            let _: i64 = ::redis::cmd("DEL").arg(keys).query_async(&mut conn).await.unwrap();
-        }
+        delete_keys(&url, &format!("{prefix}:*")).await;
     }
+}
+
+/// A plain connection to the Redis at `url`, beside the store's.
+async fn raw_redis(url: &str) -> ::redis::aio::MultiplexedConnection {
+    ::redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+/// Deletes the keys matching `pattern`; returns how many there were.
+async fn delete_keys(url: &str, pattern: &str) -> usize {
+    let mut conn = raw_redis(url).await;
+    let keys: Vec<String> = ::redis::cmd("KEYS").arg(pattern).query_async(&mut conn).await.unwrap();
+    if !keys.is_empty() {
+        let _: i64 = ::redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+    }
+    keys.len()
 }
 
 async fn run<F, Fut>(backend: Backend, test: &str, body: F)
@@ -378,6 +388,58 @@ async fn refresh_token_rotation_and_end(store: Arc<dyn Store>) {
     assert_eq!(store.get_tombstone("rt_old", later).await.unwrap(), None);
 }
 
+/// The ids `session_refresh_token_ids` answers for `session`, sorted.
+async fn linked(store: &dyn Store, session: &str, at: Timestamp) -> Vec<String> {
+    let mut ids = store.session_refresh_token_ids(session, at, 100).await.unwrap();
+    ids.sort();
+    ids
+}
+
+/// What a session revoke ends: the live, non-retired tokens of the session, whatever their user.
+async fn tokens_of_a_session(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let on = |id: &str, user: Option<&str>, session: Option<&str>| {
+        let mut t = token(id, user, now);
+        t.session_id = session.map(Into::into);
+        t
+    };
+    for t in [
+        on("rt_anon1", None, Some("ses_1")),
+        on("rt_anon2", None, Some("ses_1")),
+        on("rt_user", Some("u1"), Some("ses_1")),
+        on("rt_other", None, Some("ses_2")),
+        on("rt_free", Some("u1"), None),
+    ] {
+        store.create_refresh_token(&t).await.unwrap();
+    }
+    assert_eq!(linked(&*store, "ses_1", now).await, ["rt_anon1", "rt_anon2", "rt_user"], "no user needed");
+    assert_eq!(linked(&*store, "ses_2", now).await, ["rt_other"], "other sessions' tokens are not returned");
+    assert_eq!(linked(&*store, "ses_none", now).await, Vec::<String>::new());
+    assert_eq!(store.session_refresh_token_ids("ses_1", now, 2).await.unwrap().len(), 2, "limit is honoured");
+
+    // Rotation: the successor keeps the session, the retired token is no longer returned.
+    let later = now.plus(Duration::from_secs(60));
+    let old = store.get_refresh_token("rt_anon1").await.unwrap().unwrap();
+    let successor = old.record.successor("rt_anon1b".into(), later, Lifetimes::default(), Device::default());
+    store.rotate_refresh_token("rt_anon1", old.version, later, &successor).await.unwrap();
+    assert_eq!(linked(&*store, "ses_1", later).await, ["rt_anon1b", "rt_anon2", "rt_user"]);
+    assert!(store.get_refresh_token("rt_anon1").await.unwrap().unwrap().record.is_retired());
+
+    // An exchange (version-checked write) keeps the link; an ended token is gone.
+    let mut used = store.get_refresh_token("rt_anon2").await.unwrap().unwrap();
+    used.record.exchanged(later, Lifetimes::default());
+    store.put_refresh_token(&used.record, used.version).await.unwrap();
+    assert!(store.end_refresh_token("rt_user", later).await.unwrap());
+    assert_eq!(linked(&*store, "ses_1", later).await, ["rt_anon1b", "rt_anon2"]);
+
+    // Expired tokens are not live; once the sweeper removed them they stay gone.
+    let expired_at = now.plus(Duration::from_secs(31 * 24 * 3600));
+    assert_eq!(linked(&*store, "ses_1", expired_at).await, Vec::<String>::new());
+    assert_eq!(store.sweep_refresh_tokens(expired_at, 10).await.unwrap().len(), 5);
+    assert_eq!(linked(&*store, "ses_1", later).await, Vec::<String>::new());
+    assert_eq!(linked(&*store, "ses_2", later).await, Vec::<String>::new());
+}
+
 /// Many tasks merge into one session at once: every acknowledged write is in the final map.
 async fn concurrent_merges_lose_nothing(store: Arc<dyn Store>) {
     const TASKS: usize = 24;
@@ -443,6 +505,38 @@ async fn stale_writers_get_typed_errors(store: Arc<dyn Store>) {
     assert_eq!(stored.record.session_metadata.get("writer"), Some(winners[0].0.to_string().as_str()));
 }
 
+/// Redis data from before the by-session index (no `P:ts:` sets, no `P:layout`): the next
+/// connect indexes the stored tokens. A session's set expires with its latest token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_connect_indexes_tokens_stored_before_the_by_session_index() {
+    let Some(fixture) = Fixture::open(Backend::Redis, "layout_upgrade").await else {
+        return;
+    };
+    let (url, prefix) = fixture.redis.clone().unwrap();
+    let now = Timestamp::now();
+    let hour = Duration::from_secs(3600);
+    for (id, session, at) in [("rt_1", "ses_1", now), ("rt_2", "ses_1", now.plus(hour)), ("rt_3", "ses_2", now)] {
+        let mut t = token(id, None, at);
+        t.session_id = Some(session.into());
+        fixture.store.create_refresh_token(&t).await.unwrap();
+    }
+    let mut conn = raw_redis(&url).await;
+    let pttl: i64 = ::redis::cmd("PTTL").arg(format!("{prefix}:ts:ses_1")).query_async(&mut conn).await.unwrap();
+    let idle = Lifetimes::default().idle.as_millis() as i64;
+    assert!(pttl > idle && pttl <= idle + 3_600_000, "expires with rt_2, the latest: {pttl} ms");
+
+    assert_eq!(delete_keys(&url, &format!("{prefix}:ts:*")).await, 2);
+    assert_eq!(delete_keys(&url, &format!("{prefix}:layout")).await, 1);
+    assert_eq!(linked(&*fixture.store, "ses_1", now).await, Vec::<String>::new(), "the index is gone");
+    let reconnected =
+        RedisStore::connect(&url, &prefix, TOMBSTONE_TTL, StoreConfig::default().redis_timeout.0).await.unwrap();
+    assert_eq!(linked(&reconnected, "ses_1", now).await, ["rt_1", "rt_2"]);
+    assert_eq!(linked(&reconnected, "ses_2", now).await, ["rt_3"]);
+    let layout: Option<u64> = ::redis::cmd("GET").arg(format!("{prefix}:layout")).query_async(&mut conn).await.unwrap();
+    assert_eq!(layout, Some(2));
+    fixture.cleanup().await;
+}
+
 macro_rules! conformance {
     ($($test:ident),+ $(,)?) => {
         mod memory {
@@ -467,6 +561,7 @@ conformance!(
     list_by_user_pages_in_order,
     sweep_ends_expired_sessions,
     refresh_token_rotation_and_end,
+    tokens_of_a_session,
     concurrent_merges_lose_nothing,
     stale_writers_get_typed_errors,
 );

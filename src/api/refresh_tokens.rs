@@ -8,9 +8,7 @@
 use super::errors::ApiError;
 use super::routes::{Paging, MAX_TAKE};
 use super::{internal, page_body, Backend, Reply};
-use crate::session::{
-    Cursor, Metadata, MetadataChange, RecordKind, RefreshToken, Session, StoreError, Timestamp, Versioned,
-};
+use crate::session::{Metadata, MetadataChange, RecordKind, RefreshToken, StoreError, Timestamp, Versioned};
 
 pub async fn get(backend: &Backend<'_>, id: &str, now: Timestamp) -> Result<Reply, ApiError> {
     Ok(Reply::ok(&live(backend, id, now).await?.record))
@@ -39,21 +37,20 @@ pub async fn list(backend: &Backend<'_>, user_id: &str, paging: Paging, now: Tim
     Ok(Reply::ok(&page_body("tokens", page)))
 }
 
-/// Ends every live token whose `session_id` is this session's. The store indexes tokens by user,
-/// so they are found among the tokens of the session's user.
-pub async fn end_all_of_session(backend: &Backend<'_>, session: &Session, now: Timestamp) -> Result<(), ApiError> {
-    let Some(user_id) = session.user_id.as_deref() else {
-        return Ok(());
-    };
-    let mut after: Option<Cursor> = None;
+/// Ends every live token whose `session_id` is `session_id`, whatever its user (a session the
+/// upstream named no user for has tokens too), through the store's by-session index. Ending a
+/// token takes it out of the index, so each round asks again, until a round ends none.
+pub async fn end_all_of_session(backend: &Backend<'_>, session_id: &str, now: Timestamp) -> Result<(), ApiError> {
     loop {
-        let page = backend.store.list_refresh_tokens(user_id, after.as_ref(), MAX_TAKE, now).await.map_err(internal)?;
-        for token in page.items.iter().filter(|t| t.session_id.as_deref() == Some(session.id.as_str())) {
-            backend.store.end_refresh_token(&token.id, now).await.map_err(internal)?;
+        let ids = backend.store.session_refresh_token_ids(session_id, now, MAX_TAKE).await.map_err(internal)?;
+        let mut ended = 0_usize;
+        for id in &ids {
+            if backend.store.end_refresh_token(id, now).await.map_err(internal)? {
+                ended += 1;
+            }
         }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(()),
+        if ended == 0 {
+            return Ok(());
         }
     }
 }

@@ -36,9 +36,10 @@ pub async fn delete(backend: &Backend<'_>, id: &str, now: Timestamp) -> Result<R
 /// Ends the session's live refresh tokens, then the session. Tokens go first so that a failure
 /// half-way leaves the session in place and the revoke can simply be repeated.
 pub async fn revoke(backend: &Backend<'_>, id: &str, now: Timestamp) -> Result<Reply, ApiError> {
-    let session = backend.store.get_session(id).await.map_err(internal)?;
-    let session = session.ok_or(ApiError::Inexistent(RecordKind::Session))?;
-    super::refresh_tokens::end_all_of_session(backend, &session.record, now).await?;
+    if backend.store.get_session(id).await.map_err(internal)?.is_none() {
+        return Err(ApiError::Inexistent(RecordKind::Session));
+    }
+    super::refresh_tokens::end_all_of_session(backend, id, now).await?;
     end(backend, id, now).await?;
     Ok(Reply::Accepted)
 }

@@ -10,6 +10,13 @@
 //!
 //! Reads run on the caller's thread in a redb read transaction (MVCC: they never wait for the
 //! writer).
+//!
+//! **Layout versions.** The `meta` table's `layout` entry says which indexes the file has.
+//! Layout 2 added `refresh_tokens_by_session` (the tokens a session revoke ends). A file without
+//! the entry was written before it: [`EmbeddedStore::open`] builds the index from the tokens in
+//! one transaction and marks the file, so older files open with nothing lost. A binary older
+//! than layout 2 would write tokens without the index: do not go back to one on a file that a
+//! newer one opened (or delete the `layout` entry first, and the next open rebuilds the index).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -17,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -37,11 +44,18 @@ const SESSION_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("s
 const TOKENS: TableDefinition<&str, Bytes> = TableDefinition::new("refresh_tokens");
 const TOKENS_BY_USER: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("refresh_tokens_by_user");
 const TOKEN_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("refresh_token_expiry");
+/// `(session_id, token id)` of every token that [`Record::linked_session`] links to a session.
+const TOKENS_BY_SESSION: TableDefinition<(&str, &str), ()> = TableDefinition::new("refresh_tokens_by_session");
 const TOMBSTONES: TableDefinition<&str, Bytes> = TableDefinition::new("tombstones");
 const TOMBSTONE_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("tombstone_expiry");
 const OUTBOX: TableDefinition<u64, Bytes> = TableDefinition::new("outbox");
 const OUTBOX_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("outbox_due");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The `meta` key holding the layout version, and the version this code writes.
+const LAYOUT_KEY: &str = "layout";
+const LAYOUT: u64 = 2;
 
 /// Up to this many queued jobs share one transaction.
 const MAX_BATCH: usize = 512;
@@ -98,6 +112,9 @@ fn write_record<T: Tables>(
     if let Some((user, created)) = next.listed_under() {
         tx.open_table(T::BY_USER).map_err(backend)?.insert((user, created, next.id()), ()).map_err(backend)?;
     }
+    if let Some(session) = next.linked_session() {
+        tx.open_table(TOKENS_BY_SESSION).map_err(backend)?.insert((session, next.id()), ()).map_err(backend)?;
+    }
     tx.open_table(T::EXPIRY).map_err(backend)?.insert((next.expires().millis(), next.id()), ()).map_err(backend)?;
     Ok(())
 }
@@ -106,6 +123,9 @@ fn unindex<T: Tables>(tx: &WriteTransaction, previous: Option<&T>) -> Result<(),
     let Some(prev) = previous else { return Ok(()) };
     if let Some((user, created)) = prev.listed_under() {
         tx.open_table(T::BY_USER).map_err(backend)?.remove((user, created, prev.id())).map_err(backend)?;
+    }
+    if let Some(session) = prev.linked_session() {
+        tx.open_table(TOKENS_BY_SESSION).map_err(backend)?.remove((session, prev.id())).map_err(backend)?;
     }
     tx.open_table(T::EXPIRY).map_err(backend)?.remove((prev.expires().millis(), prev.id())).map_err(backend)?;
     Ok(())
@@ -171,6 +191,36 @@ fn next_outbox_id(tx: &WriteTransaction) -> Result<u64, StoreError> {
     Ok(next)
 }
 
+// --- layout upgrades ---------------------------------------------------------------------------
+
+/// Brings a file written by an older layout up to [`LAYOUT`] in one durable transaction; a file
+/// already there is left untouched.
+fn upgrade_layout(db: &Database) -> Result<(), StoreError> {
+    let tx = db.begin_write().map_err(backend)?;
+    let layout = tx.open_table(META).map_err(backend)?.get(LAYOUT_KEY).map_err(backend)?.map(|v| v.value());
+    if layout.is_some_and(|v| v >= LAYOUT) {
+        return tx.abort().map_err(backend);
+    }
+    rebuild_tokens_by_session(&tx)?;
+    tx.open_table(META).map_err(backend)?.insert(LAYOUT_KEY, LAYOUT).map_err(backend)?;
+    tx.commit().map_err(backend)
+}
+
+/// Layout 1 → 2: the by-session index, from scratch, out of the token records.
+fn rebuild_tokens_by_session(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.delete_table(TOKENS_BY_SESSION).map_err(backend)?;
+    let tokens = tx.open_table(TOKENS).map_err(backend)?;
+    let mut index = tx.open_table(TOKENS_BY_SESSION).map_err(backend)?;
+    for entry in tokens.iter().map_err(backend)? {
+        let (_, bytes) = entry.map_err(backend)?;
+        let token: Versioned<RefreshToken> = decode(bytes.value())?;
+        if let Some(session) = token.record.linked_session() {
+            index.insert((session, token.record.id.as_str()), ()).map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
 // --- read-side helpers ---------------------------------------------------------------------------
 
 fn read_tx(db: &Database) -> Result<ReadTransaction, StoreError> {
@@ -178,12 +228,21 @@ fn read_tx(db: &Database) -> Result<ReadTransaction, StoreError> {
 }
 
 /// `Ok(None)` for a table that was never written (fresh file).
+fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
+    tx: &ReadTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<Option<ReadOnlyTable<K, V>>, StoreError> {
+    match tx.open_table(table) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(backend(e)),
+    }
+}
+
 fn get_versioned<T: Tables>(db: &Database, id: &str) -> Result<Option<Versioned<T>>, StoreError> {
     let tx = read_tx(db)?;
-    let table = match tx.open_table(T::TABLE) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(backend(e)),
+    let Some(table) = open_read(&tx, T::TABLE)? else {
+        return Ok(None);
     };
     let found = table.get(id).map_err(backend)?;
     found.map(|v| decode(v.value())).transpose()
@@ -197,12 +256,8 @@ fn list_by_user<T: Tables>(
     live: impl Fn(&T) -> bool,
 ) -> Result<Page<T>, StoreError> {
     let tx = read_tx(db)?;
-    let (index, records) = match (tx.open_table(T::BY_USER), tx.open_table(T::TABLE)) {
-        (Ok(i), Ok(r)) => (i, r),
-        (Err(redb::TableError::TableDoesNotExist(_)), _) | (_, Err(redb::TableError::TableDoesNotExist(_))) => {
-            return Ok(Page { items: Vec::new(), next: None })
-        }
-        (Err(e), _) | (_, Err(e)) => return Err(backend(e)),
+    let (Some(index), Some(records)) = (open_read(&tx, T::BY_USER)?, open_read(&tx, T::TABLE)?) else {
+        return Ok(Page { items: Vec::new(), next: None });
     };
     let range = match after {
         Some(c) => index.range((user, c.created_at, c.id.as_str())..),
@@ -236,12 +291,36 @@ fn list_by_user<T: Tables>(
     }))
 }
 
+fn session_token_ids(db: &Database, session_id: &str, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
+    let tx = read_tx(db)?;
+    let (Some(index), Some(records)) = (open_read(&tx, TOKENS_BY_SESSION)?, open_read(&tx, TOKENS)?) else {
+        return Ok(Vec::new());
+    };
+    let mut ids = Vec::new();
+    for entry in index.range((session_id, "")..).map_err(backend)? {
+        if ids.len() >= limit {
+            break;
+        }
+        let (key, _) = entry.map_err(backend)?;
+        let (session, id) = key.value();
+        if session != session_id {
+            break;
+        }
+        let Some(bytes) = records.get(id).map_err(backend)? else {
+            continue;
+        };
+        let token: Versioned<RefreshToken> = decode(bytes.value())?;
+        if !token.record.is_expired(now) {
+            ids.push(id.to_owned());
+        }
+    }
+    Ok(ids)
+}
+
 fn expired_ids<T: Tables>(db: &Database, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
     let tx = read_tx(db)?;
-    let index = match tx.open_table(T::EXPIRY) {
-        Ok(i) => i,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(backend(e)),
+    let Some(index) = open_read(&tx, T::EXPIRY)? else {
+        return Ok(Vec::new());
     };
     let mut ids = Vec::new();
     for entry in index.range((i64::MIN, "")..=(now.millis(), "\u{10FFFF}")).map_err(backend)? {
@@ -323,6 +402,7 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::Backend(format!("create data directory {}: {e}", data_dir.display())))?;
         let path = data_dir.join(FILE_NAME);
         let db = Arc::new(Database::create(&path).map_err(backend)?);
+        upgrade_layout(&db)?;
         let (sender, receiver) = mpsc::channel::<Job>();
         let writer_db = Arc::clone(&db);
         let writer = std::thread::Builder::new()
@@ -505,12 +585,19 @@ impl Store for EmbeddedStore {
         expired_ids::<RefreshToken>(&self.db, now, limit)
     }
 
+    async fn session_refresh_token_ids(
+        &self,
+        session_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        session_token_ids(&self.db, session_id, now, limit)
+    }
+
     async fn get_tombstone(&self, id: &str, now: Timestamp) -> Result<Option<Tombstone>, StoreError> {
         let tx = read_tx(&self.db)?;
-        let table = match tx.open_table(TOMBSTONES) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(backend(e)),
+        let Some(table) = open_read(&tx, TOMBSTONES)? else {
+            return Ok(None);
         };
         let found = table.get(id).map_err(backend)?;
         let stone: Option<Tombstone> = found.map(|v| decode(v.value())).transpose()?;
@@ -613,5 +700,58 @@ impl Store for EmbeddedStore {
             put_outbox_in(tx, id, &entry, Some(previous_due))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::records::{Device, Lifetimes};
+
+    const TTL: Duration = Duration::from_secs(600);
+
+    fn token(id: &str, session: Option<&str>, now: Timestamp) -> RefreshToken {
+        let mut t = RefreshToken::new(id.into(), now, Lifetimes::default(), Device::default());
+        t.session_id = session.map(Into::into);
+        t
+    }
+
+    async fn linked(store: &EmbeddedStore, session: &str, now: Timestamp) -> Vec<String> {
+        let mut ids = store.session_refresh_token_ids(session, now, 10).await.unwrap();
+        ids.sort();
+        ids
+    }
+
+    /// A file from before layout 2 (tokens, no by-session index, no layout entry) opens with the
+    /// index built from its tokens, retired ones left out.
+    #[tokio::test]
+    async fn a_file_without_the_by_session_index_gets_it_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Timestamp::now();
+        {
+            let store = EmbeddedStore::open(dir.path(), TTL).unwrap();
+            for (id, session) in
+                [("rt_a", Some("ses_1")), ("rt_b", Some("ses_1")), ("rt_c", Some("ses_2")), ("rt_d", None)]
+            {
+                store.create_refresh_token(&token(id, session, now)).await.unwrap();
+            }
+            let successor = token("rt_b2", Some("ses_1"), now);
+            store.rotate_refresh_token("rt_b", 1, now, &successor).await.unwrap();
+            assert_eq!(linked(&store, "ses_1", now).await, ["rt_a", "rt_b2"]);
+        }
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let tx = db.begin_write().unwrap();
+            assert!(tx.delete_table(TOKENS_BY_SESSION).unwrap());
+            assert_eq!(tx.open_table(META).unwrap().remove(LAYOUT_KEY).unwrap().map(|v| v.value()), Some(LAYOUT));
+            tx.commit().unwrap();
+            assert_eq!(session_token_ids(&db, "ses_1", now, 10).unwrap(), Vec::<String>::new(), "the index is gone");
+        }
+        let store = EmbeddedStore::open(dir.path(), TTL).unwrap();
+        assert_eq!(linked(&store, "ses_1", now).await, ["rt_a", "rt_b2"]);
+        assert_eq!(linked(&store, "ses_2", now).await, ["rt_c"]);
+        // Kept up from then on.
+        assert!(store.end_refresh_token("rt_a", now).await.unwrap());
+        assert_eq!(linked(&store, "ses_1", now).await, ["rt_b2"]);
     }
 }

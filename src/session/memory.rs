@@ -15,7 +15,7 @@ use dashmap::DashMap;
 
 use super::metadata::RecordKind;
 use super::outbox::{Leased, OutboxEntry};
-use super::records::{RefreshToken, Session, Timestamp, Tombstone, Versioned};
+use super::records::{Record, RefreshToken, Session, Timestamp, Tombstone, Versioned};
 use super::store::{Cursor, Page, Store, StoreError};
 
 pub struct MemoryStore {
@@ -237,6 +237,22 @@ impl Store for MemoryStore {
             .tokens
             .iter()
             .filter(|e| e.value().record.is_expired(now))
+            .map(|e| e.key().clone())
+            .take(limit)
+            .collect())
+    }
+
+    /// A full scan, like the by-user listings: fine for a test backend.
+    async fn session_refresh_token_ids(
+        &self,
+        session_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .tokens
+            .iter()
+            .filter(|e| e.value().record.linked_session() == Some(session_id) && !e.value().record.is_expired(now))
             .map(|e| e.key().clone())
             .take(limit)
             .collect())

@@ -271,6 +271,10 @@ pub trait Record: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync 
     /// `(user_id, created_at millis)` when the record appears in by-user listings: it has a user
     /// and, for a refresh token, is not retired (a retired token disappears from the API, §1).
     fn listed_under(&self) -> Option<(&str, i64)>;
+    /// The session whose revoke ends this record (§6.2), for the by-session index: a refresh
+    /// token's `session_id` while it is not retired (a retired token is no longer live, §1).
+    /// Sessions link to none.
+    fn linked_session(&self) -> Option<&str>;
     /// When the record expires (idle or absolute, whichever is first).
     fn expires(&self) -> Timestamp;
 }
@@ -282,6 +286,9 @@ impl Record for Session {
     }
     fn listed_under(&self) -> Option<(&str, i64)> {
         self.user_id.as_deref().map(|u| (u, self.created_at.millis()))
+    }
+    fn linked_session(&self) -> Option<&str> {
+        None
     }
     fn expires(&self) -> Timestamp {
         self.ends_at()
@@ -298,6 +305,9 @@ impl Record for RefreshToken {
             (Some(u), None) => Some((u.as_str(), self.created_at.millis())),
             _ => None,
         }
+    }
+    fn linked_session(&self) -> Option<&str> {
+        self.session_id.as_deref().filter(|_| self.retired_at.is_none())
     }
     fn expires(&self) -> Timestamp {
         self.ends_at()

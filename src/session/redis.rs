@@ -11,13 +11,22 @@
 //! **Keys** (all under the configured prefix `P`): `P:s:<id>` / `P:t:<id>` hashes `{v, d}`
 //! (version, record JSON); `P:su:<user>` / `P:tu:<user>` sorted sets of `<created_at 20
 //! digits>:<id>` (all score 0, so lexical order = `created_at`, then `id`); `P:sx` / `P:tx`
-//! sorted sets of ids by expiry; `P:tomb:<id>`; `P:ob:<n>` outbox entries, `P:obq` their due
-//! times, `P:obid` the id counter.
+//! sorted sets of ids by expiry; `P:ts:<session id>` the ids of the live, non-retired tokens
+//! linked to a session (what a revoke ends), scored by their expiry; `P:tomb:<id>`; `P:ob:<n>`
+//! outbox entries, `P:obq` their due times, `P:obid` the id counter; `P:layout` the key layout's
+//! version.
 //!
 //! **TTLs follow lifetimes.** A refresh token's key expires at its expiry (expired tokens vanish
 //! silently, §7). A session's key expires [`SESSION_KEY_GRACE`] after its expiry: the sweeper
 //! must still read an expired session to end it with a back-channel logout, and the grace only
-//! matters when no proxy swept for that long. A tombstone expires with its TTL.
+//! matters when no proxy swept for that long. A tombstone expires with its TTL. A `P:ts:` set
+//! expires with its latest-expiring member (the script sets that after every batch touching it),
+//! so the set of a session whose tokens all vanished by TTL does not linger.
+//!
+//! **Layout 2** added `P:ts:`. [`RedisStore::connect`] finds `P:layout` missing on data written
+//! before it and indexes every stored token, then sets it. Proxies of an older version write
+//! tokens without the index: upgrade every proxy sharing a prefix, then delete `P:layout` if older
+//! ones ran after the first upgraded one started, and the next connect indexes again.
 
 use std::time::Duration;
 
@@ -33,6 +42,14 @@ use super::store::{Cursor, Page, Store, StoreError};
 /// How long an expired session's key outlives its expiry, waiting for a sweeper.
 pub const SESSION_KEY_GRACE: Duration = Duration::from_secs(24 * 3600);
 
+/// The key layout this code writes (see the module docs).
+const LAYOUT: u64 = 2;
+
+/// Keys one `SCAN` step asks for while upgrading the layout.
+const SCAN_COUNT: usize = 1000;
+
+/// `KEYS[1]`: the guarded hash. `KEYS[2..]`: sorted sets whose key is to expire at their highest
+/// score once the batch ran.
 const GUARDED_BATCH: &str = r"
 local cur = redis.call('HGET', KEYS[1], 'v')
 local want = ARGV[1]
@@ -49,6 +66,10 @@ while i <= #ARGV do
   local n = tonumber(ARGV[i])
   redis.call(unpack(ARGV, i + 1, i + n))
   i = i + n + 1
+end
+for k = 2, #KEYS do
+  local top = redis.call('ZRANGE', KEYS[k], -1, -1, 'WITHSCORES')
+  if top[2] then redis.call('PEXPIREAT', KEYS[k], string.format('%d', tonumber(top[2]))) end
 end
 return 1
 ";
@@ -88,14 +109,18 @@ enum Guard {
     Version(u64),
 }
 
-/// Commands to run atomically after the guard passes.
+/// Commands to run atomically after the guard passes, and the sorted sets whose key then expires
+/// with their latest member.
 #[derive(Default)]
-struct Batch(Vec<String>);
+struct Batch {
+    args: Vec<String>,
+    expire_at_top: Vec<String>,
+}
 
 impl Batch {
     fn cmd<const N: usize>(&mut self, parts: [&str; N]) -> &mut Self {
-        self.0.push(N.to_string());
-        self.0.extend(parts.iter().map(|p| (*p).to_owned()));
+        self.args.push(N.to_string());
+        self.args.extend(parts.iter().map(|p| (*p).to_owned()));
         self
     }
 }
@@ -132,6 +157,18 @@ fn user_member(created_at: i64, id: &str) -> String {
     format!("{:020}:{id}", created_at.max(0))
 }
 
+/// `text` with the `SCAN MATCH` glob characters escaped, so a prefix matches only itself.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn parse_member(member: &str) -> Option<Cursor> {
     let (created, id) = member.split_once(':')?;
     Some(Cursor { created_at: created.parse().ok()?, id: id.to_owned() })
@@ -164,13 +201,68 @@ impl RedisStore {
             .await
             .map_err(|_| StoreError::Backend("timed out connecting to Redis".into()))?
             .map_err(backend)?;
-        Ok(Self {
+        let store = Self {
             conn,
             prefix: prefix.to_owned(),
             tombstone_ttl,
             guarded: Script::new(GUARDED_BATCH),
             lease: Script::new(LEASE),
-        })
+        };
+        store.upgrade_layout().await?;
+        Ok(store)
+    }
+
+    /// Layout 1 → 2: links every stored token to its session's `P:ts:` set, then records the
+    /// layout. Idempotent, so proxies starting together may all run it.
+    async fn upgrade_layout(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let layout: Option<u64> = conn.get(self.single("layout")).await.map_err(backend)?;
+        if layout.is_some_and(|v| v >= LAYOUT) {
+            return Ok(());
+        }
+        let records = self.record_key::<RefreshToken>("");
+        let pattern = format!("{}*", glob_escape(&records));
+        let mut cursor = 0_u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .query_async(&mut conn)
+                .await
+                .map_err(backend)?;
+            for id in keys.iter().filter_map(|k| k.strip_prefix(&records)) {
+                self.link_stored_token(id).await?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let _: () = conn.set(self.single("layout"), LAYOUT).await.map_err(backend)?;
+        Ok(())
+    }
+
+    /// Adds a stored token to its session's set, unless it changed meanwhile (then again).
+    async fn link_stored_token(&self, id: &str) -> Result<(), StoreError> {
+        loop {
+            let Some(current) = self.get::<RefreshToken>(id).await? else {
+                return Ok(());
+            };
+            let mut batch = Batch::default();
+            self.link(&mut batch, &current.record);
+            if batch.args.is_empty() {
+                return Ok(());
+            }
+            let key = self.record_key::<RefreshToken>(id);
+            match self.guarded(&key, Guard::Version(current.version), &batch, RecordKind::RefreshToken).await {
+                Ok(()) | Err(StoreError::NotFound(_)) => return Ok(()),
+                Err(StoreError::Stale { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn key(&self, tag: &str, rest: &str) -> String {
@@ -193,12 +285,15 @@ impl RedisStore {
     /// Runs `batch` if `guard` holds for the hash at `key`.
     async fn guarded(&self, key: &str, guard: Guard, batch: &Batch, kind: RecordKind) -> Result<(), StoreError> {
         let mut invocation = self.guarded.key(key);
+        for set in &batch.expire_at_top {
+            invocation.key(set);
+        }
         match guard {
             Guard::Absent => invocation.arg("absent"),
             Guard::Present => invocation.arg("present"),
             Guard::Version(v) => invocation.arg(v.to_string()),
         };
-        for arg in &batch.0 {
+        for arg in &batch.args {
             invocation.arg(arg);
         }
         let mut conn = self.conn.clone();
@@ -244,7 +339,16 @@ impl RedisStore {
             batch.cmd(["ZADD", &self.key(T::USER_TAG, user), "0", &user_member(created, next.id())]);
         }
         batch.cmd(["ZADD", &self.expiry_key::<T>(), &next.expires().millis().to_string(), next.id()]);
+        self.link(batch, next);
         Ok(())
+    }
+
+    /// Adds `record` to the set of the session it is linked to, scored by when its key expires.
+    fn link<T: Keys>(&self, batch: &mut Batch, record: &T) {
+        let Some(session) = record.linked_session() else { return };
+        let set = self.key("ts", session);
+        batch.cmd(["ZADD", &set, &record.key_expires().millis().to_string(), record.id()]);
+        batch.expire_at_top.push(set);
     }
 
     fn unindex<T: Keys>(&self, batch: &mut Batch, previous: Option<&T>) {
@@ -253,6 +357,9 @@ impl RedisStore {
             batch.cmd(["ZREM", &self.key(T::USER_TAG, user), &user_member(created, prev.id())]);
         }
         batch.cmd(["ZREM", &self.expiry_key::<T>(), prev.id()]);
+        if let Some(session) = prev.linked_session() {
+            batch.cmd(["ZREM", &self.key("ts", session), prev.id()]);
+        }
     }
 
     fn remove_record<T: Keys>(&self, batch: &mut Batch, record: &T) {
@@ -504,6 +611,38 @@ impl Store for RedisStore {
         self.expired::<RefreshToken>(now, limit).await
     }
 
+    async fn session_refresh_token_ids(
+        &self,
+        session_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let set = self.key("ts", session_id);
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn
+            .zrangebyscore_limit(
+                &set,
+                format!("({}", now.millis()),
+                "+inf",
+                0,
+                isize::try_from(limit).unwrap_or(isize::MAX),
+            )
+            .await
+            .map_err(backend)?;
+        let mut live = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.get::<RefreshToken>(&id).await? {
+                Some(t) if t.record.linked_session() == Some(session_id) && !t.record.is_expired(now) => live.push(id),
+                Some(_) => {}
+                // Gone without the set hearing of it (written by an older layout): forget it.
+                None => {
+                    let _: i64 = conn.zrem(&set, &id).await.map_err(backend)?;
+                }
+            }
+        }
+        Ok(live)
+    }
+
     async fn get_tombstone(&self, id: &str, now: Timestamp) -> Result<Option<Tombstone>, StoreError> {
         let mut conn = self.conn.clone();
         let data: Option<String> = conn.get(self.key("tomb", id)).await.map_err(backend)?;
@@ -569,5 +708,16 @@ impl Store for RedisStore {
             Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_escape;
+
+    #[test]
+    fn glob_characters_of_a_prefix_are_escaped() {
+        assert_eq!(glob_escape("helloguard:t:"), "helloguard:t:");
+        assert_eq!(glob_escape(r"a*b?c[d]e\f"), r"a\*b\?c\[d\]e\\f");
     }
 }

@@ -167,6 +167,16 @@ pub trait Store: Send + Sync {
         now: Timestamp,
     ) -> Result<Page<RefreshToken>, StoreError>;
     async fn expired_refresh_token_ids(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Ids of up to `limit` live (not expired at `now`), non-retired tokens whose `session_id` is
+    /// `session_id`, whatever their `user_id`, in no particular order: what a session revoke ends
+    /// (§6.2). Backed by a by-session index that every token write keeps in its own transaction,
+    /// so ending the returned tokens and asking again eventually answers fewer than `limit`.
+    async fn session_refresh_token_ids(
+        &self,
+        session_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
 
     // --- tombstones -------------------------------------------------------------------------
     /// The tombstone of an ended session or token, if still within its TTL.
