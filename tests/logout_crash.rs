@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::https::request;
+use common::client::request_at;
 use common::logout::{login_at, logout_at, ISSUER};
 use common::rp::{Answer, RelyingParty};
 use helloguard::session::embedded::EmbeddedStore;
@@ -108,7 +108,7 @@ async fn pending_deliveries_survive_sigkill_and_are_delivered_once() {
     let first = Serve::start(&config);
     let pem = std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap();
     let root = CertificateDer::from_pem_slice(&pem).unwrap();
-    let jwks = request(first.addr, &root, "GET", "/.well-known/jwks.json", &[], "").await;
+    let jwks = request_at(first.addr, &root, "GET", "/.well-known/jwks.json", &[], "").await;
     rp.trust(&jwks.body);
     let mut sids = Vec::new();
     for i in 0..SESSIONS {
@@ -126,7 +126,7 @@ async fn pending_deliveries_survive_sigkill_and_are_delivered_once() {
 
     rp.answer(&[], None);
     let second = Serve::start(&config);
-    let jwks_again = request(second.addr, &root, "GET", "/.well-known/jwks.json", &[], "").await;
+    let jwks_again = request_at(second.addr, &root, "GET", "/.well-known/jwks.json", &[], "").await;
     assert_eq!(jwks_again.body, jwks.body, "the generated key is reused after a restart");
     rp.wait_for(Duration::from_secs(30), |received| {
         sids.iter().all(|sid| received.iter().any(|d| d.accepted() && d.sid() == Some(sid.as_str())))

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::api::{call, Keys, Target};
-use common::https::request;
+use common::client::request_at;
 use common::logout::{attempts, client, ended, login, logout, start_with_rp, ISSUER};
 use common::proxy::Running;
 use common::rp::Delivery;
@@ -50,8 +50,8 @@ async fn rp_logout_delivers_a_valid_token_with_the_metadata_snapshot() {
     });
     assert_eq!(audit[0], expected);
     // The cookie no longer names a live session.
-    let after = request(running.addr, &running.root, "GET", "/whoami", &[("cookie", &cookie)], "").await;
-    assert_eq!(after.json()["session_id"], serde_json::Value::Null);
+    let after = request_at(running.addr, &running.root, "GET", "/whoami", &[("cookie", &cookie)], "").await;
+    assert_eq!(after.json["session_id"], serde_json::Value::Null);
 }
 
 #[tokio::test]
@@ -157,11 +157,11 @@ async fn jwks_is_served_at_its_path_and_never_forwarded() {
         config.logout.retired_public_keys = vec![retired.clone()];
     })
     .await;
-    let get = request(running.addr, &running.root, "GET", "/keys/jwks.json", &[], "").await;
+    let get = request_at(running.addr, &running.root, "GET", "/keys/jwks.json", &[], "").await;
     assert_eq!(get.status, 200);
     assert_eq!(get.headers["cache-control"], "public, max-age=300");
     assert_eq!(get.headers["content-type"], "application/json");
-    let jwks = get.json();
+    let jwks = get.json;
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 2, "current and retired: {jwks}");
     for key in keys {
@@ -172,22 +172,22 @@ async fn jwks_is_served_at_its_path_and_never_forwarded() {
         assert_eq!(key["kid"].as_str().unwrap().len(), 43);
         assert!(key.get("d").is_none());
     }
-    let head = request(running.addr, &running.root, "HEAD", "/keys/jwks.json", &[], "").await;
+    let head = request_at(running.addr, &running.root, "HEAD", "/keys/jwks.json", &[], "").await;
     assert_eq!(head.status, 200);
-    let post = request(running.addr, &running.root, "POST", "/keys/jwks.json", &[], "x").await;
+    let post = request_at(running.addr, &running.root, "POST", "/keys/jwks.json", &[], "x").await;
     assert_eq!(
         (post.status, &post.headers["allow"]),
         (405, &"GET, HEAD".parse::<hyper::header::HeaderValue>().unwrap())
     );
     // The default path is upstream traffic once another is configured: the demo echoes it.
-    let default = request(running.addr, &running.root, "GET", "/.well-known/jwks.json", &[], "").await;
-    assert!(default.json().get("keys").is_none() && default.json().get("ja4").is_some(), "{:?}", default.body);
+    let default = request_at(running.addr, &running.root, "GET", "/.well-known/jwks.json", &[], "").await;
+    assert!(default.json.get("keys").is_none() && default.json.get("ja4").is_some(), "{:?}", default.body);
 }
 
 #[tokio::test]
 async fn rs256_tokens_verify_against_the_published_rsa_key() {
     let (running, rp) = start_with_rp(|config, _| config.logout.alg = "RS256".parse().unwrap()).await;
-    let jwks = request(running.addr, &running.root, "GET", "/.well-known/jwks.json", &[], "").await.json();
+    let jwks = request_at(running.addr, &running.root, "GET", "/.well-known/jwks.json", &[], "").await.json;
     assert_eq!((&jwks["keys"][0]["kty"], &jwks["keys"][0]["alg"]), (&json!("RSA"), &json!("RS256")));
     let (cookie, sid) = login(&running, "grace").await;
     logout(&running, &cookie).await;
@@ -197,7 +197,7 @@ async fn rs256_tokens_verify_against_the_published_rsa_key() {
 #[tokio::test]
 async fn the_rp_refuses_tokens_that_break_the_rules() {
     let (running, _rp) = start_with_rp(|_, _| {}).await;
-    let jwks_json = request(running.addr, &running.root, "GET", "/.well-known/jwks.json", &[], "").await.body;
+    let jwks_json = request_at(running.addr, &running.root, "GET", "/.well-known/jwks.json", &[], "").await.body;
     let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&jwks_json).unwrap();
     let now = Timestamp::now().millis() / 1000;
     let good = json!({"iss": ISSUER, "aud": "demo", "iat": now, "exp": now + 120, "jti": "j1", "sid": "ses_x",

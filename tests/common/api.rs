@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -14,10 +13,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
+use super::client;
 use super::proxy::Running;
 
 /// Every scope, canonical names.
@@ -174,18 +174,9 @@ pub async fn call(
             send(TokioIo::new(stream), request).await
         }
         Target::Tls { addr, root } => {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(root.clone()).unwrap();
-            let config =
-                rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                    .with_safe_default_protocol_versions()
-                    .unwrap()
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-            let stream = TcpStream::connect(addr).await.unwrap();
-            let tls = connector.connect(ServerName::try_from("localhost").unwrap(), stream).await.unwrap();
-            send(TokioIo::new(tls), request).await
+            let target = client::Target { addr: *addr, roots: std::slice::from_ref(root), server_name: "localhost" };
+            let connected = client::connect(&target, client::Client::Default, None).await.unwrap();
+            send(TokioIo::new(connected.tls), request).await
         }
     };
     let status = response.status().as_u16();

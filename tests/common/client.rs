@@ -212,6 +212,21 @@ pub async fn request(
     send(connected, build(method, path, headers, body)).await
 }
 
+/// Connect with the default client to `addr` (SNI `localhost`, trusting exactly `root`) and send
+/// one request.
+pub async fn request_at(
+    addr: SocketAddr,
+    root: &CertificateDer<'static>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    let target = Target { addr, roots: std::slice::from_ref(root), server_name: "localhost" };
+    let connected = connect(&target, Client::Default, None).await.unwrap();
+    send(connected, build(method, path, headers, body)).await
+}
+
 /// `name=value` of the first Set-Cookie.
 pub fn cookie_of(answer: &Answer) -> String {
     let set_cookie = answer.headers.get("set-cookie").unwrap().to_str().unwrap();

@@ -11,7 +11,7 @@ use helloguard::logout::config::{
 
 use rustls::pki_types::CertificateDer;
 
-use super::https::request;
+use super::client::{cookie_of, request_at};
 use super::proxy::{start, Running};
 use super::rp::RelyingParty;
 
@@ -58,7 +58,7 @@ pub async fn start_with_rp(edit: impl FnOnce(&mut Config, &RelyingParty)) -> (Ru
         jwks_path = config.logout.jwks_path.clone();
     })
     .await;
-    let jwks = request(running.addr, &running.root, "GET", &jwks_path, &[], "").await;
+    let jwks = request_at(running.addr, &running.root, "GET", &jwks_path, &[], "").await;
     assert_eq!(jwks.status, 200);
     rp.trust(&jwks.body);
     (running, rp)
@@ -72,11 +72,11 @@ pub async fn login(running: &Running, user: &str) -> (String, String) {
 
 /// [`login`] through a proxy at `addr` whose certificate is `root`.
 pub async fn login_at(addr: SocketAddr, root: &CertificateDer<'static>, user: &str) -> (String, String) {
-    let answer = request(addr, root, "POST", "/login", &[FORM], &format!("username={user}")).await;
+    let answer = request_at(addr, root, "POST", "/login", &[FORM], &format!("username={user}")).await;
     assert_eq!(answer.status, 200);
-    let cookie = answer.cookie();
-    let whoami = request(addr, root, "GET", "/whoami", &[("cookie", &cookie)], "").await;
-    let session_id = whoami.json()["session_id"].as_str().expect("a live session").to_owned();
+    let cookie = cookie_of(&answer);
+    let whoami = request_at(addr, root, "GET", "/whoami", &[("cookie", &cookie)], "").await;
+    let session_id = whoami.json["session_id"].as_str().expect("a live session").to_owned();
     (cookie, session_id)
 }
 
@@ -87,7 +87,7 @@ pub async fn logout(running: &Running, cookie: &str) {
 
 /// [`logout`] through a proxy at `addr` whose certificate is `root`.
 pub async fn logout_at(addr: SocketAddr, root: &CertificateDer<'static>, cookie: &str) {
-    let answer = request(addr, root, "POST", "/logout", &[("cookie", cookie)], "").await;
+    let answer = request_at(addr, root, "POST", "/logout", &[("cookie", cookie)], "").await;
     assert_eq!(answer.status, 200);
 }
 

@@ -7,7 +7,6 @@ pub mod capture;
 pub mod chromium;
 pub mod client;
 pub mod forwarder;
-pub mod https;
 pub mod logout;
 pub mod proxy;
 pub mod rp;
