@@ -444,9 +444,16 @@ impl TcpState {
                 Ok(Progress::NeedMore) => return true,
                 Ok(Progress::Complete { consumed }) => {
                     self.hellos += 1;
-                    let message = self.reader.message().unwrap_or_default().to_vec();
+                    let last = !limits.all_hellos || self.hellos >= 2;
+                    let message = if last {
+                        // The direction is finished: the reader's buffer goes out as it is.
+                        std::mem::take(&mut self.reader).into_message()
+                    } else {
+                        self.reader.message().map(<[u8]>::to_vec)
+                    };
+                    let message = message.unwrap_or_default();
                     events.push(Event::Hello { stream, transport: Transport::Tcp, message, index: self.hellos });
-                    if !limits.all_hellos || self.hellos >= 2 {
+                    if last {
                         return false;
                     }
                     self.after = AfterHello::default();
