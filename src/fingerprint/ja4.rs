@@ -132,6 +132,12 @@ impl<'h> Ja4Input<'h> {
             .get_or(|| h12(|s| self.write_c(s, extensions)))
     }
 
+    /// Add what the JA4 forms are made of beyond the JA3 lists (`ja3::key`): part a's characters,
+    /// which hold the transport, version, SNI and ALPN, and the signature algorithms.
+    pub(crate) fn extend_key(&self, key: &mut Key) {
+        key.list(self.part_a(Variant::Public).map(u16::from)).list(self.signatures.iter().copied());
+    }
+
     /// Wire-order extension types (`C'` of §3.6 starts with these).
     pub(crate) fn wire_extensions(&self) -> &[u16] {
         &self.extensions
