@@ -47,22 +47,17 @@ pub(crate) fn write(sink: &mut impl Sink, ch: &ClientHello, order: Order) {
 /// wire order: the string, and so the hash, is a function of exactly these).
 pub(crate) fn hash(ch: &ClientHello, order: Order) -> Md5Hex {
     let kind = if order == Order::Wire { Kind::Ja3 } else { Kind::Ja3n };
-    Md5Hex(key(ch, kind).get_or(|| {
-        let mut sink = Hashing::<Md5>::new();
-        write(&mut sink, ch, order);
-        md5_hex(sink)
-    }))
-}
-
-/// A memo key of `kind` holding what the JA3 and JA3N strings are made of.
-pub(crate) fn key(ch: &ClientHello, kind: Kind) -> Key {
     let mut key = Key::new(kind);
     key.list([ch.legacy_version])
         .list(ch.cipher_suites.iter().filter(|&c| !is_grease(c)))
         .list(ch.extensions.kinds().filter(|&k| !is_grease(k)))
         .list(ch.supported_groups.iter().flat_map(|g| g.iter()).filter(|&g| !is_grease(g)))
         .list(ch.point_formats.unwrap_or_default().iter().map(|&f| u16::from(f)));
-    key
+    Md5Hex(key.get_or(|| {
+        let mut sink = Hashing::<Md5>::new();
+        write(&mut sink, ch, order);
+        md5_hex(sink)
+    }))
 }
 
 pub(crate) fn text(ch: &ClientHello, order: Order) -> String {

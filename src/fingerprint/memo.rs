@@ -112,6 +112,23 @@ impl Key {
         self
     }
 
+    /// Append one list given as a slice (the same key as [`Key::list`] of its values).
+    pub(crate) fn slice(&mut self, values: &[u16]) -> &mut Self {
+        let (Some(length), Ok(count)) = (self.values.get_mut(self.len), u16::try_from(values.len())) else {
+            self.overflow = true;
+            return self;
+        };
+        *length = count;
+        match self.values.get_mut(self.len + 1..self.len + 1 + values.len()) {
+            Some(slots) if !self.overflow => {
+                slots.copy_from_slice(values);
+                self.len += 1 + values.len();
+            }
+            _ => self.overflow = true,
+        }
+        self
+    }
+
     fn slot_index(&self, slots: usize) -> usize {
         let mut h: u64 = 0;
         for &v in &self.values[..self.len] {
@@ -179,6 +196,16 @@ mod tests {
         assert_eq!(split, [8; 12]);
         let other_kind = Key::new(Kind::Ja4PartC).list([1, 2, 3]).get_or(|| [9u8; 12]);
         assert_eq!(other_kind, [9; 12]);
+    }
+
+    #[test]
+    fn slices_and_lists_make_the_same_key() {
+        let mut by_list = Key::new(Kind::Ja3);
+        by_list.list([1, 2]).list([]).list([3]);
+        let mut by_slice = Key::new(Kind::Ja3);
+        by_slice.slice(&[1, 2]).slice(&[]).slice(&[3]);
+        assert_eq!(by_list.values[..by_list.len], by_slice.values[..by_slice.len]);
+        assert!(Key::new(Kind::Ja3).slice(&[0; MAX_KEY]).overflow);
     }
 
     #[test]

@@ -182,11 +182,7 @@ fn binding_of(hello: &ClientHello, input: &Ja4Input) -> Binding {
 /// lookup and a copy of the strings.
 pub fn all(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> All {
     let input = Ja4Input::new(hello, transport, alpn);
-    // The JA3 lists (version, ciphers, extensions, groups, formats) and JA4's part a and
-    // signature algorithms: every input of every form.
-    let mut key = ja3::key(hello, memo::Kind::All);
-    input.extend_key(&mut key);
-    key.all_or(|| all_of(hello, &input))
+    input.key(memo::Kind::All).all_or(|| all_of(hello, &input))
 }
 
 fn all_of(hello: &ClientHello, input: &Ja4Input) -> All {
