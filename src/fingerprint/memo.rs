@@ -41,37 +41,38 @@ pub(crate) enum Kind {
 
 #[derive(Clone)]
 struct Slot<V> {
+    /// 0 while the slot is empty: no key is that short (a key holds at least its kind).
     len: usize,
     key: [u16; MAX_KEY],
-    /// `None` until the slot is first filled (the hashed parts start zeroed, behind `len` 0).
-    value: Option<V>,
+    value: V,
 }
 
 /// A direct-mapped table of `V`s.
 struct Table<V>(Vec<Slot<V>>);
 
 impl<V: Clone> Table<V> {
-    fn new(slots: usize) -> Self {
-        Table(vec![Slot { len: 0, key: [0; MAX_KEY], value: None }; slots])
+    /// `slots` empty slots, each holding `empty` until first filled.
+    fn new(slots: usize, empty: V) -> Self {
+        Table(vec![Slot { len: 0, key: [0; MAX_KEY], value: empty }; slots])
     }
 
     fn get(&self, index: usize, key: &[u16]) -> Option<&V> {
         let slot = self.0.get(index)?;
-        (slot.len == key.len() && slot.key[..slot.len] == *key).then_some(slot.value.as_ref()?)
+        (slot.len == key.len() && slot.key[..slot.len] == *key).then_some(&slot.value)
     }
 
     fn put(&mut self, index: usize, key: &[u16], value: V) {
         if let Some(slot) = self.0.get_mut(index) {
             slot.len = key.len();
             slot.key[..key.len()].copy_from_slice(key);
-            slot.value = Some(value);
+            slot.value = value;
         }
     }
 }
 
 thread_local! {
-    static HASHES: RefCell<Table<[u8; 32]>> = RefCell::new(Table::new(SLOTS));
-    static FORMS: RefCell<Table<All>> = RefCell::new(Table::new(ALL_SLOTS));
+    static HASHES: RefCell<Table<[u8; 32]>> = RefCell::new(Table::new(SLOTS, [0; 32]));
+    static FORMS: RefCell<Table<Option<All>>> = RefCell::new(Table::new(ALL_SLOTS, None));
 }
 
 /// A key under construction, on the stack.
@@ -142,38 +143,43 @@ impl Key {
         if N > 32 {
             return compute();
         }
-        let widen = |value: [u8; N]| {
+        let narrow = |stored: &[u8; 32]| {
+            let mut out = [0; N];
+            out.copy_from_slice(&stored[..N]);
+            Some(out)
+        };
+        let widen = |value: &[u8; N]| {
             let mut stored = [0; 32];
-            stored[..N].copy_from_slice(&value);
+            stored[..N].copy_from_slice(value);
             stored
         };
-        let stored = self.lookup(&HASHES, SLOTS, || widen(compute()));
-        let mut out = [0; N];
-        out.copy_from_slice(&stored[..N]);
-        out
+        self.lookup(&HASHES, SLOTS, narrow, compute, widen)
     }
 
     /// The memoised forms for this key, or `compute()`'s (then remembered).
     pub(crate) fn all_or(&self, compute: impl FnOnce() -> All) -> All {
-        self.lookup(&FORMS, ALL_SLOTS, compute)
+        self.lookup(&FORMS, ALL_SLOTS, Option::clone, compute, |all| Some(all.clone()))
     }
 
-    fn lookup<V: Clone + 'static>(
+    /// `read` the slot this key owns in `table` on a hit; otherwise `compute`, and `store` it there.
+    fn lookup<V: Clone + 'static, R>(
         &self,
         table: &'static LocalKey<RefCell<Table<V>>>,
         slots: usize,
-        compute: impl FnOnce() -> V,
-    ) -> V {
+        read: impl FnOnce(&V) -> Option<R>,
+        compute: impl FnOnce() -> R,
+        store: impl FnOnce(&R) -> V,
+    ) -> R {
         if self.overflow || self.len > MAX_KEY {
             return compute();
         }
         let index = self.slot_index(slots);
         let key = &self.values[..self.len];
-        if let Some(value) = table.with(|t| t.borrow().get(index, key).cloned()) {
+        if let Some(value) = table.with(|t| t.borrow().get(index, key).and_then(read)) {
             return value;
         }
         let value = compute();
-        table.with(|t| t.borrow_mut().put(index, key, value.clone()));
+        table.with(|t| t.borrow_mut().put(index, key, store(&value)));
         value
     }
 }
