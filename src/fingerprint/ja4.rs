@@ -132,6 +132,21 @@ impl<'h> Ja4Input<'h> {
             .get_or(|| h12(|s| self.write_c(s, extensions)))
     }
 
+    /// A memo key of `kind` holding every input of every form, JA3's included: part a's
+    /// characters (transport, version, SNI, ALPN), the legacy version, and the GREASE-free cipher,
+    /// extension, group, point format and signature algorithm lists (JA3 filters the same GREASE).
+    pub(crate) fn key(&self, kind: Kind) -> Key {
+        let mut key = Key::new(kind);
+        key.slice(&self.part_a(Variant::Public).map(u16::from))
+            .slice(&[self.hello.legacy_version])
+            .slice(&self.ciphers)
+            .slice(&self.extensions)
+            .list(self.hello.supported_groups.iter().flat_map(|g| g.iter()).filter(|&g| !is_grease(g)))
+            .list(self.hello.point_formats.unwrap_or_default().iter().map(|&f| u16::from(f)))
+            .slice(&self.signatures);
+        key
+    }
+
     /// Wire-order extension types (`C'` of §3.6 starts with these).
     pub(crate) fn wire_extensions(&self) -> &[u16] {
         &self.extensions

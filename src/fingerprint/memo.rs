@@ -1,17 +1,27 @@
-//! A per-thread memo of hashed fingerprint parts, keyed by the exact values they are made of.
+//! Per-thread memos keyed by the exact values a fingerprint is made of.
 //!
 //! Every hashed part (JA4's b and c, the JA3 and JA3N MD5s) is a pure function of a few lists of
 //! u16 values. A proxy sees the same few client builds over and over, so the lists repeat: a memo
 //! hit skips building the string and hashing it, which is most of a fingerprint's cost. Chrome's
 //! per-connection extension shuffle does not defeat it for JA4, whose lists are sorted.
 //!
-//! The memo is direct-mapped and small (a fixed number of slots per thread, allocated once). A key
+//! The same holds for the whole set of forms ([`All`], raw strings included), which is what the
+//! replay prints for every hello of a capture: it has a memo of its own, keyed by everything that
+//! goes into any form.
+//!
+//! A memo is direct-mapped and small (a fixed number of slots per thread, allocated once). A key
 //! is stored whole and compared whole, so a hit is always the value the computation would give;
 //! a collision only evicts. Keys longer than a slot are not memoised.
 
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
+use super::All;
+
+/// Slots of the hashed-parts memo.
 const SLOTS: usize = 128;
+/// Slots of the [`All`] memo: a capture holds few client builds, and each value owns strings.
+const ALL_SLOTS: usize = 64;
 /// u16 values per key: a tag, then each list as its length followed by its values.
 const MAX_KEY: usize = 160;
 
@@ -25,17 +35,44 @@ pub(crate) enum Kind {
     Ja3n = 4,
     /// Sorted part b, keyed by the wire-order cipher list.
     Ja4SortedPartB = 5,
+    /// Every form ([`All`]).
+    All = 6,
 }
 
 #[derive(Clone)]
-struct Slot {
+struct Slot<V> {
+    /// 0 while the slot is empty: no key is that short (a key holds at least its kind).
     len: usize,
     key: [u16; MAX_KEY],
-    value: [u8; 32],
+    value: V,
+}
+
+/// A direct-mapped table of `V`s.
+struct Table<V>(Vec<Slot<V>>);
+
+impl<V: Clone> Table<V> {
+    /// `slots` empty slots, each holding `empty` until first filled.
+    fn new(slots: usize, empty: V) -> Self {
+        Table(vec![Slot { len: 0, key: [0; MAX_KEY], value: empty }; slots])
+    }
+
+    fn get(&self, index: usize, key: &[u16]) -> Option<&V> {
+        let slot = self.0.get(index)?;
+        (slot.len == key.len() && slot.key[..slot.len] == *key).then_some(&slot.value)
+    }
+
+    fn put(&mut self, index: usize, key: &[u16], value: V) {
+        if let Some(slot) = self.0.get_mut(index) {
+            slot.len = key.len();
+            slot.key[..key.len()].copy_from_slice(key);
+            slot.value = value;
+        }
+    }
 }
 
 thread_local! {
-    static MEMO: RefCell<Vec<Slot>> = RefCell::new(vec![Slot { len: 0, key: [0; MAX_KEY], value: [0; 32] }; SLOTS]);
+    static HASHES: RefCell<Table<[u8; 32]>> = RefCell::new(Table::new(SLOTS, [0; 32]));
+    static FORMS: RefCell<Table<Option<All>>> = RefCell::new(Table::new(ALL_SLOTS, None));
 }
 
 /// A key under construction, on the stack.
@@ -76,41 +113,73 @@ impl Key {
         self
     }
 
-    fn slot_index(&self) -> usize {
+    /// Append one list given as a slice (the same key as [`Key::list`] of its values).
+    pub(crate) fn slice(&mut self, values: &[u16]) -> &mut Self {
+        let (Some(length), Ok(count)) = (self.values.get_mut(self.len), u16::try_from(values.len())) else {
+            self.overflow = true;
+            return self;
+        };
+        *length = count;
+        match self.values.get_mut(self.len + 1..self.len + 1 + values.len()) {
+            Some(slots) if !self.overflow => {
+                slots.copy_from_slice(values);
+                self.len += 1 + values.len();
+            }
+            _ => self.overflow = true,
+        }
+        self
+    }
+
+    fn slot_index(&self, slots: usize) -> usize {
         let mut h: u64 = 0;
         for &v in &self.values[..self.len] {
             h = (h.rotate_left(5) ^ u64::from(v)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
-        (h >> 32) as usize % SLOTS
+        (h >> 32) as usize % slots
     }
 
-    /// The memoised value for this key, or `compute()`'s (then remembered).
+    /// The memoised hashed part for this key, or `compute()`'s (then remembered).
     pub(crate) fn get_or<const N: usize>(&self, compute: impl FnOnce() -> [u8; N]) -> [u8; N] {
-        if self.overflow || N > 32 || self.len > MAX_KEY {
+        if N > 32 {
             return compute();
         }
-        let index = self.slot_index();
+        let narrow = |stored: &[u8; 32]| {
+            let mut out = [0; N];
+            out.copy_from_slice(&stored[..N]);
+            Some(out)
+        };
+        let widen = |value: &[u8; N]| {
+            let mut stored = [0; 32];
+            stored[..N].copy_from_slice(value);
+            stored
+        };
+        self.lookup(&HASHES, SLOTS, narrow, compute, widen)
+    }
+
+    /// The memoised forms for this key, or `compute()`'s (then remembered).
+    pub(crate) fn all_or(&self, compute: impl FnOnce() -> All) -> All {
+        self.lookup(&FORMS, ALL_SLOTS, Option::clone, compute, |all| Some(all.clone()))
+    }
+
+    /// `read` the slot this key owns in `table` on a hit; otherwise `compute`, and `store` it there.
+    fn lookup<V: Clone + 'static, R>(
+        &self,
+        table: &'static LocalKey<RefCell<Table<V>>>,
+        slots: usize,
+        read: impl FnOnce(&V) -> Option<R>,
+        compute: impl FnOnce() -> R,
+        store: impl FnOnce(&R) -> V,
+    ) -> R {
+        if self.overflow || self.len > MAX_KEY {
+            return compute();
+        }
+        let index = self.slot_index(slots);
         let key = &self.values[..self.len];
-        let hit = MEMO.with(|memo| {
-            let memo = memo.borrow();
-            let slot = memo.get(index)?;
-            (slot.len == key.len() && slot.key[..slot.len] == *key).then(|| {
-                let mut out = [0; N];
-                out.copy_from_slice(&slot.value[..N]);
-                out
-            })
-        });
-        if let Some(value) = hit {
+        if let Some(value) = table.with(|t| t.borrow().get(index, key).and_then(read)) {
             return value;
         }
         let value = compute();
-        MEMO.with(|memo| {
-            if let Some(slot) = memo.borrow_mut().get_mut(index) {
-                slot.len = key.len();
-                slot.key[..key.len()].copy_from_slice(key);
-                slot.value[..N].copy_from_slice(&value);
-            }
-        });
+        table.with(|t| t.borrow_mut().put(index, key, store(&value)));
         value
     }
 }
@@ -118,6 +187,8 @@ impl Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fingerprint::AlpnMode;
+    use crate::hello::{ClientHello, Transport};
 
     #[test]
     fn hits_return_the_computed_value_and_keys_are_exact() {
@@ -131,6 +202,30 @@ mod tests {
         assert_eq!(split, [8; 12]);
         let other_kind = Key::new(Kind::Ja4PartC).list([1, 2, 3]).get_or(|| [9u8; 12]);
         assert_eq!(other_kind, [9; 12]);
+    }
+
+    #[test]
+    fn slices_and_lists_make_the_same_key() {
+        let mut by_list = Key::new(Kind::Ja3);
+        by_list.list([1, 2]).list([]).list([3]);
+        let mut by_slice = Key::new(Kind::Ja3);
+        by_slice.slice(&[1, 2]).slice(&[]).slice(&[3]);
+        assert_eq!(by_list.values[..by_list.len], by_slice.values[..by_slice.len]);
+        assert!(Key::new(Kind::Ja3).slice(&[0; MAX_KEY]).overflow);
+    }
+
+    #[test]
+    fn forms_are_memoised_whole() {
+        let records = include_bytes!("../../pcaps/hellos/curl.bin");
+        let hello = ClientHello::parse(&records[5..], Transport::Tcp).unwrap();
+        let forms = super::super::all(&hello, Transport::Tcp, AlpnMode::Spec);
+        let key = || {
+            let mut key = Key::new(Kind::All);
+            key.list([1, 2, 3]);
+            key
+        };
+        assert_eq!(key().all_or(|| forms.clone()), forms);
+        assert_eq!(key().all_or(|| panic!("must hit")), forms);
     }
 
     #[test]

@@ -44,6 +44,11 @@ macro_rules! ascii_value {
                 // Always ASCII: built from hex digits, decimal digits, `_` and ALPN code characters.
                 std::str::from_utf8(&self.0).unwrap_or("")
             }
+
+            /// The ASCII bytes of [`Self::as_str`], without its UTF-8 check.
+            pub fn as_bytes(&self) -> &[u8] {
+                &self.0
+            }
         }
 
         impl fmt::Display for $name {
@@ -173,9 +178,15 @@ fn binding_of(hello: &ClientHello, input: &Ja4Input) -> Binding {
 }
 
 /// Every form, from one reading of the hello's lists (as `ja4_r`, `ja4_o`, … would give them).
+/// Memoised per thread on everything the forms are made of: a repeat client build costs a
+/// lookup and a copy of the strings.
 pub fn all(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> All {
     let input = Ja4Input::new(hello, transport, alpn);
-    let binding = binding_of(hello, &input);
+    input.key(memo::Kind::All).all_or(|| all_of(hello, &input))
+}
+
+fn all_of(hello: &ClientHello, input: &Ja4Input) -> All {
+    let binding = binding_of(hello, input);
     let a = input.part_a(Variant::Public);
     let (wire_ciphers, wire_extensions) = (input.wire_ciphers(), input.wire_extensions());
     All {
@@ -200,6 +211,25 @@ mod tests {
         assert_eq!(grease.len(), 16);
         assert_eq!(grease.first(), Some(&0x0a0a));
         assert_eq!(grease.last(), Some(&0xfafa));
+    }
+
+    #[test]
+    fn memoised_forms_are_the_computed_ones() {
+        let hellos: [&[u8]; 2] =
+            [include_bytes!("../../pcaps/hellos/curl.bin"), include_bytes!("../../pcaps/hellos/chromium.bin")];
+        // The second round finds every key in the memo: a key missing an input (the transport
+        // letter, say) would hand one hello's forms to another.
+        for _round in 0..2 {
+            for records in hellos {
+                for transport in [Transport::Tcp, Transport::Quic] {
+                    let hello = ClientHello::parse(&records[5..], transport).unwrap();
+                    for alpn in [AlpnMode::Spec, AlpnMode::Compat] {
+                        let computed = all_of(&hello, &Ja4Input::new(&hello, transport, alpn));
+                        assert_eq!(all(&hello, transport, alpn), computed);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

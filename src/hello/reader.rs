@@ -136,6 +136,11 @@ impl HelloReader {
         (self.state == State::Complete).then_some(self.message.as_slice())
     }
 
+    /// The complete message, moved out (no copy), once [`Progress::Complete`] was returned.
+    pub fn into_message(self) -> Option<Vec<u8>> {
+        (self.state == State::Complete).then_some(self.message)
+    }
+
     /// Feed the next chunk of the client's bytes.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Progress, ReadError> {
         match self.state {
@@ -256,14 +261,18 @@ impl HelloReader {
     fn append(&mut self, bytes: &[u8]) -> Result<usize, ReadError> {
         let mut taken = 0;
         if self.message_len.is_none() {
-            let need = HANDSHAKE_HEADER_LEN - self.message.len();
-            let take = need.min(bytes.len());
-            self.message.extend_from_slice(&bytes[..take]);
+            // The handshake header is read before it is stored, so the buffer is reserved once, at
+            // the declared length, and never grows.
+            let have = self.message.len().min(HANDSHAKE_HEADER_LEN);
+            let take = (HANDSHAKE_HEADER_LEN - have).min(bytes.len());
             taken = take;
-            if self.message.len() < HANDSHAKE_HEADER_LEN {
+            if have + take < HANDSHAKE_HEADER_LEN {
+                self.message.extend_from_slice(&bytes[..take]);
                 return Ok(taken);
             }
-            let header = &self.message[..HANDSHAKE_HEADER_LEN];
+            let mut header = [0; HANDSHAKE_HEADER_LEN];
+            header[..have].copy_from_slice(&self.message[..have]);
+            header[have..].copy_from_slice(&bytes[..take]);
             if header[0] != CLIENT_HELLO {
                 return Err(ReadError::NotClientHello(header[0]));
             }
@@ -272,7 +281,8 @@ impl HelloReader {
             if total > self.max_len {
                 return Err(ReadError::TooLarge { declared: total, limit: self.max_len });
             }
-            self.message.reserve_exact(total.saturating_sub(self.message.capacity()));
+            self.message.reserve_exact(total - have);
+            self.message.extend_from_slice(&bytes[..take]);
             self.message_len = Some(total);
         }
         let total = self.message_len.unwrap_or(HANDSHAKE_HEADER_LEN);
@@ -425,6 +435,23 @@ mod tests {
         assert_eq!(r.message(), None);
         assert_eq!(r.feed(&m), Ok(Progress::Complete { consumed: m.len() }));
         assert_eq!(r.message.capacity(), capacity);
+    }
+
+    #[test]
+    fn the_buffer_is_the_declared_length_however_the_bytes_arrive() {
+        let m = message(300);
+        for chunk in [1, 2, 3, 5, 1000] {
+            let stream = records(&m, 7);
+            let mut r = HelloReader::default();
+            for piece in stream.chunks(chunk) {
+                let _ = r.feed(piece).unwrap();
+            }
+            assert_eq!(r.message.capacity(), m.len(), "chunks of {chunk}");
+            assert_eq!(r.into_message(), Some(m.clone()));
+        }
+        let mut incomplete = HelloReader::default();
+        assert_eq!(incomplete.feed(&m[..10]), Ok(Progress::NeedMore));
+        assert_eq!(incomplete.into_message(), None);
     }
 
     #[test]

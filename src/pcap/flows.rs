@@ -349,41 +349,34 @@ fn tcp_segment(
     events: &mut Vec<Event>,
 ) {
     let window = reorder_window(limits);
-    match *this {
+    let mut fresh = match *this {
         Dir::Idle | Dir::Syn { .. } | Dir::Plain { .. } if payload.is_empty() && !syn => return,
         Dir::Idle | Dir::Syn { .. } if payload.is_empty() => {
             *this = Dir::Syn { seq };
             return;
         }
-        Dir::Idle => *this = TcpHello::boxed(TcpStream::new(window), limits, PREAMBLE_SEGMENTS),
+        Dir::Idle => TcpHello::new(TcpStream::new(window), limits, PREAMBLE_SEGMENTS),
         Dir::Syn { seq } => {
             let mut stream = TcpStream::new(window);
             // Data-less, so nothing reaches the sink and nothing can overflow.
             let _ = stream.segment(seq, true, &[], &mut |_| true);
-            *this = TcpHello::boxed(stream, limits, PREAMBLE_SEGMENTS);
+            TcpHello::new(stream, limits, PREAMBLE_SEGMENTS)
         }
-        Dir::Plain { at, fresh_starts } => {
-            *this = TcpHello::boxed(TcpStream::resume(window, at), limits, fresh_starts);
+        Dir::Plain { at, fresh_starts } => TcpHello::new(TcpStream::resume(window, at), limits, fresh_starts),
+        Dir::Tcp(ref mut hello) => {
+            if let Some(next) = hello.segment(limits, stream, seq, syn, payload, events) {
+                *this = next;
+            }
+            return;
         }
-        _ => {}
-    }
-    let Dir::Tcp(hello) = this else { return };
-    let TcpHello { stream: tcp, state, .. } = &mut **hello;
-    let mut finished = false;
-    let result = tcp.segment(seq, syn, payload, &mut |bytes| {
-        let go_on = state.bytes(bytes, limits, stream, events);
-        finished |= !go_on;
-        go_on
-    });
-    if result.is_err() {
-        events.push(Event::Skipped("tcp_out_of_order_overflow"));
-        finished = true;
-    }
-    if finished {
-        *this = Dir::Done { client: state.tls };
-    } else if let Some(at) = tcp.park().filter(|_| !state.tls) {
-        *this = Dir::Plain { at, fresh_starts: state.fresh_starts };
-    }
+        _ => return,
+    };
+    // A direction's first data: boxed only when its hello is still in progress after it (a hello
+    // in one segment, the common case, never is).
+    *this = match fresh.segment(limits, stream, seq, syn, payload, events) {
+        Some(next) => next,
+        None => Dir::Tcp(Box::new(fresh)),
+    };
 }
 
 /// How far out-of-order data is kept: it matters only up to the end of the last hello reported
@@ -394,8 +387,8 @@ fn reorder_window(limits: &Limits) -> u32 {
 }
 
 impl TcpHello {
-    fn boxed(stream: TcpStream, limits: &Limits, fresh_starts: u8) -> Dir {
-        Dir::Tcp(Box::new(TcpHello {
+    fn new(stream: TcpStream, limits: &Limits, fresh_starts: u8) -> Self {
+        TcpHello {
             stream,
             state: TcpState {
                 reader: HelloReader::new(limits.max_hello_len),
@@ -404,7 +397,36 @@ impl TcpHello {
                 hellos: 0,
                 after: AfterHello::default(),
             },
-        }))
+        }
+    }
+
+    /// One segment of this direction. Returns the direction's next state when it leaves
+    /// `Dir::Tcp`: done, or back to plain text with nothing kept.
+    fn segment(
+        &mut self,
+        limits: &Limits,
+        stream: u64,
+        seq: u32,
+        syn: bool,
+        payload: &[u8],
+        events: &mut Vec<Event>,
+    ) -> Option<Dir> {
+        let TcpHello { stream: tcp, state } = self;
+        let mut finished = false;
+        let result = tcp.segment(seq, syn, payload, &mut |bytes| {
+            let go_on = state.bytes(bytes, limits, stream, events);
+            finished |= !go_on;
+            go_on
+        });
+        if result.is_err() {
+            events.push(Event::Skipped("tcp_out_of_order_overflow"));
+            finished = true;
+        }
+        if finished {
+            Some(Dir::Done { client: state.tls })
+        } else {
+            tcp.park().filter(|_| !state.tls).map(|at| Dir::Plain { at, fresh_starts: state.fresh_starts })
+        }
     }
 }
 
@@ -444,9 +466,16 @@ impl TcpState {
                 Ok(Progress::NeedMore) => return true,
                 Ok(Progress::Complete { consumed }) => {
                     self.hellos += 1;
-                    let message = self.reader.message().unwrap_or_default().to_vec();
+                    let last = !limits.all_hellos || self.hellos >= 2;
+                    let message = if last {
+                        // The direction is finished: the reader's buffer goes out as it is.
+                        std::mem::take(&mut self.reader).into_message()
+                    } else {
+                        self.reader.message().map(<[u8]>::to_vec)
+                    };
+                    let message = message.unwrap_or_default();
                     events.push(Event::Hello { stream, transport: Transport::Tcp, message, index: self.hellos });
-                    if !limits.all_hellos || self.hellos >= 2 {
+                    if last {
                         return false;
                     }
                     self.after = AfterHello::default();

@@ -6,6 +6,9 @@
 //! and on a capture of handshakes the output is most of the work.
 
 use std::io::{self, Write};
+use std::net::IpAddr;
+
+use serde_json::ser::{CompactFormatter, Formatter};
 
 use super::replay::{Record, Summary};
 
@@ -115,41 +118,86 @@ impl<W: Write> RecordWriter<W> {
     }
 }
 
-/// `record` as `serde_json` would write it, appended to `buf`.
+/// `record` as `serde_json` would write it, appended to `buf`. Numbers go through `serde_json`'s
+/// own formatter (the same digits), addresses and strings are written directly.
 fn json_record(buf: &mut Vec<u8>, record: &Record) -> io::Result<()> {
     if record.decided.is_some() {
         // `--decide` is not the fast path: let serde write its fields.
         return Ok(serde_json::to_writer(buf, record)?);
     }
+    let mut number = CompactFormatter;
     buf.extend_from_slice(b"{\"pcap\":");
     json_str(buf, &record.pcap);
-    write!(buf, ",\"stream\":{},\"transport\":", record.stream)?;
+    buf.extend_from_slice(b",\"stream\":");
+    number.write_u64(buf, record.stream)?;
+    buf.extend_from_slice(b",\"transport\":");
     serde_json::to_writer(&mut *buf, &record.transport)?;
-    write!(buf, ",\"src\":\"{}\",\"dst\":\"{}\"", record.src, record.dst)?;
-    write!(buf, ",\"src_port\":{},\"dst_port\":{},\"timestamp\":", record.src_port, record.dst_port)?;
-    serde_json::to_writer(&mut *buf, &record.timestamp)?;
-    write!(buf, ",\"hello_index\":{}", record.hello_index)?;
+    buf.extend_from_slice(b",\"src\":\"");
+    ip(buf, record.src)?;
+    buf.extend_from_slice(b"\",\"dst\":\"");
+    ip(buf, record.dst)?;
+    buf.extend_from_slice(b"\",\"src_port\":");
+    number.write_u16(buf, record.src_port)?;
+    buf.extend_from_slice(b",\"dst_port\":");
+    number.write_u16(buf, record.dst_port)?;
+    buf.extend_from_slice(b",\"timestamp\":");
+    if record.timestamp.is_finite() {
+        number.write_f64(buf, record.timestamp)?;
+    } else {
+        buf.extend_from_slice(b"null");
+    }
+    buf.extend_from_slice(b",\"hello_index\":");
+    number.write_u8(buf, record.hello_index)?;
+    for (name, value) in [("sni", &record.sni), ("alpn", &record.alpn)] {
+        if let Some(value) = value {
+            field_name(buf, name);
+            json_str(buf, value);
+        }
+    }
     let f = &record.fingerprints;
-    let optional = [("sni", record.sni.as_deref()), ("alpn", record.alpn.as_deref())];
     let fingerprints = [
-        ("ja3", f.ja3.as_str()),
-        ("ja3_full", &f.ja3_full),
-        ("ja3n", f.ja3n.as_str()),
-        ("ja4", f.ja4.as_str()),
-        ("ja4_r", &f.ja4_r),
-        ("ja4_o", f.ja4_o.as_str()),
-        ("ja4_ro", &f.ja4_ro),
-        ("ja4_stable", f.ja4_stable.as_str()),
+        ("ja3", f.ja3.as_bytes()),
+        ("ja3_full", f.ja3_full.as_bytes()),
+        ("ja3n", f.ja3n.as_bytes()),
+        ("ja4", f.ja4.as_bytes()),
+        ("ja4_r", f.ja4_r.as_bytes()),
+        ("ja4_o", f.ja4_o.as_bytes()),
+        ("ja4_ro", f.ja4_ro.as_bytes()),
+        ("ja4_stable", f.ja4_stable.as_bytes()),
     ];
-    let fields = optional.into_iter().filter_map(|(name, value)| Some((name, value?))).chain(fingerprints);
-    for (name, value) in fields {
-        buf.extend_from_slice(b",\"");
-        buf.extend_from_slice(name.as_bytes());
-        buf.extend_from_slice(b"\":");
-        json_str(buf, value);
+    for (name, value) in fingerprints {
+        // Fingerprints are made of digits, hex, `,`, `-`, `_` and ALPN code characters
+        // (alphanumeric or hex): never anything JSON escapes.
+        field_name(buf, name);
+        buf.push(b'"');
+        buf.extend_from_slice(value);
+        buf.push(b'"');
     }
     buf.push(b'}');
     Ok(())
+}
+
+/// `,"name":`
+fn field_name(buf: &mut Vec<u8>, name: &str) {
+    buf.extend_from_slice(b",\"");
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b"\":");
+}
+
+/// An address as `Display` writes it: IPv4 directly (the common case), IPv6 through `Display`.
+fn ip(buf: &mut Vec<u8>, addr: IpAddr) -> io::Result<()> {
+    match addr {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf.push(b'.');
+                }
+                CompactFormatter.write_u8(buf, octet)?;
+            }
+            Ok(())
+        }
+        IpAddr::V6(v6) => write!(buf, "{v6}"),
+    }
 }
 
 /// A JSON string. Only control characters, `"` and `\` are escaped in JSON (as `serde_json` does):
@@ -216,6 +264,8 @@ mod tests {
             record("plain.pcap", Some("example.com"), Some("h2"), "10.0.0.1"),
             record("odd \"name\"\\.pcap", Some("quo\"te\\back\u{1}ctl\u{7f}é"), None, "2001:db8::1"),
             record("", None, Some("\n"), "::ffff:10.0.0.1"),
+            record("v4.pcap", None, None, "192.0.2.255"),
+            record("v4.pcap", None, None, "0.0.0.0"),
         ];
         for format in [Format::Jsonl, Format::Json] {
             let mut ours = RecordWriter::new(Vec::new(), format);
