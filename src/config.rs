@@ -356,6 +356,7 @@ impl FromStr for Upstream {
         if rest.is_empty() || rest.contains(['?', '#']) {
             return Err(format!("{text:?}: expected http://host[:port][/base]"));
         }
+        crate::proxy::upstream::split_origin(text)?;
         Ok(Upstream::Http(text.trim_end_matches('/').to_owned()))
     }
 }

@@ -15,6 +15,11 @@ use helloguard::fingerprint::{self, AlpnMode};
 use helloguard::hello::Transport;
 use helloguard::pcap::{DecideOptions, Options as ReplayOptions, SessionKey};
 
+/// mimalloc: per-thread free lists keep a long-running proxy's per-request allocation cost flat
+/// (glibc malloc grew slower with uptime under keep-alive load; see the README's performance notes).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "helloguard", version, about = "TLS-fingerprinting reverse proxy that binds sessions to JA4")]
 struct Cli {

@@ -77,9 +77,16 @@ impl HeaderNames {
 
     /// Remove every fingerprint/decision header a client sent.
     pub fn strip_client_headers(&self, headers: &mut HeaderMap) {
-        for name in &self.forbidden {
-            headers.remove(name);
-        }
+        remove_where(headers, |name| self.forbidden.contains(name));
+    }
+}
+
+/// Remove every header whose name `doomed` picks. One pass over the names present, so a request
+/// with none to remove costs no hashing and no allocation.
+pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+    let names: Vec<HeaderName> = headers.keys().filter(|name| doomed(name)).cloned().collect();
+    for name in names {
+        headers.remove(name);
     }
 }
 

@@ -134,7 +134,7 @@ async fn serve_connection(
         }
     };
     shared.metrics.handshakes_completed.fetch_add(1, Relaxed);
-    let connection = Arc::new(Connection { peer, fingerprint });
+    let connection = Arc::new(Connection::new(peer, fingerprint, &shared.names));
     let service = {
         let shared = shared.clone();
         service_fn(move |request| {

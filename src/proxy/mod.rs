@@ -63,6 +63,8 @@ pub enum StartError {
     Listen { address: SocketAddr, error: std::io::Error },
     #[error(transparent)]
     LogoutKey(#[from] crate::logout::signer::KeyError),
+    #[error("server.upstream: {0}")]
+    Upstream(String),
 }
 
 /// A bound, ready proxy: the caller learns its addresses before it runs.
@@ -116,7 +118,8 @@ impl Proxy {
         let names = headers::HeaderNames::new(&config.headers);
         let demo = Arc::new(demo::Demo::new(names.clone(), &config.session));
         let shared = Arc::new(service::Shared {
-            upstream: upstream::Upstream::new(&config.server.upstream, demo, config.server.upstream_timeout.0),
+            upstream: upstream::Upstream::new(&config.server.upstream, demo, config.server.upstream_timeout.0)
+                .map_err(StartError::Upstream)?,
             routes: routes::Routes::new(&config.routes),
             session_lifetimes: config.session.lifetimes(),
             token_lifetimes: config.refresh_tokens.lifetimes(),

@@ -67,7 +67,8 @@ pub struct RequestContext<'r> {
     pub shared: &'r Arc<Shared>,
     pub connection: &'r Arc<Connection>,
     pub route: Option<&'r RouteConfig>,
-    pub request_headers: &'r HeaderMap,
+    /// The request's `User-Agent`.
+    pub user_agent: Option<header::HeaderValue>,
     pub session: Option<Versioned<Session>>,
     pub exchange: Option<Exchange>,
     pub token_request: Option<TokenRequest>,
@@ -76,8 +77,8 @@ pub struct RequestContext<'r> {
 
 impl RequestContext<'_> {
     fn device(&self) -> Device {
-        let user_agent = self.request_headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(cut_user_agent);
-        Device::new(Some(self.connection.peer.ip().to_string()), user_agent)
+        let user_agent = self.user_agent.as_ref().and_then(|v| v.to_str().ok()).map(cut_user_agent);
+        Device::new(Some(self.connection.client_ip().to_owned()), user_agent)
     }
 
     fn kind(&self) -> Option<RouteKind> {
@@ -429,11 +430,9 @@ fn confirm_result(context: &RequestContext<'_>, decision: &crate::engine::Decisi
     record_decision(context.shared, context.connection, &decision, None, None, Outcome::Forwarded, error.as_deref());
 }
 
+/// Remove header `name` and return its (first) value.
 fn take_header(headers: &mut HeaderMap, name: &str) -> Option<String> {
-    let name = header::HeaderName::from_bytes(name.as_bytes()).ok()?;
-    let value = headers.get(&name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    headers.remove(&name);
-    value
+    headers.remove(name).and_then(|v| v.to_str().ok().map(str::to_owned))
 }
 
 /// CONTRACT §1: 1–255 bytes, no control characters.

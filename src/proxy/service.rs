@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::body::{buffer_up_to, full, json_response, Body, Buffered};
 use super::capture::ConnectionFingerprint;
-use super::headers::HeaderNames;
+use super::headers::{remove_where, HeaderNames};
 use super::metrics::Metrics;
 use super::records::{self, RequestContext};
 use super::routes::Routes;
@@ -63,14 +63,40 @@ impl Shared {
     }
 }
 
-/// What is known about the connection a request came on.
+/// What is known about the connection a request came on, and what every request on it forwards,
+/// built once per connection.
 pub struct Connection {
     /// The client's address: the TCP peer, or the source a trusted PROXY protocol header named.
     pub peer: SocketAddr,
     pub fingerprint: Option<ConnectionFingerprint>,
+    /// `peer`'s IP address as text.
+    client_ip: HeaderValue,
+    /// The fingerprint headers sent upstream.
+    fingerprint_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Connection {
+    pub fn new(peer: SocketAddr, fingerprint: Option<ConnectionFingerprint>, names: &HeaderNames) -> Self {
+        let client_ip = HeaderValue::try_from(peer.ip().to_string()).expect("an IP address is a header value");
+        let fingerprint_headers = fingerprint.as_ref().map_or_else(Vec::new, |f| {
+            let binding = &f.binding;
+            [
+                (&names.ja3, binding.ja3.as_str()),
+                (&names.ja4, binding.ja4.as_str()),
+                (&names.ja4_stable, binding.ja4_stable.as_str()),
+            ]
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.clone(), HeaderValue::from_str(value).ok()?)))
+            .collect()
+        });
+        Self { peer, fingerprint, client_ip, fingerprint_headers }
+    }
+
+    /// The client's IP address as text.
+    pub fn client_ip(&self) -> &str {
+        self.client_ip.to_str().unwrap_or_default()
+    }
+
     pub fn observed(&self) -> Option<Observed<'_>> {
         self.fingerprint.as_ref().map(|f| Observed {
             ja3: f.binding.ja3.as_str(),
@@ -173,7 +199,8 @@ pub async fn handle(
     if let Some(upgrade) = &upgrade {
         upgrade.restore(&mut parts.headers);
     }
-    let response = match shared.upstream.send(Request::from_parts(parts.clone(), body)).await {
+    let user_agent = parts.headers.get(header::USER_AGENT).cloned();
+    let response = match shared.upstream.send(Request::from_parts(parts, body)).await {
         Ok((response, latency)) => {
             shared.metrics.upstream_answered(latency);
             response
@@ -192,7 +219,7 @@ pub async fn handle(
         shared: &shared,
         connection: &connection,
         route: route.as_ref(),
-        request_headers: &parts.headers,
+        user_agent,
         session,
         exchange,
         token_request,
@@ -248,7 +275,7 @@ async fn find_session(
         shared.metrics.revoked_uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         shared.audit.record(&json!({
             "event": "revoked_use", "time": now, "route": "login", "session_id": id,
-            "client_addr": connection.peer.ip().to_string(),
+            "client_addr": connection.client_ip(),
         }));
     }
     Ok(None)
@@ -283,7 +310,7 @@ async fn find_exchange(
             shared.metrics.revoked_uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             shared.audit.record(&json!({
                 "event": "revoked_use", "time": now, "route": "refresh", "refresh_token_id": token_id,
-                "client_addr": connection.peer.ip().to_string(),
+                "client_addr": connection.client_ip(),
             }));
             return Err(json_response(
                 StatusCode::BAD_REQUEST,
@@ -392,7 +419,6 @@ pub fn record_decision(
         shared.metrics.metadata_write_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(error, "metadata write failed; request continues");
     }
-    let client_addr = connection.peer.ip().to_string();
     shared.audit.record(&DecisionEvent {
         time: Timestamp::now(),
         decision,
@@ -401,7 +427,7 @@ pub fn record_decision(
         user_id,
         observed: connection.observed(),
         stored,
-        client_addr: Some(&client_addr),
+        client_addr: Some(connection.client_ip()),
         error,
     });
     shared.metrics.decided(decision.verdict, shared.policy.mode);
@@ -447,17 +473,22 @@ fn enforce(shared: &Shared, evaluated: &Evaluated, parts: &hyper::http::request:
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// Remove the hop-by-hop headers and those the `Connection` header lists.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -466,13 +497,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-    headers.remove(header::TRANSFER_ENCODING);
+    remove_where(headers, |name| HOP_BY_HOP.contains(name) || listed.contains(name));
 }
 
 fn prepare_upstream_headers(
@@ -482,46 +507,45 @@ fn prepare_upstream_headers(
     session_id: Option<&str>,
     evaluated: Option<&Evaluated>,
 ) {
-    // HTTP/2 clients carry the host in the URI's authority; the upstream speaks HTTP/1.1.
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
-    let client_ip = connection.peer.ip().to_string();
-    let forwarded_for = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(previous) => format!("{previous}, {client_ip}"),
-        None => client_ip,
-    };
     let headers = &mut parts.headers;
-    remove_hop_by_hop(headers);
-    let mut put = |name: HeaderName, value: &str| {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(name, value);
-        }
+    // HTTP/2 clients carry the host in the URI's authority; the upstream speaks HTTP/1.1.
+    let host = match headers.get(header::HOST) {
+        Some(host) => Some(host.clone()),
+        None => parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
     };
-    put(HeaderName::from_static("x-forwarded-for"), &forwarded_for);
-    put(HeaderName::from_static("x-forwarded-proto"), "https");
-    if let Some(host) = &host {
-        put(HeaderName::from_static("x-forwarded-host"), host);
-        put(header::HOST, host);
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR) {
+        Some(previous) => {
+            HeaderValue::from_bytes(&[previous.as_bytes(), b", ", connection.client_ip.as_bytes()].concat())
+        }
+        None => Ok(connection.client_ip.clone()),
+    };
+    remove_hop_by_hop(headers);
+    if let Ok(forwarded_for) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR.clone(), forwarded_for);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
+    if let Some(host) = host {
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+        headers.insert(header::HOST, host);
+    }
+    for (name, value) in &connection.fingerprint_headers {
+        headers.insert(name.clone(), value.clone());
     }
     let names = &shared.names;
-    if let Some(fingerprint) = &connection.fingerprint {
-        put(names.ja3.clone(), fingerprint.binding.ja3.as_str());
-        put(names.ja4.clone(), fingerprint.binding.ja4.as_str());
-        put(names.ja4_stable.clone(), fingerprint.binding.ja4_stable.as_str());
-    }
+    let mut put = |name: &HeaderName, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name.clone(), value);
+        }
+    };
     if let Some(id) = session_id {
-        put(names.session_id.clone(), id);
+        put(&names.session_id, id);
     }
     if let Some(evaluated) = evaluated.filter(|_| shared.policy.mode != Mode::Monitor) {
-        put(names.decision.clone(), evaluated.verdict.as_str());
-        put(names.reason.clone(), evaluated.reason);
+        put(&names.decision, evaluated.verdict.as_str());
+        put(&names.reason, evaluated.reason);
         if evaluated.verdict == Verdict::Challenge {
             let factors: Vec<&str> = shared.policy.factors.all().iter().map(|f| f.as_str()).collect();
-            put(names.challenge.clone(), &factors.join(","));
+            put(&names.challenge, &factors.join(","));
         }
     }
 }

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::{Request, Response, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
@@ -26,14 +27,22 @@ pub enum UpstreamError {
 
 pub enum Upstream {
     Demo(Arc<Demo>),
-    Http { client: Box<Client<HttpConnector, Body>>, origin: String, timeout: Duration },
+    Http {
+        client: Box<Client<HttpConnector, Body>>,
+        authority: Authority,
+        /// The origin's base path without its trailing `/`; often empty.
+        base: String,
+        timeout: Duration,
+    },
 }
 
 impl Upstream {
-    pub fn new(config: &UpstreamConfig, demo: Arc<Demo>, timeout: Duration) -> Self {
+    /// Fails only on an origin that configuration validation would have refused.
+    pub fn new(config: &UpstreamConfig, demo: Arc<Demo>, timeout: Duration) -> Result<Self, String> {
         match config {
-            UpstreamConfig::Demo => Upstream::Demo(demo),
+            UpstreamConfig::Demo => Ok(Upstream::Demo(demo)),
             UpstreamConfig::Http(origin) => {
+                let (authority, base) = split_origin(origin)?;
                 let mut connector = HttpConnector::new();
                 connector.set_nodelay(true);
                 connector.set_connect_timeout(Some(Duration::from_secs(5)));
@@ -41,7 +50,7 @@ impl Upstream {
                     .pool_idle_timeout(Duration::from_secs(90))
                     .pool_max_idle_per_host(256)
                     .build(connector);
-                Upstream::Http { client: Box::new(client), origin: origin.clone(), timeout }
+                Ok(Upstream::Http { client: Box::new(client), authority, base: base.to_owned(), timeout })
             }
         }
     }
@@ -51,11 +60,18 @@ impl Upstream {
         let started = Instant::now();
         match self {
             Upstream::Demo(demo) => Ok((demo.handle(request).await, started.elapsed())),
-            Upstream::Http { client, origin, timeout } => {
-                let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-                let uri: Uri =
-                    format!("{origin}{path}").parse().map_err(|e| UpstreamError::Unavailable(format!("{e}")))?;
-                *request.uri_mut() = uri;
+            Upstream::Http { client, authority, base, timeout } => {
+                let path_and_query = match (base.is_empty(), request.uri().path_and_query()) {
+                    (true, Some(path_and_query)) => path_and_query.clone(),
+                    (_, path_and_query) => {
+                        let path = path_and_query.map_or("/", |p| p.as_str());
+                        PathAndQuery::try_from(format!("{base}{path}"))
+                            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?
+                    }
+                };
+                let uri =
+                    Uri::builder().scheme(Scheme::HTTP).authority(authority.clone()).path_and_query(path_and_query);
+                *request.uri_mut() = uri.build().map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
                 *request.version_mut() = hyper::Version::HTTP_11;
                 match tokio::time::timeout(*timeout, client.request(request)).await {
                     Err(_) => Err(UpstreamError::Timeout(*timeout)),
@@ -64,5 +80,32 @@ impl Upstream {
                 }
             }
         }
+    }
+}
+
+/// `http://host[:port][/base]` as its authority and base path (without a trailing `/`).
+pub fn split_origin(origin: &str) -> Result<(Authority, &str), String> {
+    let rest = origin.strip_prefix("http://").ok_or_else(|| format!("{origin:?}: not an http:// URL"))?;
+    let (authority, base) = rest.find('/').map_or((rest, ""), |slash| rest.split_at(slash));
+    let authority = Authority::try_from(authority).map_err(|e| format!("{origin:?}: {e}"))?;
+    let base = base.trim_end_matches('/');
+    if !base.is_empty() {
+        PathAndQuery::try_from(base).map_err(|e| format!("{origin:?}: {e}"))?;
+    }
+    Ok((authority, base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_origin;
+
+    #[test]
+    fn origins_split_into_authority_and_base() {
+        let (authority, base) = split_origin("http://127.0.0.1:3000").unwrap();
+        assert_eq!((authority.as_str(), base), ("127.0.0.1:3000", ""));
+        let (authority, base) = split_origin("http://login.internal/base/").unwrap();
+        assert_eq!((authority.as_str(), base), ("login.internal", "/base"));
+        assert!(split_origin("http://bad host").is_err());
+        assert!(split_origin("https://login.internal").is_err());
     }
 }
