@@ -7,15 +7,18 @@
 //!    off/on. On 2 cores the load generator saturates before the proxy, so CPU per request is
 //!    compared, not requests/s.
 //! 2. **Keep-alive requests/s**: `h2load --h1` through helloguard and through Debian's nginx
-//!    terminating TLS with the same certificate to the same upstream; the ratio helloguard/nginx.
+//!    terminating TLS with the same certificate to the same upstream; the ratio helloguard/nginx,
+//!    and each proxy's CPU time per request (nginx: master and worker), whose ratio does not depend
+//!    on whether the proxy or the load generator saturates first.
 //!    nginx is configured fairly: one worker, `access_log off`, upstream `keepalive 64` with
 //!    `proxy_http_version 1.1` and an empty `Connection` header, `keepalive_requests` raised on
 //!    both sides so no connection is recycled mid-run.
 //!
-//! The proxies are pinned to core 1 and everything else (this process: the upstream and the
-//! connection load generator; h2load) to core 0 with `taskset`. Rounds alternate the order of the
-//! contenders; medians are printed. Part 2 is skipped with a note when `h2load` or `nginx` is
-//! missing (`apt-get install nghttp2-client nginx`).
+//! The proxies are pinned to core 1 (so helloguard runs one worker, its default on one core) and
+//! everything else (this process: the upstream and the connection load generator; h2load) to
+//! core 0 with `taskset`. Rounds alternate the order of the contenders; medians are printed.
+//! Part 2 is skipped with a note when `h2load` or `nginx` is missing (`apt-get install
+//! nghttp2-client nginx`).
 //!
 //! Run: `cargo bench --bench proxy`. Environment: `HELLOGUARD_BENCH_ROUNDS` (default 5),
 //! `HELLOGUARD_BENCH_CONNECTIONS` (new connections per round and proxy, default 10000),
@@ -72,6 +75,13 @@ fn cpu_seconds(pid: u32, ticks_per_second: f64) -> f64 {
     let utime: f64 = fields[11].parse().expect("utime");
     let stime: f64 = fields[12].parse().expect("stime");
     (utime + stime) / ticks_per_second
+}
+
+/// A process's CPU time and its children's (nginx's master and its worker), in seconds.
+fn cpu_seconds_with_children(pid: u32, ticks_per_second: f64) -> f64 {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let children = children.split_whitespace().filter_map(|c| c.parse().ok());
+    cpu_seconds(pid, ticks_per_second) + children.map(|child| cpu_seconds(child, ticks_per_second)).sum::<f64>()
 }
 
 fn clock_ticks() -> f64 {
@@ -323,29 +333,38 @@ fn keep_alive(work: &Path, upstream: SocketAddr, rounds: usize) {
         return;
     }
     let requests = setting("HELLOGUARD_BENCH_REQUESTS", 100_000);
+    let ticks = clock_ticks();
     let proxy = Proxy::start(&work.join("keepalive"), upstream, true);
     let tls = work.join("keepalive/tls");
     let nginx = Nginx::start(&work.join("nginx"), &tls.join("self-signed.crt"), &tls.join("self-signed.key"), upstream);
-    let contenders = [("helloguard", proxy.addr), ("nginx", nginx.addr)];
-    for (_, addr) in contenders {
+    let contenders = [("helloguard", proxy.addr, proxy.child.id()), ("nginx", nginx.addr, nginx.child.id())];
+    for (_, addr, _) in contenders {
         h2load(addr, requests / 10);
     }
     println!("\n== keep-alive requests/s ({requests} requests x {rounds} rounds, h2load --h1 -c 16 -t 1)");
-    let mut rates = [Vec::new(), Vec::new()];
+    let (mut rates, mut cpu) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
     for round in 0..rounds {
         for i in 0..2 {
             let index = (i + round) % 2;
-            let (name, addr) = contenders[index];
+            let (name, addr, pid) = contenders[index];
+            let before = cpu_seconds_with_children(pid, ticks);
             let rate = h2load(addr, requests);
+            let micros = (cpu_seconds_with_children(pid, ticks) - before) * 1e6 / requests as f64;
             rates[index].push(rate);
-            println!("round {round} {name:<10} {rate:9.0} req/s");
+            cpu[index].push(micros);
+            println!("round {round} {name:<10} {rate:9.0} req/s {micros:6.1} µs CPU/request");
         }
     }
     let ours = median(&mut rates[0]);
     let theirs = median(&mut rates[1]);
+    let (our_cpu, their_cpu) = (median(&mut cpu[0]), median(&mut cpu[1]));
     println!(
         "median: helloguard {ours:.0} req/s, nginx {theirs:.0} req/s; ratio helloguard/nginx = {:.3}",
         ours / theirs
+    );
+    println!(
+        "median CPU/request: helloguard {our_cpu:.1} µs, nginx {their_cpu:.1} µs; ratio nginx/helloguard = {:.3}",
+        their_cpu / our_cpu
     );
 }
 

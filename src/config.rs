@@ -246,6 +246,9 @@ pub struct ServerConfig {
     #[serde(deserialize_with = "from_str_value")]
     pub upstream: Upstream,
     pub max_connections: usize,
+    /// Event-loop threads, each accepting from the listener and serving its connections start to
+    /// end; `0` (default): one per CPU core the process may run on.
+    pub workers: usize,
     /// Cap on the ClientHello (handshake message bytes).
     pub max_hello_size: usize,
     /// Time to read the ClientHello; inside `handshake_timeout`.
@@ -312,6 +315,19 @@ impl<'de> Deserialize<'de> for Cidr {
     }
 }
 
+/// `[server] workers` above this is surely a typo.
+const MAX_WORKERS: usize = 1024;
+
+impl ServerConfig {
+    /// The number of event-loop threads `workers` asks for.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         let secs = |n| ConfigDuration(Duration::from_secs(n));
@@ -319,6 +335,7 @@ impl Default for ServerConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8443)),
             upstream: Upstream::Demo,
             max_connections: 10_000,
+            workers: 0,
             max_hello_size: crate::hello::DEFAULT_MAX_LEN,
             hello_timeout: secs(5),
             handshake_timeout: secs(10),
@@ -764,6 +781,9 @@ impl Config {
         }
         if self.server.max_connections == 0 {
             return Err(ConfigError::key("server.max_connections", "must be at least 1"));
+        }
+        if self.server.workers > MAX_WORKERS {
+            return Err(ConfigError::key("server.workers", format!("must be at most {MAX_WORKERS} (0: one per core)")));
         }
         if !(512..=1 << 20).contains(&self.server.max_hello_size) {
             return Err(ConfigError::key("server.max_hello_size", "must be between 512 and 1048576 bytes"));

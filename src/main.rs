@@ -263,7 +263,8 @@ fn serve_command(
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
     }
-    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    // The first of `[server] workers` event loops; the proxy starts the others (see `proxy::listener`).
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(helloguard::proxy::serve(config))
 }
 

@@ -23,56 +23,105 @@ use super::service::{handle, Connection, Shared};
 use crate::config::{FailurePolicy, ProxyProtocol};
 use crate::engine::CompareKey;
 
-/// Accept connections until `shutdown` turns true, then wait up to the drain deadline for the
-/// connections in flight.
+/// Serve `listener` on `[server] workers` event loops until `shutdown` turns true, then wait up to
+/// the drain deadline for the connections in flight.
+///
+/// The calling runtime is the first worker; every other one is a thread with its own
+/// single-threaded runtime. All accept from the same listening socket and serve each connection
+/// they accept start to end, so no task moves between cores (the model of nginx's worker
+/// processes): no work-stealing, no cross-core wake-ups on the per-request path.
 pub async fn run(
     listener: TcpListener,
     tls: TlsAcceptor,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let limit = Arc::new(Semaphore::new(shared.config.server.max_connections));
-    let (drain_tx, drain_rx) = watch::channel(false);
-    loop {
-        let (socket, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
-        };
-        shared.metrics.connections_accepted.fetch_add(1, Relaxed);
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            shared.metrics.connections_refused.fetch_add(1, Relaxed);
-            drop(socket);
-            continue;
-        };
-        let (tls, shared, drain) = (tls.clone(), shared.clone(), drain_rx.clone());
-        tokio::spawn(async move {
-            shared.metrics.connections_open.fetch_add(1, Relaxed);
-            serve_connection(socket, peer, tls, &shared, drain).await;
-            shared.metrics.connections_open.fetch_sub(1, Relaxed);
-            drop(permit);
-        });
+    let worker = Worker {
+        index: 0,
+        limit: Arc::new(Semaphore::new(shared.config.server.max_connections)),
+        tls,
+        shared,
+        shutdown,
+    };
+    let listener = listener.into_std()?;
+    let mut others = Vec::new();
+    for index in 1..worker.shared.config.server.worker_count() {
+        let (worker, listener) = (Worker { index, ..worker.clone() }, listener.try_clone()?);
+        let (finished, finishing) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new().name(format!("helloguard-worker-{index}")).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let _ = finished.send(runtime.and_then(|runtime| runtime.block_on(worker.serve(listener))));
+        })?;
+        others.push(finishing);
     }
-    drop(listener);
-    let _ = drain_tx.send(true);
-    let max = shared.config.server.max_connections as u32;
-    let deadline = shared.config.server.drain_timeout.0;
-    if tokio::time::timeout(deadline, limit.acquire_many(max)).await.is_err() {
-        tracing::warn!("drain deadline reached with connections still open");
+    let served = worker.serve(listener).await;
+    for finishing in others {
+        match finishing.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "a worker stopped with an error"),
+            Err(_) => tracing::warn!("a worker thread ended early"),
+        }
     }
-    Ok(())
+    served
+}
+
+/// What every worker shares: the connection limit counts all of them.
+#[derive(Clone)]
+struct Worker {
+    index: usize,
+    limit: Arc<Semaphore>,
+    tls: TlsAcceptor,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Worker {
+    /// Accept until shutdown, then wait (on this runtime, which drives this worker's connections)
+    /// until every worker's connections are done or the drain deadline passes.
+    async fn serve(self, listener: std::net::TcpListener) -> std::io::Result<()> {
+        let Worker { index, limit, tls, shared, mut shutdown } = self;
+        let listener = TcpListener::from_std(listener)?;
+        loop {
+            let (socket, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => break,
+            };
+            shared.metrics.connections_accepted.fetch_add(1, Relaxed);
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                shared.metrics.connections_refused.fetch_add(1, Relaxed);
+                drop(socket);
+                continue;
+            };
+            let (tls, shared, drain) = (tls.clone(), shared.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                shared.metrics.connections_open.fetch_add(1, Relaxed);
+                serve_connection(socket, peer, index, tls, &shared, drain).await;
+                shared.metrics.connections_open.fetch_sub(1, Relaxed);
+                drop(permit);
+            });
+        }
+        drop(listener);
+        let max = shared.config.server.max_connections as u32;
+        let deadline = shared.config.server.drain_timeout.0;
+        if tokio::time::timeout(deadline, limit.acquire_many(max)).await.is_err() {
+            tracing::warn!("drain deadline reached with connections still open");
+        }
+        Ok(())
+    }
 }
 
 async fn serve_connection(
     socket: TcpStream,
     peer: std::net::SocketAddr,
+    worker: usize,
     tls: TlsAcceptor,
     shared: &Arc<Shared>,
     mut drain: watch::Receiver<bool>,
@@ -134,7 +183,7 @@ async fn serve_connection(
         }
     };
     shared.metrics.handshakes_completed.fetch_add(1, Relaxed);
-    let connection = Arc::new(Connection::new(peer, fingerprint, &shared.names));
+    let connection = Arc::new(Connection::new(peer, fingerprint, worker, &shared.names));
     let service = {
         let shared = shared.clone();
         service_fn(move |request| {

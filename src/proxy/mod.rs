@@ -118,8 +118,7 @@ impl Proxy {
         let names = headers::HeaderNames::new(&config.headers);
         let demo = Arc::new(demo::Demo::new(names.clone(), &config.session));
         let shared = Arc::new(service::Shared {
-            upstream: upstream::Upstream::new(&config.server.upstream, demo, config.server.upstream_timeout.0)
-                .map_err(StartError::Upstream)?,
+            upstream: upstream::Upstream::new(&config.server, demo).map_err(StartError::Upstream)?,
             routes: routes::Routes::new(&config.routes),
             session_lifetimes: config.session.lifetimes(),
             token_lifetimes: config.refresh_tokens.lifetimes(),

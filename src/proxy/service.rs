@@ -69,6 +69,8 @@ pub struct Connection {
     /// The client's address: the TCP peer, or the source a trusted PROXY protocol header named.
     pub peer: SocketAddr,
     pub fingerprint: Option<ConnectionFingerprint>,
+    /// The worker (event loop) serving the connection.
+    pub worker: usize,
     /// `peer`'s IP address as text.
     client_ip: HeaderValue,
     /// The fingerprint headers sent upstream.
@@ -76,7 +78,12 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(peer: SocketAddr, fingerprint: Option<ConnectionFingerprint>, names: &HeaderNames) -> Self {
+    pub fn new(
+        peer: SocketAddr,
+        fingerprint: Option<ConnectionFingerprint>,
+        worker: usize,
+        names: &HeaderNames,
+    ) -> Self {
         let client_ip = HeaderValue::try_from(peer.ip().to_string()).expect("an IP address is a header value");
         let fingerprint_headers = fingerprint.as_ref().map_or_else(Vec::new, |f| {
             let binding = &f.binding;
@@ -89,7 +96,7 @@ impl Connection {
             .filter_map(|(name, value)| Some((name.clone(), HeaderValue::from_str(value).ok()?)))
             .collect()
         });
-        Self { peer, fingerprint, client_ip, fingerprint_headers }
+        Self { peer, fingerprint, worker, client_ip, fingerprint_headers }
     }
 
     /// The client's IP address as text.
@@ -200,7 +207,7 @@ pub async fn handle(
         upgrade.restore(&mut parts.headers);
     }
     let user_agent = parts.headers.get(header::USER_AGENT).cloned();
-    let response = match shared.upstream.send(Request::from_parts(parts, body)).await {
+    let response = match shared.upstream.send(connection.worker, Request::from_parts(parts, body)).await {
         Ok((response, latency)) => {
             shared.metrics.upstream_answered(latency);
             response

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioExecutor;
 
 use super::body::{boxed, Body};
 use super::demo::Demo;
-use crate::config::Upstream as UpstreamConfig;
+use crate::config::{ServerConfig, Upstream as UpstreamConfig};
 
 /// Why the upstream gave no response.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,9 @@ pub enum UpstreamError {
 pub enum Upstream {
     Demo(Arc<Demo>),
     Http {
-        client: Box<Client<HttpConnector, Body>>,
+        /// One pool per worker (see [`super::listener`]): a pooled connection is driven by the
+        /// event loop that uses it.
+        clients: Vec<Client<HttpConnector, Body>>,
         authority: Authority,
         /// The origin's base path without its trailing `/`; often empty.
         base: String,
@@ -38,29 +40,33 @@ pub enum Upstream {
 
 impl Upstream {
     /// Fails only on an origin that configuration validation would have refused.
-    pub fn new(config: &UpstreamConfig, demo: Arc<Demo>, timeout: Duration) -> Result<Self, String> {
-        match config {
+    pub fn new(server: &ServerConfig, demo: Arc<Demo>) -> Result<Self, String> {
+        match &server.upstream {
             UpstreamConfig::Demo => Ok(Upstream::Demo(demo)),
             UpstreamConfig::Http(origin) => {
                 let (authority, base) = split_origin(origin)?;
                 let mut connector = HttpConnector::new();
                 connector.set_nodelay(true);
                 connector.set_connect_timeout(Some(Duration::from_secs(5)));
-                let client = Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .pool_max_idle_per_host(256)
-                    .build(connector);
-                Ok(Upstream::Http { client: Box::new(client), authority, base: base.to_owned(), timeout })
+                let mut builder = Client::builder(TokioExecutor::new());
+                builder.pool_idle_timeout(Duration::from_secs(90)).pool_max_idle_per_host(256);
+                let clients = (0..server.worker_count()).map(|_| builder.build(connector.clone())).collect();
+                Ok(Upstream::Http { clients, authority, base: base.to_owned(), timeout: server.upstream_timeout.0 })
             }
         }
     }
 
-    /// Send the request; returns the response and how long the headers took.
-    pub async fn send(&self, mut request: Request<Body>) -> Result<(Response<Body>, Duration), UpstreamError> {
+    /// Send the request from worker `worker`; returns the response and how long the headers took.
+    pub async fn send(
+        &self,
+        worker: usize,
+        mut request: Request<Body>,
+    ) -> Result<(Response<Body>, Duration), UpstreamError> {
         let started = Instant::now();
         match self {
             Upstream::Demo(demo) => Ok((demo.handle(request).await, started.elapsed())),
-            Upstream::Http { client, authority, base, timeout } => {
+            Upstream::Http { clients, authority, base, timeout } => {
+                let client = &clients[worker % clients.len()];
                 let path_and_query = match (base.is_empty(), request.uri().path_and_query()) {
                     (true, Some(path_and_query)) => path_and_query.clone(),
                     (_, path_and_query) => {
