@@ -26,6 +26,7 @@ pub mod demo;
 pub mod headers;
 pub mod listener;
 pub mod metrics;
+mod pool;
 pub mod proxy_protocol;
 pub mod records;
 pub mod routes;

@@ -1,19 +1,20 @@
-//! The upstream login service: an HTTP origin through a pooled client, or the built-in demo.
+//! The upstream login service: an HTTP origin through kept-alive connections (see [`super::pool`]),
+//! or the built-in demo.
 //!
-//! The proxy hands over a request whose URI is origin-form (path and query); this module sets the
-//! origin, the version (HTTP/1.1 to HTTP origins, whatever the client spoke) and the time limit,
-//! and maps failures to the 502/504 answers.
+//! The proxy hands over a request whose URI is origin-form (path and query); this module adds the
+//! origin's base path, the version (HTTP/1.1 to HTTP origins, whatever the client spoke), a `Host`
+//! when the client sent none, and the time limit, and maps failures to the 502/504 answers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::header::{HeaderValue, HOST};
+use hyper::http::uri::{Authority, PathAndQuery};
 use hyper::{Request, Response, Uri};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 
-use super::body::{boxed, Body};
+use super::body::Body;
 use super::demo::Demo;
+use super::pool::{Limits, Pool};
 use crate::config::{ServerConfig, Upstream as UpstreamConfig};
 
 /// Why the upstream gave no response.
@@ -25,13 +26,16 @@ pub enum UpstreamError {
     Timeout(Duration),
 }
 
+const POOL_LIMITS: Limits =
+    Limits { max_idle: 256, idle_timeout: Duration::from_secs(90), connect_timeout: Duration::from_secs(5) };
+
 pub enum Upstream {
     Demo(Arc<Demo>),
     Http {
-        /// One pool per worker (see [`super::listener`]): a pooled connection is driven by the
-        /// event loop that uses it.
-        clients: Vec<Client<HttpConnector, Body>>,
-        authority: Authority,
+        /// One pool per worker (see [`super::listener`]).
+        pools: Vec<Arc<Pool>>,
+        /// The `Host` of a request that has none (an HTTP/1.0 client's).
+        host: HeaderValue,
         /// The origin's base path without its trailing `/`; often empty.
         base: String,
         timeout: Duration,
@@ -45,13 +49,10 @@ impl Upstream {
             UpstreamConfig::Demo => Ok(Upstream::Demo(demo)),
             UpstreamConfig::Http(origin) => {
                 let (authority, base) = split_origin(origin)?;
-                let mut connector = HttpConnector::new();
-                connector.set_nodelay(true);
-                connector.set_connect_timeout(Some(Duration::from_secs(5)));
-                let mut builder = Client::builder(TokioExecutor::new());
-                builder.pool_idle_timeout(Duration::from_secs(90)).pool_max_idle_per_host(256);
-                let clients = (0..server.worker_count()).map(|_| builder.build(connector.clone())).collect();
-                Ok(Upstream::Http { clients, authority, base: base.to_owned(), timeout: server.upstream_timeout.0 })
+                let address = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
+                let pools = (0..server.worker_count()).map(|_| Pool::new(address.clone(), POOL_LIMITS)).collect();
+                let host = HeaderValue::from_str(authority.as_str()).map_err(|e| format!("{origin:?}: {e}"))?;
+                Ok(Upstream::Http { pools, host, base: base.to_owned(), timeout: server.upstream_timeout.0 })
             }
         }
     }
@@ -65,8 +66,7 @@ impl Upstream {
         let started = Instant::now();
         match self {
             Upstream::Demo(demo) => Ok((demo.handle(request).await, started.elapsed())),
-            Upstream::Http { clients, authority, base, timeout } => {
-                let client = &clients[worker % clients.len()];
+            Upstream::Http { pools, host, base, timeout } => {
                 let path_and_query = match (base.is_empty(), request.uri().path_and_query()) {
                     (true, Some(path_and_query)) => path_and_query.clone(),
                     (_, path_and_query) => {
@@ -75,14 +75,14 @@ impl Upstream {
                             .map_err(|e| UpstreamError::Unavailable(e.to_string()))?
                     }
                 };
-                let uri =
-                    Uri::builder().scheme(Scheme::HTTP).authority(authority.clone()).path_and_query(path_and_query);
-                *request.uri_mut() = uri.build().map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+                *request.uri_mut() = Uri::from(path_and_query);
                 *request.version_mut() = hyper::Version::HTTP_11;
-                match tokio::time::timeout(*timeout, client.request(request)).await {
+                request.headers_mut().entry(HOST).or_insert_with(|| host.clone());
+                let pool = &pools[worker % pools.len()];
+                match tokio::time::timeout(*timeout, pool.send(request)).await {
                     Err(_) => Err(UpstreamError::Timeout(*timeout)),
-                    Ok(Err(error)) => Err(UpstreamError::Unavailable(error.to_string())),
-                    Ok(Ok(response)) => Ok((response.map(boxed), started.elapsed())),
+                    Ok(Err(error)) => Err(UpstreamError::Unavailable(error)),
+                    Ok(Ok(response)) => Ok((response, started.elapsed())),
                 }
             }
         }

@@ -1,0 +1,268 @@
+//! Kept-alive HTTP/1.1 connections to the upstream origin; each worker has its own pool, so a
+//! connection is driven by the event loop that uses it.
+//!
+//! A request takes the most recently used idle connection, or opens one. The connection comes
+//! back with the end of its response: the response body carries it and returns it when dropped,
+//! which the proxy does once the body is sent on (no task per request waits for it). Whether a
+//! returned connection can take another request is known at the next checkout: one closed by the
+//! upstream, left with a body half read, or upgraded is dropped then. A request that a reused
+//! connection refused before sending anything (the upstream closed it meanwhile) is sent again,
+//! once, on a new connection.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::body::{boxed, Body};
+
+/// Connections to one origin.
+pub struct Pool {
+    /// `host:port`.
+    address: String,
+    /// Most recently returned last.
+    idle: Mutex<Vec<Idle>>,
+    limits: Limits,
+}
+
+/// How many connections a pool keeps and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_idle: usize,
+    pub idle_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+struct Idle {
+    sender: SendRequest<Body>,
+    since: Instant,
+}
+
+impl Pool {
+    pub fn new(address: String, limits: Limits) -> Arc<Self> {
+        Arc::new(Self { address, idle: Mutex::new(Vec::new()), limits })
+    }
+
+    /// Send `request` (origin-form URI, HTTP/1.1) and return the response, whose body hands the
+    /// connection back when dropped. Errors are text for the 502 answer.
+    pub async fn send(self: &Arc<Self>, request: Request<Body>) -> Result<Response<Body>, String> {
+        let (mut sender, reused) = match self.checkout().await {
+            Some(sender) => (sender, true),
+            None => (self.connect().await?, false),
+        };
+        let response = match sender.try_send_request(request).await {
+            Ok(response) => response,
+            Err(mut refused) => match refused.take_message() {
+                Some(request) if reused => {
+                    sender = self.connect().await?;
+                    sender.send_request(request).await.map_err(|e| e.to_string())?
+                }
+                _ => return Err(refused.into_error().to_string()),
+            },
+        };
+        let pool = Arc::downgrade(self);
+        Ok(response.map(|body| boxed(Returning { body, sender: Some(sender), pool })))
+    }
+
+    /// The most recently used idle connection that is ready for a request.
+    async fn checkout(&self) -> Option<SendRequest<Body>> {
+        loop {
+            let idle = self.lock().pop()?;
+            if idle.since.elapsed() >= self.limits.idle_timeout {
+                continue; // dropping the sender closes the connection
+            }
+            let mut sender = idle.sender;
+            if sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    fn put(&self, sender: SendRequest<Body>) {
+        let keep = self.limits.max_idle;
+        if sender.is_closed() || keep == 0 {
+            return;
+        }
+        let mut idle = self.lock();
+        let timeout = self.limits.idle_timeout;
+        // The oldest first: drop the expired ones, then any beyond `keep` with this one.
+        let expired = idle.iter().take_while(|i| i.since.elapsed() >= timeout).count();
+        let over = (idle.len() - expired + 1).saturating_sub(keep);
+        idle.drain(..expired + over);
+        idle.push(Idle { sender, since: Instant::now() });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Body>, String> {
+        let address = &self.address;
+        let stream = tokio::time::timeout(self.limits.connect_timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| format!("connecting to {address} timed out"))?
+            .map_err(|error| format!("cannot connect to {address}: {error}"))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.with_upgrades().await {
+                tracing::debug!(%error, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// A response body that returns its connection to the pool when dropped.
+struct Returning {
+    body: Incoming,
+    sender: Option<SendRequest<Body>>,
+    pool: Weak<Pool>,
+}
+
+impl hyper::body::Body for Returning {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Returning {
+    fn drop(&mut self) {
+        if let (Some(sender), Some(pool)) = (self.sender.take(), self.pool.upgrade()) {
+            pool.put(sender);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::proxy::body::full;
+
+    const LIMITS: Limits =
+        Limits { max_idle: 8, idle_timeout: Duration::from_secs(60), connect_timeout: Duration::from_secs(2) };
+
+    /// An origin that answers every request on a connection with `answer`, then closes the
+    /// connection after `requests_per_connection` requests; counts the connections it accepted.
+    async fn origin(answer: &'static str, requests_per_connection: usize) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 4096];
+                    for _ in 0..requests_per_connection {
+                        let mut read = 0;
+                        while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                            match socket.read(&mut buffer[read..]).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => read += n,
+                            }
+                        }
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (address, accepted)
+    }
+
+    fn get() -> Request<Body> {
+        Request::builder().uri("/").header("host", "origin").body(full("")).unwrap()
+    }
+
+    async fn body_of(response: Response<Body>) -> Bytes {
+        response.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+
+    #[tokio::test]
+    async fn a_connection_is_reused_once_its_response_is_read() {
+        let (address, accepted) = origin(OK, usize::MAX).await;
+        let pool = Pool::new(address, LIMITS);
+        for _ in 0..5 {
+            assert_eq!(body_of(pool.send(get()).await.unwrap()).await, "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_origin_closed_is_replaced() {
+        // One request per connection: every reuse finds the connection closed (at checkout, or
+        // refused before sending) and the request still gets its answer on a new connection.
+        let (address, accepted) = origin(OK, 1).await;
+        let pool = Pool::new(address, LIMITS);
+        for _ in 0..5 {
+            assert_eq!(body_of(pool.send(get()).await.unwrap()).await, "ok");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_half_read_does_not_come_back() {
+        let long = "HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\nonly the start";
+        let (address, accepted) = origin(long, usize::MAX).await;
+        let pool = Pool::new(address, LIMITS);
+        drop(pool.send(get()).await.unwrap());
+        let second = tokio::time::timeout(Duration::from_secs(2), pool.send(get())).await.unwrap();
+        // The second request went out on a new connection (whose answer is the same truncated one).
+        assert!(second.is_ok());
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_expire_and_are_capped() {
+        let (address, accepted) = origin(OK, usize::MAX).await;
+        let expiring = Limits { idle_timeout: Duration::from_millis(50), ..LIMITS };
+        let pool = Pool::new(address.clone(), expiring);
+        body_of(pool.send(get()).await.unwrap()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        body_of(pool.send(get()).await.unwrap()).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "the expired connection was not reused");
+
+        let capped = Pool::new(address, Limits { max_idle: 2, ..LIMITS });
+        let responses: Vec<_> = futures_util::future::join_all((0..4).map(|_| capped.send(get()))).await;
+        drop(responses);
+        assert_eq!(capped.lock().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_origin_that_is_down_is_an_error_naming_it() {
+        let free = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().to_string();
+        let pool = Pool::new(free.clone(), LIMITS);
+        let error = pool.send(get()).await.unwrap_err();
+        assert!(error.starts_with(&format!("cannot connect to {free}")), "{error}");
+    }
+}
