@@ -12,17 +12,25 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::errors::{payload_error, ApiError};
-use crate::proxy::body::{buffer_up_to, Body, Buffered};
+use crate::proxy::body::{buffer_up_to, discard_up_to, Body, Buffered};
 use crate::session::Metadata;
 
 /// Largest PATCH body accepted (`413` above).
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// A refused body is still read, up to this much more and for at most [`DISCARD_TIME`], so the
+/// client gets its `413` (see [`discard_up_to`]).
+const DISCARD_LIMIT: usize = 1024 * 1024;
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Reads a request body of at most [`MAX_BODY`] bytes.
 pub async fn read(body: Body) -> Result<bytes::Bytes, ApiError> {
     match buffer_up_to(body, MAX_BODY).await {
         Ok(Buffered::Complete(bytes)) => Ok(bytes),
-        Ok(Buffered::TooLarge(_)) => Err(ApiError::PayloadTooLarge),
+        Ok(Buffered::TooLarge(rest)) => {
+            discard_up_to(rest, DISCARD_LIMIT, DISCARD_TIME).await;
+            Err(ApiError::PayloadTooLarge)
+        }
         Err(_) => Err(payload_error("Invalid JSON")),
     }
 }

@@ -65,6 +65,22 @@ pub async fn buffer_up_to(mut body: Body, limit: usize) -> Result<Buffered, BoxE
     Ok(Buffered::Complete(collected.concat().into()))
 }
 
+/// Read and throw away up to `limit` more bytes of a refused `body`, for at most `time`. A client
+/// still sending it then reads the answer: closing a socket with unread bytes sends a reset,
+/// which can destroy the answer before the client reads it.
+pub async fn discard_up_to(mut body: Body, limit: usize, time: std::time::Duration) {
+    let discard = async {
+        let mut seen = 0;
+        while seen <= limit {
+            match body.frame().await {
+                Some(Ok(frame)) => seen += frame.data_ref().map_or(0, Bytes::len),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(time, discard).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +88,19 @@ mod tests {
     fn chunked(parts: &[&'static [u8]]) -> Body {
         let frames = parts.iter().map(|p| Ok::<_, BoxError>(Frame::data(Bytes::from_static(p)))).collect::<Vec<_>>();
         BodyExt::boxed(StreamBody::new(stream::iter(frames)))
+    }
+
+    #[tokio::test]
+    async fn a_refused_body_is_read_up_to_the_limit() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let read = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = read.clone();
+        let endless = stream::iter(std::iter::repeat_with(move || {
+            counter.fetch_add(1000, Ordering::SeqCst);
+            Ok::<_, BoxError>(Frame::data(Bytes::from_static(&[0; 1000])))
+        }));
+        discard_up_to(BodyExt::boxed(StreamBody::new(endless)), 10_000, std::time::Duration::from_secs(5)).await;
+        assert_eq!(read.load(Ordering::SeqCst), 11_000, "read just past the limit, then stopped");
     }
 
     #[tokio::test]
