@@ -208,6 +208,7 @@ async fn serve_connection(
     tokio::pin!(connection);
     let idle = server.idle_timeout.0;
     tokio::select! {
+        biased; // the connection first: no random choice on every request
         result = &mut connection => {
             if let Err(error) = result {
                 tracing::debug!(%peer, %error, "connection ended with an error");

@@ -90,13 +90,14 @@ impl Pool {
         if sender.is_closed() || keep == 0 {
             return;
         }
+        let now = Instant::now();
         let mut idle = self.lock();
         let timeout = self.limits.idle_timeout;
         // The oldest first: drop the expired ones, then any beyond `keep` with this one.
-        let expired = idle.iter().take_while(|i| i.since.elapsed() >= timeout).count();
+        let expired = idle.iter().take_while(|i| now.duration_since(i.since) >= timeout).count();
         let over = (idle.len() - expired + 1).saturating_sub(keep);
         idle.drain(..expired + over);
-        idle.push(Idle { sender, since: Instant::now() });
+        idle.push(Idle { sender, since: now });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
