@@ -15,8 +15,8 @@ use helloguard::fingerprint::{self, AlpnMode};
 use helloguard::hello::Transport;
 use helloguard::pcap::{DecideOptions, Options as ReplayOptions, SessionKey};
 
-/// mimalloc: per-thread free lists keep a long-running proxy's per-request allocation cost flat
-/// (glibc malloc grew slower with uptime under keep-alive load; see the README's performance notes).
+/// mimalloc: cheaper per-request allocations than glibc malloc under keep-alive load (see the
+/// README's performance notes).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
