@@ -6,8 +6,11 @@
 //! per-connection extension shuffle does not defeat it for JA4, whose lists are sorted.
 //!
 //! The same holds for the whole set of forms ([`All`], raw strings included), which is what the
-//! replay prints for every hello of a capture: it has a memo of its own, keyed by everything that
-//! goes into any form.
+//! replay prints for every hello of a capture, and for the proxy's [`Binding`]: each has a memo of
+//! its own, keyed by everything that goes into any form (wire order included, so a client that
+//! shuffles its extensions misses it and falls back on the hashed parts' memo). In the proxy a
+//! hello arrives with the caches cold from the previous handshake, where one lookup costs far less
+//! than the several a binding's parts take.
 //!
 //! A memo is direct-mapped and small (a fixed number of slots per thread, allocated once). A key
 //! is stored whole and compared whole, so a hit is always the value the computation would give;
@@ -16,12 +19,14 @@
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
-use super::All;
+use super::{All, Binding};
 
 /// Slots of the hashed-parts memo.
 const SLOTS: usize = 128;
 /// Slots of the [`All`] memo: a capture holds few client builds, and each value owns strings.
 const ALL_SLOTS: usize = 64;
+/// Slots of the [`Binding`] memo.
+const BINDING_SLOTS: usize = 64;
 /// u16 values per key: a tag, then each list as its length followed by its values.
 const MAX_KEY: usize = 160;
 
@@ -37,6 +42,8 @@ pub(crate) enum Kind {
     Ja4SortedPartB = 5,
     /// Every form ([`All`]).
     All = 6,
+    /// What the proxy binds on ([`Binding`]).
+    Binding = 7,
 }
 
 #[derive(Clone)]
@@ -73,6 +80,7 @@ impl<V: Clone> Table<V> {
 thread_local! {
     static HASHES: RefCell<Table<[u8; 32]>> = RefCell::new(Table::new(SLOTS, [0; 32]));
     static FORMS: RefCell<Table<Option<All>>> = RefCell::new(Table::new(ALL_SLOTS, None));
+    static BINDINGS: RefCell<Table<Option<Binding>>> = RefCell::new(Table::new(BINDING_SLOTS, None));
 }
 
 /// A key under construction, on the stack.
@@ -161,6 +169,11 @@ impl Key {
         self.lookup(&FORMS, ALL_SLOTS, Option::clone, compute, |all| Some(all.clone()))
     }
 
+    /// The memoised binding for this key, or `compute()`'s (then remembered).
+    pub(crate) fn binding_or(&self, compute: impl FnOnce() -> Binding) -> Binding {
+        self.lookup(&BINDINGS, BINDING_SLOTS, |stored| *stored, compute, |binding| Some(*binding))
+    }
+
     /// `read` the slot this key owns in `table` on a hit; otherwise `compute`, and `store` it there.
     fn lookup<V: Clone + 'static, R>(
         &self,
@@ -226,6 +239,17 @@ mod tests {
         };
         assert_eq!(key().all_or(|| forms.clone()), forms);
         assert_eq!(key().all_or(|| panic!("must hit")), forms);
+    }
+
+    #[test]
+    fn bindings_are_memoised_whole_and_equal_the_computed_ones() {
+        let records = include_bytes!("../../pcaps/hellos/curl.bin");
+        let hello = ClientHello::parse(&records[5..], Transport::Tcp).unwrap();
+        let input = crate::fingerprint::ja4::Ja4Input::new(&hello, Transport::Tcp, AlpnMode::Spec);
+        let computed = super::super::binding_of(&hello, &input);
+        assert_eq!(super::super::binding(&hello, Transport::Tcp, AlpnMode::Spec), computed);
+        let hit = input.key(Kind::Binding).binding_or(|| panic!("must hit"));
+        assert_eq!(hit, computed);
     }
 
     #[test]

@@ -161,7 +161,8 @@ fn sorted_hashed(input: &Ja4Input, variant: Variant) -> Ja4 {
 /// The per-connection set: `ja3`, `ja4`, `ja4_stable`, sharing part b between the two JA4s
 /// and part c too when the hello has none of the extensions `ja4_stable` leaves out.
 pub fn binding(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Binding {
-    binding_of(hello, &Ja4Input::new(hello, transport, alpn))
+    let input = Ja4Input::new(hello, transport, alpn);
+    input.key(memo::Kind::Binding).binding_or(|| binding_of(hello, &input))
 }
 
 fn binding_of(hello: &ClientHello, input: &Ja4Input) -> Binding {
