@@ -32,7 +32,6 @@ pub struct Demo {
     names: HeaderNames,
     cookie_name: String,
     cookie_max_age: u64,
-    user_id_header: String,
     sessions: Mutex<HashMap<String, String>>,
     refresh_tokens: Mutex<HashMap<String, String>>,
     random: SystemRandom,
@@ -44,7 +43,6 @@ impl Demo {
             names,
             cookie_name: session.cookie_name.clone(),
             cookie_max_age: session.absolute_timeout.0.as_secs(),
-            user_id_header: session.user_id_header.clone(),
             sessions: Mutex::new(HashMap::new()),
             refresh_tokens: Mutex::new(HashMap::new()),
             random: SystemRandom::new(),
@@ -102,8 +100,8 @@ impl Demo {
             "{}={cookie}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Lax",
             self.cookie_name, self.cookie_max_age
         );
-        self.add_header(&mut response, SET_COOKIE.as_str(), &set_cookie);
-        self.add_header(&mut response, &self.user_id_header.clone(), &format!("demo|{user}"));
+        add_header(&mut response, SET_COOKIE, &set_cookie);
+        add_header(&mut response, self.names.user_id.clone(), &format!("demo|{user}"));
         response
     }
 
@@ -131,16 +129,8 @@ impl Demo {
             &json!({"access_token": self.random_token(), "token_type": "Bearer", "expires_in": 3600,
                     "refresh_token": refresh_token, "scope": "openid offline_access"}),
         );
-        self.add_header(&mut response, &self.user_id_header.clone(), &format!("demo|{user}"));
+        add_header(&mut response, self.names.user_id.clone(), &format!("demo|{user}"));
         response
-    }
-
-    fn add_header(&self, response: &mut Response<Body>, name: &str, value: &str) {
-        if let (Ok(name), Ok(value)) =
-            (hyper::header::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value))
-        {
-            response.headers_mut().append(name, value);
-        }
     }
 
     fn random_token(&self) -> String {
@@ -182,4 +172,10 @@ fn html_response(html: &str) -> Response<Body> {
     let mut response = Response::new(full(html.to_owned()));
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     response
+}
+
+fn add_header(response: &mut Response<Body>, name: hyper::header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().append(name, value);
+    }
 }

@@ -1,10 +1,10 @@
-//! Header names the proxy sends upstream (CONTRACT §5) and the hygiene that comes first: every name
-//! of both presets and every override is removed from the client's request before anything else,
-//! so a client can never forge a fingerprint or a decision.
+//! Header names the proxy sends upstream (CONTRACT §5) and reads back from its responses, and the
+//! hygiene that comes first: every name of both presets and every override is removed from the
+//! client's request before anything else, so a client can never forge a fingerprint or a decision.
 
 use hyper::header::{HeaderMap, HeaderName};
 
-use crate::config::{HeaderPreset, HeadersConfig};
+use crate::config::{Config, HeaderPreset};
 
 /// The resolved names for one configuration.
 #[derive(Debug, Clone)]
@@ -16,6 +16,10 @@ pub struct HeaderNames {
     pub decision: HeaderName,
     pub reason: HeaderName,
     pub challenge: HeaderName,
+    /// The upstream's user id and MFA confirmation response headers, removed before the client
+    /// sees the response.
+    pub user_id: HeaderName,
+    pub mfa_confirmed: HeaderName,
     /// Everything removed from client requests: both presets and the configured names.
     forbidden: Vec<HeaderName>,
 }
@@ -35,10 +39,11 @@ const CLOUDFRONT_JA4: &str = "cloudfront-viewer-ja4-fingerprint";
 impl HeaderNames {
     /// Names from the config. Invalid names were rejected by config validation; should one slip
     /// through, the preset name is used.
-    pub fn new(config: &HeadersConfig) -> Self {
+    pub fn new(whole: &Config) -> Self {
+        let config = &whole.headers;
         let preset = |i: usize| HeaderName::from_static(HELLOGUARD[i]);
-        let pick = |value: &Option<String>, default: HeaderName| {
-            value.as_deref().and_then(|v| HeaderName::from_bytes(v.as_bytes()).ok()).unwrap_or(default)
+        let pick = |value: Option<&str>, default: HeaderName| {
+            value.and_then(|v| HeaderName::from_bytes(v.as_bytes()).ok()).unwrap_or(default)
         };
         let (ja3_default, ja4_default) = match config.preset {
             HeaderPreset::Helloguard => (preset(0), preset(1)),
@@ -47,13 +52,18 @@ impl HeaderNames {
             }
         };
         let names = Self {
-            ja3: pick(&config.ja3, ja3_default),
-            ja4: pick(&config.ja4, ja4_default),
-            ja4_stable: pick(&config.ja4_stable, preset(2)),
-            session_id: pick(&config.session_id, preset(3)),
-            decision: pick(&config.decision, preset(4)),
-            reason: pick(&config.reason, preset(5)),
-            challenge: pick(&config.challenge, preset(6)),
+            ja3: pick(config.ja3.as_deref(), ja3_default),
+            ja4: pick(config.ja4.as_deref(), ja4_default),
+            ja4_stable: pick(config.ja4_stable.as_deref(), preset(2)),
+            session_id: pick(config.session_id.as_deref(), preset(3)),
+            decision: pick(config.decision.as_deref(), preset(4)),
+            reason: pick(config.reason.as_deref(), preset(5)),
+            challenge: pick(config.challenge.as_deref(), preset(6)),
+            user_id: pick(Some(&whole.session.user_id_header), HeaderName::from_static("helloguard-user-id")),
+            mfa_confirmed: pick(
+                Some(&whole.policy.confirm_header),
+                HeaderName::from_static("helloguard-mfa-confirmed"),
+            ),
             forbidden: Vec::new(),
         };
         let mut forbidden: Vec<HeaderName> = HELLOGUARD.iter().map(|n| HeaderName::from_static(n)).collect();
@@ -93,11 +103,12 @@ pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::HeadersConfig;
 
     #[test]
     fn both_presets_and_overrides_are_stripped() {
         let config = HeadersConfig { ja4: Some("x-client-ja4".into()), ..HeadersConfig::default() };
-        let names = HeaderNames::new(&config);
+        let names = HeaderNames::new(&Config { headers: config, ..Config::default() });
         assert_eq!(names.ja4, "x-client-ja4");
         let mut headers = HeaderMap::new();
         for name in
@@ -111,7 +122,8 @@ mod tests {
 
     #[test]
     fn cloudfront_preset_names() {
-        let names = HeaderNames::new(&HeadersConfig { preset: HeaderPreset::Cloudfront, ..HeadersConfig::default() });
+        let headers = HeadersConfig { preset: HeaderPreset::Cloudfront, ..HeadersConfig::default() };
+        let names = HeaderNames::new(&Config { headers, ..Config::default() });
         assert_eq!(names.ja3, "cloudfront-viewer-ja3-fingerprint");
         assert_eq!(names.ja4_stable, "helloguard-ja4-stable");
     }

@@ -116,7 +116,7 @@ impl Proxy {
             Some(address) => Some(bind(address).await?),
             None => None,
         };
-        let names = headers::HeaderNames::new(&config.headers);
+        let names = headers::HeaderNames::new(&config);
         let demo = Arc::new(demo::Demo::new(names.clone(), &config.session));
         let shared = Arc::new(service::Shared {
             upstream: upstream::Upstream::new(&config.server, demo).map_err(StartError::Upstream)?,

@@ -91,9 +91,8 @@ pub async fn on_response(context: RequestContext<'_>, response: Response<Body>) 
     let shared = context.shared;
     let (mut parts, mut body) = response.into_parts();
     remove_hop_by_hop(&mut parts.headers);
-    let user_id = take_header(&mut parts.headers, &shared.config.session.user_id_header).filter(|v| valid_user_id(v));
-    let confirmed =
-        take_header(&mut parts.headers, &shared.config.policy.confirm_header).is_some_and(|v| v.trim() == "1");
+    let user_id = take_header(&mut parts.headers, &shared.names.user_id).filter(|v| valid_user_id(v));
+    let confirmed = take_header(&mut parts.headers, &shared.names.mfa_confirmed).is_some_and(|v| v.trim() == "1");
 
     let mut bound_session = context.session.as_ref().map(|s| s.record.id.clone());
     if context.kind() == Some(RouteKind::Login) {
@@ -431,7 +430,7 @@ fn confirm_result(context: &RequestContext<'_>, decision: &crate::engine::Decisi
 }
 
 /// Remove header `name` and return its (first) value.
-fn take_header(headers: &mut HeaderMap, name: &str) -> Option<String> {
+fn take_header(headers: &mut HeaderMap, name: &header::HeaderName) -> Option<String> {
     headers.remove(name).and_then(|v| v.to_str().ok().map(str::to_owned))
 }
 
