@@ -36,7 +36,10 @@ pub fn dump_dom(profile: &Path, url: &str) -> String {
     // DOM after the auto-submitted login form; one more run tells that apart from a real failure.
     match run_once(profile, url) {
         Ok(dom) => dom,
-        Err(_) => run_once(profile, url).unwrap_or_else(|failure| panic!("{failure}")),
+        Err(failure) => {
+            eprintln!("running chromium once more after: {failure}");
+            run_once(profile, url).unwrap_or_else(|failure| panic!("{failure}"))
+        }
     }
 }
 
