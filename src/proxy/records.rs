@@ -226,6 +226,9 @@ async fn create_session(
 ) -> Result<Option<String>, StoreFailed> {
     let shared = context.shared;
     let id = session_id(cookie);
+    if context.session.as_ref().is_some_and(|s| s.record.id == id) {
+        return Ok(None); // the cookie the request carried, set again: its session is live
+    }
     match shared.store.get_session(&id).await {
         Ok(Some(_)) => return Ok(None), // already a live session: nothing new
         Ok(None) => {}

@@ -105,15 +105,17 @@ impl RecordKind {
     }
 }
 
-fn utf16_len(s: &str) -> usize {
-    s.chars().map(char::len_utf16).sum()
+/// Whether `s` is longer than [`MAX_LEN`] UTF-16 code units. A character never takes more
+/// UTF-16 units than UTF-8 bytes, so a short string is decided by its byte length alone.
+fn over_max_len(s: &str) -> bool {
+    s.len() > MAX_LEN && s.chars().map(char::len_utf16).sum::<usize>() > MAX_LEN
 }
 
 fn check_key(key: &str) -> Result<(), MetadataError> {
-    if utf16_len(key) > MAX_LEN {
+    if over_max_len(key) {
         return Err(MetadataError::KeyTooLong);
     }
-    if key.contains('\0') {
+    if key.as_bytes().contains(&0) {
         return Err(MetadataError::KeyContainsNul);
     }
     // An empty key fails here too: the contract's charset rule is `{1,255}`.
@@ -124,10 +126,10 @@ fn check_key(key: &str) -> Result<(), MetadataError> {
 }
 
 fn check_value(value: &str) -> Result<(), MetadataError> {
-    if utf16_len(value) > MAX_LEN {
+    if over_max_len(value) {
         return Err(MetadataError::ValueTooLong);
     }
-    if value.contains('\0') {
+    if value.as_bytes().contains(&0) {
         return Err(MetadataError::ValueContainsNul);
     }
     Ok(())
