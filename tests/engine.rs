@@ -105,6 +105,11 @@ fn latest_hellos() -> Option<Vec<Hello>> {
     Some(hellos)
 }
 
+/// Parses JSON text the code under test wrote (so a malformed line fails the test).
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
 /// The ja4_stable derivation reproduces the JA4s of the vectors and the §5 values.
 #[test]
 fn ja4_stable_matches_fingerprints_md() {
@@ -165,7 +170,7 @@ fn another_client_is_challenged_with_all_factors() {
     assert_eq!((other.verdict, other.reason), (Verdict::Challenge, Reason::FingerprintMismatch));
     assert!(other.writes.is_empty(), "a challenge never rebinds");
     assert_eq!(
-        serde_json::to_value(other).unwrap(),
+        json_of(&other.to_json()),
         json!({"decision":"challenge","reason":"fingerprint_mismatch",
                "challenge":{"type":"otp"},"additional_factors":[{"type":"push-notification"},{"type":"phone"}],
                "route":"login","session_id":"ses_test","refresh_token_id":null})
@@ -413,7 +418,7 @@ fn failed_bind_becomes_allow_with_wrapped_error() {
         client_addr: None,
         error: Some(&wrapped),
     };
-    let line = serde_json::to_value(event).unwrap();
+    let line = json_of(&event.to_json());
     assert_eq!(line["reason"], "metadata_write_failed");
     assert_eq!(line["error"], wrapped);
     assert_eq!(line["observed"], json!({"ja3":"a","ja4":"b","ja4_stable":"c"}));
@@ -427,11 +432,11 @@ fn configured_factors_shape_the_challenge() {
     let stored = Metadata::from_pairs([("ja4_stable", "x")]).unwrap();
     let observed = Observed { ja3: "a", ja3n: "", ja4: "b", ja4_stable: "y" };
     let d = decide(&login(Some(&stored), Some(observed)), &policy);
-    let v = serde_json::to_value(d).unwrap();
+    let v = json_of(&d.to_json());
     assert_eq!(v["challenge"], json!({"type":"email"}));
     assert_eq!(v["additional_factors"], json!([{"type":"phone"}]));
     // Non-challenge decisions carry neither field.
     let d = decide(&login(Some(&stored), None), &policy);
-    let v = serde_json::to_value(d).unwrap();
+    let v = json_of(&d.to_json());
     assert!(v.get("challenge").is_none() && v.get("additional_factors").is_none());
 }

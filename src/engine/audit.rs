@@ -5,24 +5,9 @@
 use std::io::Write;
 use std::sync::Mutex;
 
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
-
+use super::json_object::JsonObject;
 use super::{Decision, Mode, Observed, Outcome};
 use crate::session::{Metadata, Timestamp};
-
-/// `{"ja3","ja4","ja4_stable"}` of the stored record, each `null` when absent.
-struct StoredFingerprints<'a>(&'a Metadata);
-
-impl Serialize for StoredFingerprints<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(3))?;
-        for key in ["ja3", "ja4", "ja4_stable"] {
-            map.serialize_entry(key, &self.0.get(key))?;
-        }
-        map.end()
-    }
-}
 
 /// One `decision` event: the decision object plus its context.
 #[derive(Debug, Clone, Copy)]
@@ -40,22 +25,42 @@ pub struct DecisionEvent<'a> {
     pub error: Option<&'a str>,
 }
 
-impl Serialize for DecisionEvent<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("event", "decision")?;
-        map.serialize_entry("time", &self.time)?;
-        self.decision.serialize_fields(&mut map)?;
-        map.serialize_entry("mode", &self.mode)?;
-        map.serialize_entry("outcome", &self.outcome)?;
-        map.serialize_entry("user_id", &self.user_id)?;
-        map.serialize_entry("observed", &self.observed)?;
-        map.serialize_entry("stored", &self.stored.map(StoredFingerprints))?;
-        map.serialize_entry("client_addr", &self.client_addr)?;
+impl DecisionEvent<'_> {
+    /// The event as one JSON object (§9). Written once per login and refresh, so it is written
+    /// directly rather than through a serializer.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(512);
+        let mut object = JsonObject::open(&mut out);
+        object.str("event", "decision").str("time", &self.time.rfc3339());
+        self.decision.write_fields(&mut object);
+        object.str("mode", self.mode.as_str()).str("outcome", self.outcome.as_str()).opt_str("user_id", self.user_id);
+        match self.observed {
+            Some(observed) => object.object("observed", |o| {
+                o.str("ja3", observed.ja3).str("ja4", observed.ja4).str("ja4_stable", observed.ja4_stable);
+            }),
+            None => object.null("observed"),
+        };
+        // `{"ja3","ja4","ja4_stable"}` of the stored record, each `null` when absent.
+        match self.stored {
+            Some(stored) => object.object("stored", |o| {
+                for key in ["ja3", "ja4", "ja4_stable"] {
+                    o.opt_str(key, stored.get(key));
+                }
+            }),
+            None => object.null("stored"),
+        };
+        object.opt_str("client_addr", self.client_addr);
         if let Some(error) = self.error {
-            map.serialize_entry("error", error)?;
+            object.str("error", error);
         }
-        map.end()
+        object.close();
+        out
+    }
+}
+
+impl erased::Event for DecisionEvent<'_> {
+    fn to_json_line(&self) -> Result<String, serde_json::Error> {
+        Ok(self.to_json())
     }
 }
 

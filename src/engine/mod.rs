@@ -7,29 +7,28 @@
 //! fingerprint never challenges and is never written.
 
 pub mod audit;
+mod json_object;
 pub mod policy;
 
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
-
 use crate::session::Metadata;
+use json_object::JsonObject;
 pub use policy::{CompareKey, Factor, Factors, FactorsError, Mode, Policy};
 
 /// The request kinds that get a decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Login,
     Refresh,
 }
 
+policy::wire_names!(Route { Login => "login", Refresh => "refresh" });
+
 /// Fingerprints observed on the connection. `None` in an [`Event`] means unknown (no ClientHello
 /// captured).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observed<'a> {
     pub ja3: &'a str,
     /// Written and compared only with `compare = "ja3n"`.
-    #[serde(skip)]
     pub ja3n: &'a str,
     pub ja4: &'a str,
     pub ja4_stable: &'a str,
@@ -175,50 +174,42 @@ impl<'a> Decision<'a> {
     }
 }
 
-impl Serialize for Decision<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        self.serialize_fields(&mut map)?;
-        map.end()
-    }
-}
-
 impl Decision<'_> {
-    /// The §3 fields in order, so audit events can embed them flat.
-    pub(crate) fn serialize_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        map.serialize_entry("decision", &self.verdict)?;
-        map.serialize_entry("reason", &self.reason)?;
-        if let Some(factors) = self.factors {
-            map.serialize_entry("challenge", &FactorObject(factors.primary()))?;
-            let additional: Vec<FactorObject> = factors.additional().iter().copied().map(FactorObject).collect();
-            map.serialize_entry("additional_factors", &additional)?;
-        }
-        map.serialize_entry("route", &self.route)?;
-        map.serialize_entry("session_id", &self.session_id)?;
-        map.serialize_entry("refresh_token_id", &self.refresh_token_id)?;
-        Ok(())
+    /// The decision object (§3) as JSON text.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(256);
+        let mut object = JsonObject::open(&mut out);
+        self.write_fields(&mut object);
+        object.close();
+        out
     }
-}
 
-/// `{"type": "<factor>"}`.
-struct FactorObject(Factor);
-
-impl Serialize for FactorObject {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(1))?;
-        map.serialize_entry("type", &self.0)?;
-        map.end()
+    /// The §3 fields in order, so audit events can embed them flat.
+    pub(crate) fn write_fields(&self, object: &mut JsonObject<'_>) {
+        object.str("decision", self.verdict.as_str()).str("reason", self.reason.as_str());
+        if let Some(factors) = self.factors {
+            let factor = |o: &mut JsonObject<'_>, factor: Factor| {
+                o.str("type", factor.as_str());
+            };
+            object.object("challenge", |o| factor(o, factors.primary()));
+            object.objects("additional_factors", factors.additional().iter().copied(), factor);
+        }
+        object
+            .str("route", self.route.as_str())
+            .opt_str("session_id", self.session_id)
+            .opt_str("refresh_token_id", self.refresh_token_id);
     }
 }
 
 /// `forwarded` / `redirected` / `rejected` (§9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Forwarded,
     Redirected,
     Rejected,
 }
+
+policy::wire_names!(Outcome { Forwarded => "forwarded", Redirected => "redirected", Rejected => "rejected" });
 
 /// The request-phase decision (§3 table; first matching row wins).
 pub fn decide<'a>(event: &Event<'a, '_>, policy: &'a Policy) -> Decision<'a> {

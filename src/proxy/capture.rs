@@ -58,8 +58,6 @@ pub struct Captured {
     /// Every byte read from the socket so far, to be replayed into the TLS handshake.
     pub bytes: Vec<u8>,
     pub fingerprint: Result<ConnectionFingerprint, CaptureFailure>,
-    /// The first server name, for logs.
-    pub sni: Option<String>,
     /// Time spent parsing and fingerprinting (not waiting for bytes).
     pub compute_time: Duration,
 }
@@ -79,9 +77,7 @@ pub async fn capture<S: AsyncRead + Unpin>(
     loop {
         let read = match tokio::time::timeout_at(deadline, socket.read(&mut chunk)).await {
             Ok(read) => read?,
-            Err(_) => {
-                return Ok(Some(Captured { bytes, fingerprint: Err(CaptureFailure::Timeout), sni: None, compute_time }))
-            }
+            Err(_) => return Ok(Some(Captured { bytes, fingerprint: Err(CaptureFailure::Timeout), compute_time })),
         };
         if read == 0 {
             return Ok(None);
@@ -100,20 +96,20 @@ pub async fn capture<S: AsyncRead + Unpin>(
             Err(_) => Some(CaptureFailure::Malformed),
         };
         if let Some(failure) = failure {
-            return Ok(Some(Captured { bytes, fingerprint: Err(failure), sni: None, compute_time }));
+            return Ok(Some(Captured { bytes, fingerprint: Err(failure), compute_time }));
         }
         let started = Instant::now();
         let message = reader.message().unwrap_or_default();
-        let (fingerprint, sni) = match ClientHello::parse(message, Transport::Tcp) {
+        let fingerprint = match ClientHello::parse(message, Transport::Tcp) {
             Ok(hello) => {
                 let binding = fingerprint::binding(&hello, Transport::Tcp, AlpnMode::Spec);
                 let ja3n = with_ja3n.then(|| fingerprint::ja3n(&hello));
-                (Ok(ConnectionFingerprint { binding, ja3n }), hello.sni_str().map(str::to_owned))
+                Ok(ConnectionFingerprint { binding, ja3n })
             }
-            Err(_) => (Err(CaptureFailure::Malformed), None),
+            Err(_) => Err(CaptureFailure::Malformed),
         };
         compute_time += started.elapsed();
-        return Ok(Some(Captured { bytes, fingerprint, sni, compute_time }));
+        return Ok(Some(Captured { bytes, fingerprint, compute_time }));
     }
 }
 
@@ -192,7 +188,6 @@ mod tests {
         let fingerprint = captured.fingerprint.unwrap();
         assert_eq!(fingerprint.binding.ja4.as_str(), "t13d1517h2_8daaf6152771_cb7bf5808d99");
         assert!(fingerprint.ja3n.is_some());
-        assert_eq!(captured.sni.as_deref(), Some("localhost"));
         let _client = writer.await.unwrap();
         let mut replay = Replay::new(captured.bytes, server);
         let mut replayed = vec![0; records.len() + 5];
