@@ -3,12 +3,20 @@
 //!
 //! `binding`: a fresh reader + parse + ja3 + ja4 + ja4_stable, what the proxy runs once per
 //! connection. Repeated iterations hit the per-thread memo of hashed parts, as a proxy does for a
-//! client build it has seen; `binding_cold` alternates two hellos with another `ja3`/`ja4` each
-//! time (an unseen client build) by changing one cipher suite. `all_forms`: all eight forms.
+//! client build it has seen; `binding_shuffled` gives the same client build with its extensions
+//! in another order each time (Chrome and rustls clients shuffle them per connection: a new `ja3`,
+//! the same `ja4`); `binding_cold` alternates two hellos with another `ja3`/`ja4` each time (an
+//! unseen client build) by changing one cipher suite. `all_forms`: all eight forms.
+#[path = "support/shuffle.rs"]
+mod shuffle;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use helloguard::fingerprint::{self, AlpnMode};
 use helloguard::hello::{ClientHello, HelloReader, Transport};
 use std::hint::black_box;
+
+/// Extension orders per hello in `binding_shuffled`.
+const SHUFFLES: u64 = 4096;
 
 const HELLOS: [(&str, &[u8]); 2] = [
     ("curl_517B", include_bytes!("../pcaps/hellos/curl.bin")),
@@ -42,6 +50,29 @@ fn benches(c: &mut Criterion) {
         }
         group.finish();
     }
+    let mut group = c.benchmark_group("binding_shuffled");
+    group.throughput(Throughput::Elements(1));
+    for (name, records) in HELLOS {
+        // More orders than any memo has slots, as from a stream of connections.
+        let orders: Vec<Vec<u8>> = (0..SHUFFLES).map(|seed| shuffle::shuffle_extensions(records, seed)).collect();
+        let forms: Vec<_> = orders
+            .iter()
+            .map(|o| {
+                let hello = ClientHello::parse(&o[5..], Transport::Tcp).expect("a shuffled hello parses");
+                fingerprint::all(&hello, Transport::Tcp, AlpnMode::Spec)
+            })
+            .collect();
+        assert!(forms.iter().all(|f| f.ja4 == forms[0].ja4), "one client build");
+        assert!(forms.iter().any(|f| f.ja3 != forms[0].ja3), "in another order");
+        let mut n = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                n += 1;
+                fingerprint_records(&orders[n % orders.len()], false)
+            })
+        });
+    }
+    group.finish();
     let mut group = c.benchmark_group("binding_cold");
     group.throughput(Throughput::Elements(1));
     for (name, records) in HELLOS {

@@ -82,10 +82,33 @@ impl<'o> JsonObject<'o> {
     }
 }
 
+/// Whether JSON must escape `b`: a control character, `"` or `\`.
+fn escaped(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Whether any byte of `value` is [`escaped`], eight bytes at a time: the values written are
+/// mostly fingerprints and ids with nothing to escape, so this scan is the usual whole cost.
+fn needs_escape(value: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte below `n` (n <= 0x80) sets its high bit in (w - n·ONES) & !w; a zero byte (an
+    // `equal` byte after the xor) in (v - ONES) & !v. Borrows only reach bytes above a flagged
+    // one, so "any byte flagged" is exact.
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w;
+    let equal = |w: u64, b: u8| below(w ^ (ONES * u64::from(b)), 1);
+    let mut words = value.chunks_exact(8);
+    let flagged = words.by_ref().any(|word| {
+        let w = u64::from_le_bytes(word.try_into().expect("chunks of eight"));
+        (below(w, 0x20) | equal(w, b'"') | equal(w, b'\\')) & HIGH != 0
+    });
+    flagged || words.remainder().iter().any(|&b| escaped(b))
+}
+
 /// `value` as a JSON string literal.
 fn push_string(out: &mut String, value: &str) {
     out.push('"');
-    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(value.as_bytes()) {
         out.push_str(value);
     } else {
         for c in value.chars() {
@@ -128,6 +151,21 @@ mod tests {
             let parsed: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
             assert_eq!(parsed, json!({ "k": value }));
         }
+    }
+
+    #[test]
+    fn the_word_scan_finds_every_escaped_byte_at_every_position() {
+        for len in [1, 7, 8, 9, 16, 23] {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    assert_eq!(needs_escape(&bytes), escaped(b), "byte {b:#04x} at {at} of {len}");
+                }
+            }
+        }
+        // Bytes just above a flagged one, and UTF-8 continuation bytes, are not flagged alone.
+        assert!(!needs_escape("t13d1517h2_8daaf6152771_cb7bf5808d99 é😀 ~!#[]".as_bytes()));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use md5::Md5;
 use smallvec::SmallVec;
 
+use super::lists::Lists;
 use super::memo::{Key, Kind};
 use super::sink::{decimal, md5_hex, put_decimal_list, Hashing, Sink};
 use super::{is_grease, Md5Hex};
@@ -44,13 +45,13 @@ pub(crate) fn write(sink: &mut impl Sink, ch: &ClientHello, order: Order) {
 }
 
 /// The MD5, memoised on the values the string is made of (kind, version and the four lists in
-/// wire order: the string, and so the hash, is a function of exactly these).
-pub(crate) fn hash(ch: &ClientHello, order: Order) -> Md5Hex {
+/// wire order: the string, and so the hash, is a function of exactly these). `lists` are `ch`'s.
+pub(crate) fn hash(ch: &ClientHello, lists: &Lists, order: Order) -> Md5Hex {
     let kind = if order == Order::Wire { Kind::Ja3 } else { Kind::Ja3n };
     let mut key = Key::new(kind);
-    key.list([ch.legacy_version])
-        .list(ch.cipher_suites.iter().filter(|&c| !is_grease(c)))
-        .list(ch.extensions.kinds().filter(|&k| !is_grease(k)))
+    key.slice(&[ch.legacy_version])
+        .slice(&lists.ciphers)
+        .slice(&lists.extensions)
         .list(ch.supported_groups.iter().flat_map(|g| g.iter()).filter(|&g| !is_grease(g)))
         .list(ch.point_formats.unwrap_or_default().iter().map(|&f| u16::from(f)));
     Md5Hex(key.get_or(|| {

@@ -4,8 +4,7 @@
 //! part a, then parts b and c either as raw text or streamed into SHA-256. `ja4` and `ja4_stable`
 //! share part b and, when the hello has no padding, pre_shared_key or early_data, part c too.
 
-use smallvec::SmallVec;
-
+use super::lists::{Lists, Values};
 use super::memo::{Key, Kind};
 use super::sink::{hex4, put_hex4_list, sha256_h12, Hashing, Sha256, Sink, HEX};
 use super::{is_grease, AlpnMode, Ja4};
@@ -16,19 +15,12 @@ const ALPN: u16 = 0x0010;
 /// padding, pre_shared_key, early_data: what a resumed or re-padded hello adds or drops (§5).
 const UNSTABLE: [u16; 3] = [0x0015, 0x0029, 0x002a];
 
-type Values = SmallVec<[u16; 48]>;
-
 /// The GREASE-free lists every JA4 form is made of.
 pub(crate) struct Ja4Input<'h> {
     hello: &'h ClientHello<'h>,
     transport: Transport,
     alpn: AlpnMode,
-    /// Cipher suites, wire order.
-    ciphers: Values,
-    /// Extension types, wire order.
-    extensions: Values,
-    /// Signature algorithms of the first 0x000d, wire order.
-    signatures: Values,
+    lists: Lists,
 }
 
 /// Which extensions an output leaves out before counting and building part c.
@@ -46,21 +38,14 @@ impl Variant {
 
 impl<'h> Ja4Input<'h> {
     pub(crate) fn new(hello: &'h ClientHello<'h>, transport: Transport, alpn: AlpnMode) -> Self {
-        Self {
-            hello,
-            transport,
-            alpn,
-            ciphers: hello.cipher_suites.iter().filter(|&c| !is_grease(c)).collect(),
-            extensions: hello.extensions.kinds().filter(|&k| !is_grease(k)).collect(),
-            signatures: hello.signature_algorithms.iter().flat_map(|l| l.iter()).filter(|&s| !is_grease(s)).collect(),
-        }
+        Self { hello, transport, alpn, lists: Lists::of(hello) }
     }
 
     /// Part a: protocol, version, SNI, cipher count, extension count, ALPN code.
     pub(crate) fn part_a(&self, variant: Variant) -> [u8; 10] {
-        let extension_count = self.extensions.iter().filter(|&&k| variant.keeps(k)).count();
+        let extension_count = self.lists.extensions.iter().filter(|&&k| variant.keeps(k)).count();
         let [v0, v1] = self.version_code();
-        let [c0, c1] = two_digits(self.ciphers.len());
+        let [c0, c1] = two_digits(self.lists.ciphers.len());
         let [e0, e1] = two_digits(extension_count);
         let [l0, l1] = alpn_code(self.hello.alpn, self.alpn);
         let sni = if self.hello.has_sni { b'd' } else { b'i' };
@@ -83,7 +68,7 @@ impl<'h> Ja4Input<'h> {
     }
 
     pub(crate) fn sorted_ciphers(&self) -> Values {
-        let mut sorted = self.ciphers.clone();
+        let mut sorted = self.lists.ciphers.clone();
         sorted.sort_unstable();
         sorted
     }
@@ -92,7 +77,7 @@ impl<'h> Ja4Input<'h> {
     /// unstable three).
     pub(crate) fn sorted_extensions(&self, variant: Variant) -> Values {
         let mut sorted: Values =
-            self.extensions.iter().copied().filter(|&k| k != SNI && k != ALPN && variant.keeps(k)).collect();
+            self.lists.extensions.iter().copied().filter(|&k| k != SNI && k != ALPN && variant.keeps(k)).collect();
         sorted.sort_unstable();
         sorted
     }
@@ -105,9 +90,9 @@ impl<'h> Ja4Input<'h> {
     /// Part c's string: the extension list, then `_` and the signature algorithms if any.
     pub(crate) fn write_c(&self, sink: &mut impl Sink, extensions: &[u16]) {
         put_hex4_list(sink, extensions.iter().copied());
-        if !self.signatures.is_empty() {
+        if !self.lists.signatures.is_empty() {
             sink.put(b"_");
-            put_hex4_list(sink, self.signatures.iter().copied());
+            put_hex4_list(sink, self.lists.signatures.iter().copied());
         }
     }
 
@@ -120,7 +105,7 @@ impl<'h> Ja4Input<'h> {
     /// so a memo hit costs no sort (clients do not shuffle their cipher suites).
     pub(crate) fn hash_sorted_b(&self) -> [u8; 12] {
         Key::new(Kind::Ja4SortedPartB)
-            .list(self.ciphers.iter().copied())
+            .list(self.lists.ciphers.iter().copied())
             .get_or(|| h12(|s| Self::write_b(s, &self.sorted_ciphers())))
     }
 
@@ -128,32 +113,52 @@ impl<'h> Ja4Input<'h> {
     pub(crate) fn hash_c(&self, extensions: &[u16]) -> [u8; 12] {
         Key::new(Kind::Ja4PartC)
             .list(extensions.iter().copied())
-            .list(self.signatures.iter().copied())
+            .list(self.lists.signatures.iter().copied())
             .get_or(|| h12(|s| self.write_c(s, extensions)))
     }
 
-    /// A memo key of `kind` holding every input of every form, JA3's included: part a's
+    /// The [`Kind::All`] memo key: every input of every form, JA3's included: part a's
     /// characters (transport, version, SNI, ALPN), the legacy version, and the GREASE-free cipher,
     /// extension, group, point format and signature algorithm lists (JA3 filters the same GREASE).
-    pub(crate) fn key(&self, kind: Kind) -> Key {
-        let mut key = Key::new(kind);
+    pub(crate) fn all_key(&self) -> Key {
+        let mut key = Key::new(Kind::All);
         key.slice(&self.part_a(Variant::Public).map(u16::from))
             .slice(&[self.hello.legacy_version])
-            .slice(&self.ciphers)
-            .slice(&self.extensions)
+            .slice(&self.lists.ciphers)
+            .slice(&self.lists.extensions)
             .list(self.hello.supported_groups.iter().flat_map(|g| g.iter()).filter(|&g| !is_grease(g)))
             .list(self.hello.point_formats.unwrap_or_default().iter().map(|&f| u16::from(f)))
-            .slice(&self.signatures);
+            .slice(&self.lists.signatures);
         key
+    }
+
+    /// A memo key holding every input of `ja4` and `ja4_stable` with the extensions as a sorted
+    /// set: part a's characters, the cipher list (its sorted form is a function of it), the
+    /// extension types sorted (the set decides `ja4_stable`'s part a and both part c's) and the
+    /// signature algorithms. A client that shuffles its extensions makes the same key every time.
+    pub(crate) fn pair_key(&self) -> Key {
+        let mut extensions = self.lists.extensions.clone();
+        extensions.sort_unstable();
+        let mut key = Key::new(Kind::Ja4Pair);
+        key.slice(&self.part_a(Variant::Public).map(u16::from))
+            .slice(&self.lists.ciphers)
+            .slice(&extensions)
+            .slice(&self.lists.signatures);
+        key
+    }
+
+    /// The GREASE-free lists (JA3 is made of them too).
+    pub(crate) fn lists(&self) -> &Lists {
+        &self.lists
     }
 
     /// Wire-order extension types (`C'` of §3.6 starts with these).
     pub(crate) fn wire_extensions(&self) -> &[u16] {
-        &self.extensions
+        &self.lists.extensions
     }
 
     pub(crate) fn wire_ciphers(&self) -> &[u16] {
-        &self.ciphers
+        &self.lists.ciphers
     }
 
     /// `a_h12(b)_h12(c)` from part a and the two lists.

@@ -6,11 +6,13 @@
 //! per-connection extension shuffle does not defeat it for JA4, whose lists are sorted.
 //!
 //! The same holds for the whole set of forms ([`All`], raw strings included), which is what the
-//! replay prints for every hello of a capture, and for the proxy's [`Binding`]: each has a memo of
-//! its own, keyed by everything that goes into any form (wire order included, so a client that
-//! shuffles its extensions misses it and falls back on the hashed parts' memo). In the proxy a
-//! hello arrives with the caches cold from the previous handshake, where one lookup costs far less
-//! than the several a binding's parts take.
+//! replay prints for every hello of a capture: it has a memo of its own, keyed by everything that
+//! goes into any form (wire order included, so a client that shuffles its extensions misses it and
+//! falls back on the hashed parts' memo). The proxy's `ja4` and `ja4_stable` have one too, keyed
+//! by the extensions as a sorted set, so a shuffling client hits it on every connection: in the
+//! proxy a hello arrives with the caches cold from the previous handshake, where one lookup costs
+//! far less than the several the two values' parts take. JA3 (wire order) keeps a table of its
+//! own, so the one-off entries of a shuffling client never evict the parts other clients reuse.
 //!
 //! A memo is direct-mapped and small (a fixed number of slots per thread, allocated once). A key
 //! is stored whole and compared whole, so a hit is always the value the computation would give;
@@ -19,14 +21,14 @@
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
-use super::{All, Binding};
+use super::{All, Ja4Pair};
 
 /// Slots of the hashed-parts memo.
 const SLOTS: usize = 128;
 /// Slots of the [`All`] memo: a capture holds few client builds, and each value owns strings.
 const ALL_SLOTS: usize = 64;
-/// Slots of the [`Binding`] memo.
-const BINDING_SLOTS: usize = 64;
+/// Slots of the `ja4` + `ja4_stable` memo, and of the JA3/JA3N one.
+const PAIR_SLOTS: usize = 64;
 /// u16 values per key: a tag, then each list as its length followed by its values.
 const MAX_KEY: usize = 160;
 
@@ -42,8 +44,16 @@ pub(crate) enum Kind {
     Ja4SortedPartB = 5,
     /// Every form ([`All`]).
     All = 6,
-    /// What the proxy binds on ([`Binding`]).
-    Binding = 7,
+    /// `ja4` and `ja4_stable` together ([`Ja4Pair`]), keyed by the sorted extension set.
+    Ja4Pair = 7,
+}
+
+impl Kind {
+    /// JA3 and JA3N keep the wire order (or a sort of it), so a shuffling client makes a new one
+    /// per connection; they live in a table of their own.
+    fn is_ja3(self) -> bool {
+        matches!(self, Kind::Ja3 | Kind::Ja3n)
+    }
 }
 
 #[derive(Clone)]
@@ -80,11 +90,13 @@ impl<V: Clone> Table<V> {
 thread_local! {
     static HASHES: RefCell<Table<[u8; 32]>> = RefCell::new(Table::new(SLOTS, [0; 32]));
     static FORMS: RefCell<Table<Option<All>>> = RefCell::new(Table::new(ALL_SLOTS, None));
-    static BINDINGS: RefCell<Table<Option<Binding>>> = RefCell::new(Table::new(BINDING_SLOTS, None));
+    static JA3S: RefCell<Table<[u8; 32]>> = RefCell::new(Table::new(PAIR_SLOTS, [0; 32]));
+    static PAIRS: RefCell<Table<Option<Ja4Pair>>> = RefCell::new(Table::new(PAIR_SLOTS, None));
 }
 
 /// A key under construction, on the stack.
 pub(crate) struct Key {
+    kind: Kind,
     values: [u16; MAX_KEY],
     len: usize,
     /// Set when the lists did not fit: the value is then computed, not memoised.
@@ -93,7 +105,7 @@ pub(crate) struct Key {
 
 impl Key {
     pub(crate) fn new(kind: Kind) -> Self {
-        let mut key = Key { values: [0; MAX_KEY], len: 1, overflow: false };
+        let mut key = Key { kind, values: [0; MAX_KEY], len: 1, overflow: false };
         key.values[0] = kind as u16;
         key
     }
@@ -161,7 +173,11 @@ impl Key {
             stored[..N].copy_from_slice(value);
             stored
         };
-        self.lookup(&HASHES, SLOTS, narrow, compute, widen)
+        if self.kind.is_ja3() {
+            self.lookup(&JA3S, PAIR_SLOTS, narrow, compute, widen)
+        } else {
+            self.lookup(&HASHES, SLOTS, narrow, compute, widen)
+        }
     }
 
     /// The memoised forms for this key, or `compute()`'s (then remembered).
@@ -169,9 +185,9 @@ impl Key {
         self.lookup(&FORMS, ALL_SLOTS, Option::clone, compute, |all| Some(all.clone()))
     }
 
-    /// The memoised binding for this key, or `compute()`'s (then remembered).
-    pub(crate) fn binding_or(&self, compute: impl FnOnce() -> Binding) -> Binding {
-        self.lookup(&BINDINGS, BINDING_SLOTS, |stored| *stored, compute, |binding| Some(*binding))
+    /// The memoised `ja4` + `ja4_stable` for this key, or `compute()`'s (then remembered).
+    pub(crate) fn ja4_pair_or(&self, compute: impl FnOnce() -> Ja4Pair) -> Ja4Pair {
+        self.lookup(&PAIRS, PAIR_SLOTS, |stored| *stored, compute, |pair| Some(*pair))
     }
 
     /// `read` the slot this key owns in `table` on a hit; otherwise `compute`, and `store` it there.
@@ -242,14 +258,27 @@ mod tests {
     }
 
     #[test]
-    fn bindings_are_memoised_whole_and_equal_the_computed_ones() {
+    fn ja4_pairs_are_memoised_whole_and_equal_the_computed_ones() {
         let records = include_bytes!("../../pcaps/hellos/curl.bin");
         let hello = ClientHello::parse(&records[5..], Transport::Tcp).unwrap();
+        let binding = super::super::binding(&hello, Transport::Tcp, AlpnMode::Spec);
+        // The per-form functions compute each value through the parts, not the pair memo.
+        assert_eq!(binding.ja4, super::super::ja4(&hello, Transport::Tcp, AlpnMode::Spec));
+        assert_eq!(binding.ja4_stable, super::super::ja4_stable(&hello, Transport::Tcp, AlpnMode::Spec));
+        assert_eq!(binding.ja3, super::super::ja3(&hello));
         let input = crate::fingerprint::ja4::Ja4Input::new(&hello, Transport::Tcp, AlpnMode::Spec);
-        let computed = super::super::binding_of(&hello, &input);
-        assert_eq!(super::super::binding(&hello, Transport::Tcp, AlpnMode::Spec), computed);
-        let hit = input.key(Kind::Binding).binding_or(|| panic!("must hit"));
-        assert_eq!(hit, computed);
+        let hit = input.pair_key().ja4_pair_or(|| panic!("must hit"));
+        assert_eq!((hit.ja4, hit.ja4_stable), (binding.ja4, binding.ja4_stable));
+    }
+
+    #[test]
+    fn ja3_entries_never_evict_ja4_parts() {
+        let part = Key::new(Kind::Ja4PartC).list([5, 6]).get_or(|| [1u8; 12]);
+        // Far more one-off JA3 keys (a shuffling client) than either table has slots.
+        for n in 0..(4 * SLOTS as u16) {
+            Key::new(Kind::Ja3).list([n, n + 1]).get_or(|| [2u8; 32]);
+        }
+        assert_eq!(Key::new(Kind::Ja4PartC).list([5, 6]).get_or(|| -> [u8; 12] { panic!("evicted") }), part);
     }
 
     #[test]

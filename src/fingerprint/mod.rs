@@ -10,6 +10,7 @@
 
 mod ja3;
 mod ja4;
+mod lists;
 mod memo;
 mod report;
 mod sink;
@@ -21,6 +22,7 @@ use std::fmt;
 pub use crate::hello::is_grease;
 use crate::hello::{ClientHello, Transport};
 use ja4::{Ja4Input, Variant};
+use lists::Lists;
 
 /// How the ALPN characters of JA4 part a are formed (FINGERPRINTS.md §3.3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -90,6 +92,13 @@ pub struct Binding {
     pub ja4_stable: Ja4,
 }
 
+/// `ja4` and `ja4_stable`, which the proxy memoises together (they share their inputs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ja4Pair {
+    ja4: Ja4,
+    ja4_stable: Ja4,
+}
+
 /// Every form, as printed by `helloguard fingerprint` and `helloguard replay`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct All {
@@ -105,7 +114,7 @@ pub struct All {
 
 /// JA3: MD5 of the JA3 string.
 pub fn ja3(hello: &ClientHello) -> Md5Hex {
-    ja3::hash(hello, ja3::Order::Wire)
+    ja3::hash(hello, &Lists::of(hello), ja3::Order::Wire)
 }
 
 /// The JA3 string.
@@ -115,7 +124,7 @@ pub fn ja3_full(hello: &ClientHello) -> String {
 
 /// JA3N: MD5 of the JA3 string with the extensions sorted numerically.
 pub fn ja3n(hello: &ClientHello) -> Md5Hex {
-    ja3::hash(hello, ja3::Order::Sorted)
+    ja3::hash(hello, &Lists::of(hello), ja3::Order::Sorted)
 }
 
 /// The JA3N string.
@@ -158,14 +167,19 @@ fn sorted_hashed(input: &Ja4Input, variant: Variant) -> Ja4 {
     ja4::assemble(input.part_a(variant), input.hash_sorted_b(), c)
 }
 
-/// The per-connection set: `ja3`, `ja4`, `ja4_stable`, sharing part b between the two JA4s
-/// and part c too when the hello has none of the extensions `ja4_stable` leaves out.
+/// The per-connection set: `ja3`, `ja4`, `ja4_stable`. The two JA4s are memoised together on
+/// their inputs with the extensions as a set, which a client that shuffles its extensions
+/// repeats; JA3 depends on the wire order and has its own memo.
 pub fn binding(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Binding {
     let input = Ja4Input::new(hello, transport, alpn);
-    input.key(memo::Kind::Binding).binding_or(|| binding_of(hello, &input))
+    let pair = input.pair_key().ja4_pair_or(|| ja4_pair(&input));
+    let ja3 = ja3::hash(hello, input.lists(), ja3::Order::Wire);
+    Binding { ja3, ja4: pair.ja4, ja4_stable: pair.ja4_stable }
 }
 
-fn binding_of(hello: &ClientHello, input: &Ja4Input) -> Binding {
+/// `ja4` and `ja4_stable`, sharing part b, and part c too when the hello has none of the
+/// extensions `ja4_stable` leaves out.
+fn ja4_pair(input: &Ja4Input) -> Ja4Pair {
     let b = input.hash_sorted_b();
     let public = input.sorted_extensions(Variant::Public);
     let ja4 = ja4::assemble(input.part_a(Variant::Public), b, input.hash_c(&public));
@@ -175,7 +189,7 @@ fn binding_of(hello: &ClientHello, input: &Ja4Input) -> Binding {
     } else {
         ja4::assemble(input.part_a(Variant::Stable), b, input.hash_c(&stable_extensions))
     };
-    Binding { ja3: ja3(hello), ja4, ja4_stable }
+    Ja4Pair { ja4, ja4_stable }
 }
 
 /// Every form, from one reading of the hello's lists (as `ja4_r`, `ja4_o`, … would give them).
@@ -183,22 +197,22 @@ fn binding_of(hello: &ClientHello, input: &Ja4Input) -> Binding {
 /// lookup and a copy of the strings.
 pub fn all(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> All {
     let input = Ja4Input::new(hello, transport, alpn);
-    input.key(memo::Kind::All).all_or(|| all_of(hello, &input))
+    input.all_key().all_or(|| all_of(hello, &input))
 }
 
 fn all_of(hello: &ClientHello, input: &Ja4Input) -> All {
-    let binding = binding_of(hello, input);
+    let pair = ja4_pair(input);
     let a = input.part_a(Variant::Public);
     let (wire_ciphers, wire_extensions) = (input.wire_ciphers(), input.wire_extensions());
     All {
-        ja3: binding.ja3,
+        ja3: ja3::hash(hello, input.lists(), ja3::Order::Wire),
         ja3_full: ja3_full(hello),
         ja3n: ja3n(hello),
-        ja4: binding.ja4,
+        ja4: pair.ja4,
         ja4_r: input.raw(a, &input.sorted_ciphers(), &input.sorted_extensions(Variant::Public)),
         ja4_o: input.hashed(a, wire_ciphers, wire_extensions),
         ja4_ro: input.raw(a, wire_ciphers, wire_extensions),
-        ja4_stable: binding.ja4_stable,
+        ja4_stable: pair.ja4_stable,
     }
 }
 
