@@ -7,7 +7,7 @@
 use super::lists::{Lists, Values};
 use super::memo::{Key, Kind};
 use super::sink::{hex4, put_hex4_list, sha256_h12, Hashing, Sha256, Sink, HEX};
-use super::{is_grease, AlpnMode, Ja4};
+use super::{AlpnMode, Ja4};
 use crate::hello::{ClientHello, Transport};
 
 const SNI: u16 = 0x0000;
@@ -126,7 +126,7 @@ impl<'h> Ja4Input<'h> {
             .slice(&[self.hello.legacy_version])
             .slice(&self.lists.ciphers)
             .slice(&self.lists.extensions)
-            .list(self.hello.supported_groups.iter().flat_map(|g| g.iter()).filter(|&g| !is_grease(g)))
+            .slice(&self.lists.groups)
             .list(self.hello.point_formats.unwrap_or_default().iter().map(|&f| u16::from(f)))
             .slice(&self.lists.signatures);
         key
@@ -147,18 +147,9 @@ impl<'h> Ja4Input<'h> {
         key
     }
 
-    /// The GREASE-free lists (JA3 is made of them too).
+    /// The GREASE-free lists, wire order (JA3 and JA4_o/JA4_ro are made of them).
     pub(crate) fn lists(&self) -> &Lists {
         &self.lists
-    }
-
-    /// Wire-order extension types (`C'` of §3.6 starts with these).
-    pub(crate) fn wire_extensions(&self) -> &[u16] {
-        &self.lists.extensions
-    }
-
-    pub(crate) fn wire_ciphers(&self) -> &[u16] {
-        &self.lists.ciphers
     }
 
     /// `a_h12(b)_h12(c)` from part a and the two lists.

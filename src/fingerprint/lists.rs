@@ -1,5 +1,6 @@
-//! The hello's cipher suite, extension type and signature algorithm lists without GREASE, read
-//! once per hello: JA3 and every JA4 form are written, and memoised, from these.
+//! The hello's cipher suite, extension type, supported group and signature algorithm lists
+//! without GREASE, read once per hello: JA3 and every JA4 form are written, and memoised, from
+//! these.
 
 use smallvec::SmallVec;
 
@@ -12,6 +13,8 @@ pub(crate) type Values = SmallVec<[u16; 48]>;
 pub(crate) struct Lists {
     pub(crate) ciphers: Values,
     pub(crate) extensions: Values,
+    /// Of the first supported_groups extension.
+    pub(crate) groups: Values,
     /// Of the first signature_algorithms extension.
     pub(crate) signatures: Values,
 }
@@ -21,6 +24,7 @@ impl Lists {
         Self {
             ciphers: hello.cipher_suites.iter().filter(|&c| !is_grease(c)).collect(),
             extensions: hello.extensions.kinds().filter(|&k| !is_grease(k)).collect(),
+            groups: hello.supported_groups.iter().flat_map(|g| g.iter()).filter(|&g| !is_grease(g)).collect(),
             signatures: hello.signature_algorithms.iter().flat_map(|l| l.iter()).filter(|&s| !is_grease(s)).collect(),
         }
     }

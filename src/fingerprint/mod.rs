@@ -119,7 +119,7 @@ pub fn ja3(hello: &ClientHello) -> Md5Hex {
 
 /// The JA3 string.
 pub fn ja3_full(hello: &ClientHello) -> String {
-    ja3::text(hello, ja3::Order::Wire)
+    ja3::text(hello, &Lists::of(hello), ja3::Order::Wire)
 }
 
 /// JA3N: MD5 of the JA3 string with the extensions sorted numerically.
@@ -129,7 +129,7 @@ pub fn ja3n(hello: &ClientHello) -> Md5Hex {
 
 /// The JA3N string.
 pub fn ja3n_full(hello: &ClientHello) -> String {
-    ja3::text(hello, ja3::Order::Sorted)
+    ja3::text(hello, &Lists::of(hello), ja3::Order::Sorted)
 }
 
 /// JA4 (sorted, hashed).
@@ -147,7 +147,8 @@ pub fn ja4_stable(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> 
 /// JA4_o (wire order, hashed).
 pub fn ja4_o(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Ja4 {
     let input = Ja4Input::new(hello, transport, alpn);
-    input.hashed(input.part_a(Variant::Public), input.wire_ciphers(), input.wire_extensions())
+    let lists = input.lists();
+    input.hashed(input.part_a(Variant::Public), &lists.ciphers, &lists.extensions)
 }
 
 /// JA4_r (sorted, raw).
@@ -159,7 +160,8 @@ pub fn ja4_r(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Strin
 /// JA4_ro (wire order, raw).
 pub fn ja4_ro(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> String {
     let input = Ja4Input::new(hello, transport, alpn);
-    input.raw(input.part_a(Variant::Public), input.wire_ciphers(), input.wire_extensions())
+    let lists = input.lists();
+    input.raw(input.part_a(Variant::Public), &lists.ciphers, &lists.extensions)
 }
 
 fn sorted_hashed(input: &Ja4Input, variant: Variant) -> Ja4 {
@@ -203,11 +205,12 @@ pub fn all(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> All {
 fn all_of(hello: &ClientHello, input: &Ja4Input) -> All {
     let pair = ja4_pair(input);
     let a = input.part_a(Variant::Public);
-    let (wire_ciphers, wire_extensions) = (input.wire_ciphers(), input.wire_extensions());
+    let lists = input.lists();
+    let (wire_ciphers, wire_extensions) = (&lists.ciphers, &lists.extensions);
     All {
-        ja3: ja3::hash(hello, input.lists(), ja3::Order::Wire),
-        ja3_full: ja3_full(hello),
-        ja3n: ja3n(hello),
+        ja3: ja3::hash(hello, lists, ja3::Order::Wire),
+        ja3_full: ja3::text(hello, lists, ja3::Order::Wire),
+        ja3n: ja3::hash(hello, lists, ja3::Order::Sorted),
         ja4: pair.ja4,
         ja4_r: input.raw(a, &input.sorted_ciphers(), &input.sorted_extensions(Variant::Public)),
         ja4_o: input.hashed(a, wire_ciphers, wire_extensions),
