@@ -62,6 +62,9 @@ pub struct Captured {
     pub compute_time: Duration,
 }
 
+/// How much the capture buffer grows by when a hello needs more room (most hellos fit in one).
+const READ_SIZE: usize = 4096;
+
 /// Read the ClientHello from `socket`. `Ok(None)` means the client closed before sending one.
 pub async fn capture<S: AsyncRead + Unpin>(
     socket: &mut S,
@@ -70,22 +73,24 @@ pub async fn capture<S: AsyncRead + Unpin>(
     with_ja3n: bool,
 ) -> io::Result<Option<Captured>> {
     let mut reader = HelloReader::new(max_len);
-    let mut bytes = Vec::with_capacity(2048);
+    // Read straight into the replay buffer's spare capacity: no zeroed scratch chunk, no copy.
+    let mut bytes = Vec::with_capacity(READ_SIZE);
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut chunk = [0u8; 4096];
     let mut compute_time = Duration::ZERO;
     loop {
-        let read = match tokio::time::timeout_at(deadline, socket.read(&mut chunk)).await {
+        if bytes.len() == bytes.capacity() {
+            bytes.reserve(READ_SIZE);
+        }
+        let start = bytes.len();
+        let read = match tokio::time::timeout_at(deadline, socket.read_buf(&mut bytes)).await {
             Ok(read) => read?,
             Err(_) => return Ok(Some(Captured { bytes, fingerprint: Err(CaptureFailure::Timeout), compute_time })),
         };
         if read == 0 {
             return Ok(None);
         }
-        let new = &chunk[..read];
-        bytes.extend_from_slice(new);
         let started = Instant::now();
-        let progress = reader.feed(new);
+        let progress = reader.feed(&bytes[start..]);
         compute_time += started.elapsed();
         let failure = match progress {
             Ok(Progress::NeedMore) => continue,
