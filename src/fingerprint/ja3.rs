@@ -51,7 +51,7 @@ pub(crate) fn hash(ch: &ClientHello, lists: &Lists, order: Order) -> Md5Hex {
         .slice(&lists.extensions)
         .slice(&lists.groups)
         .list(ch.point_formats.unwrap_or_default().iter().map(|&f| u16::from(f)));
-    Md5Hex(key.get_or(|| {
+    Md5Hex::from_ascii(&key.get_or(|| {
         let mut sink = Hashing::<Md5>::new();
         write(&mut sink, ch, lists, order);
         md5_hex(sink)

@@ -180,7 +180,7 @@ pub(crate) fn assemble(a: [u8; 10], b: [u8; 12], c: [u8; 12]) -> Ja4 {
     out[..10].copy_from_slice(&a);
     out[11..23].copy_from_slice(&b);
     out[24..].copy_from_slice(&c);
-    Ja4(out)
+    Ja4::from_ascii(&out)
 }
 
 fn two_digits(n: usize) -> [u8; 2] {

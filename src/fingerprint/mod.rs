@@ -38,18 +38,24 @@ pub enum AlpnMode {
 macro_rules! ascii_value {
     ($(#[$doc:meta])* $name:ident, $len:literal) => {
         $(#[$doc])*
+        ///
+        /// Checked as text once, when built, so that reading it as `&str` (for every header, audit
+        /// line and comparison of every request on the connection) costs nothing.
         #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-        pub struct $name([u8; $len]);
+        pub struct $name(arrayvec::ArrayString<$len>);
 
         impl $name {
-            pub fn as_str(&self) -> &str {
-                // Always ASCII: built from hex digits, decimal digits, `_` and ALPN code characters.
-                std::str::from_utf8(&self.0).unwrap_or("")
+            /// Always ASCII here: hex digits, decimal digits, `_` and ALPN code characters.
+            fn from_ascii(bytes: &[u8; $len]) -> Self {
+                Self(arrayvec::ArrayString::from_byte_string(bytes).unwrap_or_default())
             }
 
-            /// The ASCII bytes of [`Self::as_str`], without its UTF-8 check.
+            pub fn as_str(&self) -> &str {
+                self.0.as_str()
+            }
+
             pub fn as_bytes(&self) -> &[u8] {
-                &self.0
+                self.0.as_bytes()
             }
         }
 

@@ -507,6 +507,10 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     remove_where(headers, |name| HOP_BY_HOP.contains(name) || listed.contains(name));
 }
 
+/// The most headers [`prepare_upstream_headers`] adds besides the fingerprints: `X-Forwarded-*`,
+/// the session id, the decision, its reason and the challenge.
+const ADDED_HEADERS: usize = 7;
+
 fn prepare_upstream_headers(
     shared: &Shared,
     connection: &Connection,
@@ -527,6 +531,8 @@ fn prepare_upstream_headers(
         None => Ok(connection.client_ip.clone()),
     };
     remove_hop_by_hop(headers);
+    // Room for every header added below at once, rather than a rehash each time the map fills up.
+    headers.reserve(ADDED_HEADERS + connection.fingerprint_headers.len());
     if let Ok(forwarded_for) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), forwarded_for);
     }
@@ -539,20 +545,17 @@ fn prepare_upstream_headers(
         headers.insert(name.clone(), value.clone());
     }
     let names = &shared.names;
-    let mut put = |name: &HeaderName, value: &str| {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(name.clone(), value);
-        }
-    };
-    if let Some(id) = session_id {
-        put(&names.session_id, id);
+    if let Some(Ok(id)) = session_id.map(HeaderValue::from_str) {
+        headers.insert(names.session_id.clone(), id);
     }
     if let Some(evaluated) = evaluated.filter(|_| shared.policy.mode != Mode::Monitor) {
-        put(&names.decision, evaluated.verdict.as_str());
-        put(&names.reason, evaluated.reason);
+        headers.insert(names.decision.clone(), HeaderValue::from_static(evaluated.verdict.as_str()));
+        headers.insert(names.reason.clone(), HeaderValue::from_static(evaluated.reason));
         if evaluated.verdict == Verdict::Challenge {
             let factors: Vec<&str> = shared.policy.factors.all().iter().map(|f| f.as_str()).collect();
-            put(&names.challenge, &factors.join(","));
+            if let Ok(value) = HeaderValue::from_str(&factors.join(",")) {
+                headers.insert(names.challenge.clone(), value);
+            }
         }
     }
 }
