@@ -68,8 +68,11 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("encode: {e}")))
 }
 
+/// The record's text is checked as UTF-8 once, as a whole: `from_slice` would check each string.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Backend(format!("corrupt record: {e}")))
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::Backend(format!("corrupt record: {e}"));
+    let text = std::str::from_utf8(bytes).map_err(|e| corrupt(&e))?;
+    serde_json::from_str(text).map_err(|e| corrupt(&e))
 }
 
 /// Where each record kind lives: its table and its two indexes.
@@ -720,6 +723,29 @@ mod tests {
         let mut ids = store.session_refresh_token_ids(session, now, 10).await.unwrap();
         ids.sort();
         ids
+    }
+
+    /// A record that is not UTF-8, or not JSON, is reported as corrupt, never read as something else.
+    #[tokio::test]
+    async fn a_corrupt_record_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut sessions = tx.open_table(SESSIONS).unwrap();
+                sessions.insert("ses_not_utf8", b"{\"version\":1,\"record\":\"\xff\"}".as_slice()).unwrap();
+                sessions.insert("ses_not_json", b"{\"version\":1,".as_slice()).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path(), TTL).unwrap();
+        for id in ["ses_not_utf8", "ses_not_json"] {
+            match store.get_session(id).await {
+                Err(StoreError::Backend(message)) => assert!(message.starts_with("corrupt record: "), "{message}"),
+                other => panic!("{id}: {other:?}"),
+            }
+        }
     }
 
     /// A file from before layout 2 (tokens, no by-session index, no layout entry) opens with the
