@@ -89,11 +89,14 @@ pub async fn capture<S: AsyncRead + Unpin>(
         if read == 0 {
             return Ok(None);
         }
+        // One clock read each side of the work on these bytes: the feed, and when it completes
+        // the hello, the parse and the fingerprints.
         let started = Instant::now();
-        let progress = reader.feed(&bytes[start..]);
-        compute_time += started.elapsed();
-        let failure = match progress {
-            Ok(Progress::NeedMore) => continue,
+        let failure = match reader.feed(&bytes[start..]) {
+            Ok(Progress::NeedMore) => {
+                compute_time += started.elapsed();
+                continue;
+            }
             Ok(Progress::Complete { .. }) => None,
             Err(ReadError::NotTls(_)) => Some(CaptureFailure::NotTls),
             Err(ReadError::Sslv2) => Some(CaptureFailure::Sslv2),
@@ -101,9 +104,9 @@ pub async fn capture<S: AsyncRead + Unpin>(
             Err(_) => Some(CaptureFailure::Malformed),
         };
         if let Some(failure) = failure {
+            compute_time += started.elapsed();
             return Ok(Some(Captured { bytes, fingerprint: Err(failure), compute_time }));
         }
-        let started = Instant::now();
         let message = reader.message().unwrap_or_default();
         let fingerprint = match ClientHello::parse(message, Transport::Tcp) {
             Ok(hello) => {
