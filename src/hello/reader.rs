@@ -136,6 +136,11 @@ impl HelloReader {
         (self.state == State::Complete).then_some(self.message.as_slice())
     }
 
+    /// The message buffer, whatever the state, to give to [`Self::with_buffer`] again.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.message
+    }
+
     /// The complete message, moved out (no copy), once [`Progress::Complete`] was returned.
     pub fn into_message(self) -> Option<Vec<u8>> {
         (self.state == State::Complete).then_some(self.message)

@@ -5,6 +5,7 @@
 //! read is bounded (the reader's size cap) and has its own timeout; a failure to fingerprint never
 //! breaks the connection unless the operator asked for fail-closed (see the listener).
 
+use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use crate::fingerprint::{self, AlpnMode, Binding, Md5Hex};
-use crate::hello::{ClientHello, HelloReader, Progress, ReadError, Transport};
+use crate::hello::{ClientHello, HelloReader, Progress, ReadError, Transport, DEFAULT_MAX_LEN};
 
 /// The fingerprints of one connection, computed once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +63,31 @@ pub struct Captured {
     pub compute_time: Duration,
 }
 
+thread_local! {
+    /// A finished capture's message buffer, for the next capture on this thread: the common case
+    /// (one capture at a time per worker) allocates no message buffer at all.
+    static SPARE_MESSAGE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A [`HelloReader`] on this thread's spare buffer, which it hands back when dropped.
+struct RecycledReader(HelloReader);
+
+impl RecycledReader {
+    fn new(max_len: usize) -> Self {
+        Self(HelloReader::with_buffer(max_len, SPARE_MESSAGE.take()))
+    }
+}
+
+impl Drop for RecycledReader {
+    fn drop(&mut self) {
+        let buffer = std::mem::take(&mut self.0).into_buffer();
+        // A buffer grown for an unusually large hello is not kept.
+        if buffer.capacity() <= DEFAULT_MAX_LEN {
+            SPARE_MESSAGE.set(buffer);
+        }
+    }
+}
+
 /// How much the capture buffer grows by when a hello needs more room (most hellos fit in one).
 const READ_SIZE: usize = 4096;
 
@@ -72,7 +98,8 @@ pub async fn capture<S: AsyncRead + Unpin>(
     timeout: Duration,
     with_ja3n: bool,
 ) -> io::Result<Option<Captured>> {
-    let mut reader = HelloReader::new(max_len);
+    let mut reader = RecycledReader::new(max_len);
+    let reader = &mut reader.0;
     // Read straight into the replay buffer's spare capacity: no zeroed scratch chunk, no copy.
     let mut bytes = Vec::with_capacity(READ_SIZE);
     let deadline = tokio::time::Instant::now() + timeout;
@@ -202,6 +229,26 @@ mod tests {
         replay.read_exact(&mut replayed).await.unwrap();
         assert_eq!(&replayed[..records.len()], records);
         assert_eq!(&replayed[records.len()..], b"after");
+    }
+
+    /// Captures one after another on a thread share one message buffer: what a larger hello left
+    /// in it never leaks into the next one's fingerprint. (JA4s from `pcaps/README.md`.)
+    #[tokio::test]
+    async fn back_to_back_captures_reuse_the_message_buffer() {
+        let hellos: [(&[u8], &str); 3] = [
+            (include_bytes!("../../pcaps/hellos/chromium.bin"), "t13d1517h2_8daaf6152771_cb7bf5808d99"),
+            (include_bytes!("../../pcaps/hellos/curl.bin"), "t13i3111h2_e8f1e7e78f70_b26ce05bbdd6"),
+            (include_bytes!("../../pcaps/hellos/chromium.bin"), "t13d1517h2_8daaf6152771_cb7bf5808d99"),
+        ];
+        for (records, ja4) in hellos {
+            let mut socket = records;
+            let captured = capture(&mut socket, 16384, Duration::from_secs(1), false).await.unwrap().unwrap();
+            assert_eq!(captured.fingerprint.unwrap().binding.ja4.as_str(), ja4);
+            assert_eq!(captured.bytes, records);
+            let spare = SPARE_MESSAGE.take();
+            assert!(spare.capacity() >= records.len() - 5, "the buffer went back to the thread");
+            SPARE_MESSAGE.set(spare);
+        }
     }
 
     #[tokio::test]

@@ -183,7 +183,7 @@ async fn serve_connection(
         }
     };
     shared.metrics.handshakes_completed.fetch_add(1, Relaxed);
-    let connection = Arc::new(Connection::new(peer, fingerprint, worker, &shared.names));
+    let connection = Arc::new(Connection::new(peer, fingerprint, worker));
     let service = {
         let shared = shared.clone();
         service_fn(move |request| {

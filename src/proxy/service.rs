@@ -73,30 +73,15 @@ pub struct Connection {
     pub worker: usize,
     /// `peer`'s IP address as text.
     client_ip: HeaderValue,
-    /// The fingerprint headers sent upstream.
-    fingerprint_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The values of the fingerprint headers sent upstream: `ja3`, `ja4`, `ja4_stable`.
+    fingerprint_values: Option<[HeaderValue; 3]>,
 }
 
 impl Connection {
-    pub fn new(
-        peer: SocketAddr,
-        fingerprint: Option<ConnectionFingerprint>,
-        worker: usize,
-        names: &HeaderNames,
-    ) -> Self {
+    pub fn new(peer: SocketAddr, fingerprint: Option<ConnectionFingerprint>, worker: usize) -> Self {
         let client_ip = HeaderValue::try_from(peer.ip().to_string()).expect("an IP address is a header value");
-        let fingerprint_headers = fingerprint.as_ref().map_or_else(Vec::new, |f| {
-            let binding = &f.binding;
-            [
-                (&names.ja3, binding.ja3.as_str()),
-                (&names.ja4, binding.ja4.as_str()),
-                (&names.ja4_stable, binding.ja4_stable.as_str()),
-            ]
-            .into_iter()
-            .filter_map(|(name, value)| Some((name.clone(), HeaderValue::from_str(value).ok()?)))
-            .collect()
-        });
-        Self { peer, fingerprint, worker, client_ip, fingerprint_headers }
+        let fingerprint_values = fingerprint.as_ref().and_then(|f| header_values(&f.binding));
+        Self { peer, fingerprint, worker, client_ip, fingerprint_values }
     }
 
     /// The client's IP address as text.
@@ -112,6 +97,19 @@ impl Connection {
             ja4_stable: f.binding.ja4_stable.as_str(),
         })
     }
+}
+
+/// `ja3`, `ja4` and `ja4_stable` as header values: slices of one shared buffer, so a connection
+/// allocates once for them and every request's headers only take references.
+fn header_values(binding: &crate::fingerprint::Binding) -> Option<[HeaderValue; 3]> {
+    let parts = [binding.ja3.as_bytes(), binding.ja4.as_bytes(), binding.ja4_stable.as_bytes()];
+    let text = Bytes::from(parts.concat());
+    let mut at = 0;
+    let [ja3, ja4, ja4_stable] = parts.map(|part| {
+        at += part.len();
+        HeaderValue::from_maybe_shared(text.slice(at - part.len()..at))
+    });
+    Some([ja3.ok()?, ja4.ok()?, ja4_stable.ok()?])
 }
 
 /// A refresh exchange found in a token request's body.
@@ -507,9 +505,9 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     remove_where(headers, |name| HOP_BY_HOP.contains(name) || listed.contains(name));
 }
 
-/// The most headers [`prepare_upstream_headers`] adds besides the fingerprints: `X-Forwarded-*`,
+/// The most headers [`prepare_upstream_headers`] adds: `X-Forwarded-*`, the three fingerprints,
 /// the session id, the decision, its reason and the challenge.
-const ADDED_HEADERS: usize = 7;
+const ADDED_HEADERS: usize = 10;
 
 fn prepare_upstream_headers(
     shared: &Shared,
@@ -532,7 +530,7 @@ fn prepare_upstream_headers(
     };
     remove_hop_by_hop(headers);
     // Room for every header added below at once, rather than a rehash each time the map fills up.
-    headers.reserve(ADDED_HEADERS + connection.fingerprint_headers.len());
+    headers.reserve(ADDED_HEADERS);
     if let Ok(forwarded_for) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), forwarded_for);
     }
@@ -541,10 +539,12 @@ fn prepare_upstream_headers(
         headers.insert(X_FORWARDED_HOST.clone(), host.clone());
         headers.insert(header::HOST, host);
     }
-    for (name, value) in &connection.fingerprint_headers {
-        headers.insert(name.clone(), value.clone());
-    }
     let names = &shared.names;
+    if let Some([ja3, ja4, ja4_stable]) = &connection.fingerprint_values {
+        for (name, value) in [(&names.ja3, ja3), (&names.ja4, ja4), (&names.ja4_stable, ja4_stable)] {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
     if let Some(Ok(id)) = session_id.map(HeaderValue::from_str) {
         headers.insert(names.session_id.clone(), id);
     }
