@@ -29,7 +29,8 @@ impl DecisionEvent<'_> {
     /// The event as one JSON object (§9). Written once per login and refresh, so it is written
     /// directly rather than through a serializer.
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(512);
+        // A line with both fingerprint objects is about 600 bytes: room for it without a regrowth.
+        let mut out = String::with_capacity(1024);
         let mut object = JsonObject::open(&mut out);
         object.str("event", "decision").str("time", &self.time.rfc3339());
         self.decision.write_fields(&mut object);

@@ -9,6 +9,7 @@ use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::thread::LocalKey;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
@@ -64,9 +65,24 @@ pub struct Captured {
 }
 
 thread_local! {
-    /// A finished capture's message buffer, for the next capture on this thread: the common case
-    /// (one capture at a time per worker) allocates no message buffer at all.
+    /// A finished capture's message buffer, for the next capture on this thread.
     static SPARE_MESSAGE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// The bytes a finished handshake replayed, for the next capture on this thread.
+    static SPARE_BYTES: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Buffers live on per thread from one connection to the next: the common case (one capture at a
+/// time per worker) allocates none, and writes into memory that is still in cache.
+fn take_spare(spare: &'static LocalKey<Cell<Vec<u8>>>) -> Vec<u8> {
+    spare.take()
+}
+
+fn keep_spare(spare: &'static LocalKey<Cell<Vec<u8>>>, mut buffer: Vec<u8>) {
+    // A buffer grown for an unusually large hello is not kept.
+    if buffer.capacity() <= DEFAULT_MAX_LEN {
+        buffer.clear();
+        spare.set(buffer);
+    }
 }
 
 /// A [`HelloReader`] on this thread's spare buffer, which it hands back when dropped.
@@ -74,17 +90,13 @@ struct RecycledReader(HelloReader);
 
 impl RecycledReader {
     fn new(max_len: usize) -> Self {
-        Self(HelloReader::with_buffer(max_len, SPARE_MESSAGE.take()))
+        Self(HelloReader::with_buffer(max_len, take_spare(&SPARE_MESSAGE)))
     }
 }
 
 impl Drop for RecycledReader {
     fn drop(&mut self) {
-        let buffer = std::mem::take(&mut self.0).into_buffer();
-        // A buffer grown for an unusually large hello is not kept.
-        if buffer.capacity() <= DEFAULT_MAX_LEN {
-            SPARE_MESSAGE.set(buffer);
-        }
+        keep_spare(&SPARE_MESSAGE, std::mem::take(&mut self.0).into_buffer());
     }
 }
 
@@ -101,7 +113,7 @@ pub async fn capture<S: AsyncRead + Unpin>(
     let mut reader = RecycledReader::new(max_len);
     let reader = &mut reader.0;
     // Read straight into the replay buffer's spare capacity: no zeroed scratch chunk, no copy.
-    let mut bytes = Vec::with_capacity(READ_SIZE);
+    let mut bytes = take_spare(&SPARE_BYTES);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut compute_time = Duration::ZERO;
     loop {
@@ -170,8 +182,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
             buf.put_slice(&rest[..n]);
             this.at += n;
             if this.at == this.prefix.len() {
-                // The captured bytes are not needed any more.
-                this.prefix = Vec::new();
+                // The captured bytes are not needed any more: the next capture reads into them.
+                keep_spare(&SPARE_BYTES, std::mem::take(&mut this.prefix));
                 this.at = 0;
             }
             return Poll::Ready(Ok(()));
@@ -231,10 +243,10 @@ mod tests {
         assert_eq!(&replayed[records.len()..], b"after");
     }
 
-    /// Captures one after another on a thread share one message buffer: what a larger hello left
-    /// in it never leaks into the next one's fingerprint. (JA4s from `pcaps/README.md`.)
+    /// Captures one after another on a thread share their buffers: what a larger hello left in
+    /// them never leaks into the next one's fingerprint or replay. (JA4s from `pcaps/README.md`.)
     #[tokio::test]
-    async fn back_to_back_captures_reuse_the_message_buffer() {
+    async fn back_to_back_captures_reuse_their_buffers() {
         let hellos: [(&[u8], &str); 3] = [
             (include_bytes!("../../pcaps/hellos/chromium.bin"), "t13d1517h2_8daaf6152771_cb7bf5808d99"),
             (include_bytes!("../../pcaps/hellos/curl.bin"), "t13i3111h2_e8f1e7e78f70_b26ce05bbdd6"),
@@ -244,10 +256,16 @@ mod tests {
             let mut socket = records;
             let captured = capture(&mut socket, 16384, Duration::from_secs(1), false).await.unwrap().unwrap();
             assert_eq!(captured.fingerprint.unwrap().binding.ja4.as_str(), ja4);
-            assert_eq!(captured.bytes, records);
             let spare = SPARE_MESSAGE.take();
             assert!(spare.capacity() >= records.len() - 5, "the buffer went back to the thread");
             SPARE_MESSAGE.set(spare);
+            // Replaying the bytes hands their buffer back too.
+            let mut replayed = Vec::new();
+            Replay::new(captured.bytes, tokio::io::empty()).read_to_end(&mut replayed).await.unwrap();
+            assert_eq!(replayed, records);
+            let spare = SPARE_BYTES.take();
+            assert!(spare.is_empty() && spare.capacity() >= records.len(), "the replayed bytes' buffer is kept");
+            SPARE_BYTES.set(spare);
         }
     }
 
