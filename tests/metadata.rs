@@ -188,3 +188,64 @@ fn api_messages_follow_6_5() {
         "Cannot set metadata on a refresh token that does not exist."
     );
 }
+
+/// A stored map is read straight into its flat form; whatever order or repetition a document has,
+/// the result is the map `from_json` builds from the same document, and so is the first failure.
+#[test]
+fn reading_a_document_equals_validating_it_as_json() {
+    let long = "é".repeat(256);
+    let documents = [
+        r#"{}"#.to_owned(),
+        r#"{"ja3":"a","ja4":"b","ja4_stable":"c"}"#.to_owned(),
+        r#"{"ja4_stable":"c","ja3":"a","ja4":"b"}"#.to_owned(),
+        r#"{"a":"1","b":"2","a":"3"}"#.to_owned(),
+        r#"{"b":"2","a":"1","b":"4"}"#.to_owned(),
+        r#"{"q\"uote":"x","ok":"\u00e9\n\"\\"}"#.to_owned(),
+        r#"{"ok":"\u00e9\n\"\\","k-1_":"\ud83d\ude00"}"#.to_owned(),
+        r#"{"z":"1","a b":"2","c":"\u0000"}"#.to_owned(),
+        r#"{"z":"\u0000","a b":"2"}"#.to_owned(),
+        r#"{"a b":"2","z":"\u0000"}"#.to_owned(),
+        format!(r#"{{"a":"x","b":"{long}"}}"#),
+        format!(r#"{{"b":"{long}","a":"x"}}"#),
+        format!(r#"{{"a":"{long}","a":"x"}}"#),
+        r#"{"a":1}"#.to_owned(),
+        r#"{"a":null}"#.to_owned(),
+        r#"["a"]"#.to_owned(),
+        format!("{{{}}}", (0..25).map(|i| format!(r#""k{i:02}":"v""#)).collect::<Vec<_>>().join(",")),
+        format!("{{{}}}", (0..26).map(|i| format!(r#""k{i:02}":"v""#)).collect::<Vec<_>>().join(",")),
+        format!("{{{}}}", (0..26).rev().map(|i| format!(r#""k{i:02}":"v""#)).collect::<Vec<_>>().join(",")),
+        format!("{{{},\"k00\":\"w\"}}", (0..25).map(|i| format!(r#""k{i:02}":"v""#)).collect::<Vec<_>>().join(",")),
+    ];
+    for document in &documents {
+        let read = serde_json::from_str::<Metadata>(document);
+        let value: serde_json::Value = serde_json::from_str(document).unwrap();
+        // A stored map holds strings only: anything else is a type error when read, before §2
+        // (where `from_json`, the API's check, drops a `null` and reports other types in order).
+        let only_strings = value.as_object().is_some_and(|o| o.values().all(|v| v.is_string()));
+        match (read, Metadata::from_json(&value)) {
+            (Err(read), _) if !only_strings => assert!(read.to_string().starts_with("invalid type"), "{read}"),
+            (Ok(read), Ok(json)) => {
+                assert_eq!(read, json, "{document}");
+                assert_eq!(serde_json::to_string(&read).unwrap(), serde_json::to_string(&json).unwrap());
+                assert_eq!(serde_json::from_str::<Metadata>(&serde_json::to_string(&read).unwrap()).unwrap(), read);
+            }
+            (Err(read), Err(json)) => assert!(read.to_string().contains(&json.to_string()), "{document}: {read}"),
+            (read, json) => panic!("{document}: read {read:?}, from_json {json:?}"),
+        }
+    }
+}
+
+#[test]
+fn edits_keep_the_map_in_order() {
+    let mut m = Metadata::from_pairs([("m", "1"), ("c", "2"), ("x", "3")]).unwrap();
+    m.set("a", "0").unwrap();
+    m.merge([("z", "9"), ("c", "22")]).unwrap();
+    assert_eq!(m.iter().collect::<Vec<_>>(), [("a", "0"), ("c", "22"), ("m", "1"), ("x", "3"), ("z", "9")]);
+    assert_eq!(m.delete("m").as_deref(), Some("1"));
+    assert_eq!(m.delete("m"), None);
+    m.evict(["a", "z", "absent"]);
+    assert_eq!(m.iter().collect::<Vec<_>>(), [("c", "22"), ("x", "3")]);
+    assert_eq!((m.get("c"), m.get("x"), m.get("a"), m.len()), (Some("22"), Some("3"), None, 2));
+    assert_eq!(m, Metadata::from_pairs([("x", "3"), ("c", "22")]).unwrap());
+    assert_eq!(format!("{m:?}"), r#"{"c": "22", "x": "3"}"#);
+}

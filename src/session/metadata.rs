@@ -2,9 +2,9 @@
 //! CONTRACT §2, its exact error messages, and atomic edits.
 //!
 //! **Map order** (which entry is checked first when several are invalid) is the map's key order:
-//! the map is a `BTreeMap`, so entries are visited sorted by key bytes, whatever order the caller
-//! or a JSON document listed them in. This is also `serde_json`'s own `Map` order, so validating a
-//! `serde_json::Value` and validating the same pairs from Rust report the same first failure.
+//! entries are kept and visited sorted by key bytes, whatever order the caller or a JSON document
+//! listed them in. This is also `serde_json`'s own `Map` order, so validating a `serde_json::Value`
+//! and validating the same pairs from Rust report the same first failure.
 //!
 //! Check #3 of §2 ("key is a string") cannot fail here: Rust keys and JSON object keys are always
 //! strings, so it has no variant.
@@ -13,9 +13,13 @@
 //! public reference counts.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use arrayvec::ArrayVec;
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use smallvec::SmallVec;
 
 /// At most this many entries (§2).
 pub const MAX_ENTRIES: usize = 25;
@@ -135,35 +139,141 @@ fn check_value(value: &str) -> Result<(), MetadataError> {
     Ok(())
 }
 
-/// A candidate map: checks #2–#9 in order, first failure wins.
-fn validate(map: &BTreeMap<String, String>) -> Result<(), MetadataError> {
-    if map.len() > MAX_ENTRIES {
+/// `count` entries, given in map order: checks #2–#9 in order, first failure wins.
+fn validate<'a>(count: usize, entries: impl Iterator<Item = (&'a str, &'a str)>) -> Result<(), MetadataError> {
+    if count > MAX_ENTRIES {
         return Err(MetadataError::TooManyEntries);
     }
-    for (key, value) in map {
+    for (key, value) in entries {
         check_key(key)?;
         check_value(value)?;
     }
     Ok(())
 }
 
+/// A valid entry takes at most 255 bytes of key (ASCII only) and 765 of value (255 UTF-16 units,
+/// three bytes each at most), so the text of a valid map always fits `u16` positions.
+const _: () = assert!(MAX_ENTRIES * (MAX_LEN + 3 * MAX_LEN) <= u16::MAX as usize);
+
 /// A valid metadata map. Every constructor and edit validates the whole candidate map first and
 /// only then commits, so a `Metadata` value is always valid (§2 "atomicity").
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
-pub struct Metadata(BTreeMap<String, String>);
+///
+/// Stored flat: every key and value back to back in one string, in map order, with where each
+/// ends. Reading a record (which every login and refresh does) so allocates once, not once per
+/// string plus the map's nodes; edits, which are rare, go through a `BTreeMap`.
+#[derive(Clone, Default)]
+pub struct Metadata {
+    text: String,
+    /// Per entry, in map order: where its key ends and where its value ends in `text`. A key
+    /// starts where the previous value ended.
+    ends: ArrayVec<(u16, u16), MAX_ENTRIES>,
+}
 
-impl TryFrom<BTreeMap<String, String>> for Metadata {
-    type Error = MetadataError;
-    fn try_from(map: BTreeMap<String, String>) -> Result<Self, Self::Error> {
-        validate(&map)?;
-        Ok(Self(map))
+impl PartialEq for Metadata {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text && self.ends == other.ends
     }
 }
 
-impl From<Metadata> for BTreeMap<String, String> {
-    fn from(m: Metadata) -> Self {
-        m.0
+impl Eq for Metadata {}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(FlatVisitor)
+    }
+}
+
+/// Reads a map straight into the flat form: each string is appended to one buffer as it is read.
+/// Entries in map order (as [`Metadata`] writes them) stay as they are; any other order, or a
+/// repeated key, is sorted out as a map reads it (the last value of a key wins). Then §2 applies.
+struct FlatVisitor;
+
+impl<'de> Visitor<'de> for FlatVisitor {
+    type Value = Metadata;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of strings to strings")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Metadata, A::Error> {
+        let mut text = String::new();
+        // Where each key and each value ends, in arrival order.
+        let mut ends: SmallVec<[(usize, usize); MAX_ENTRIES]> = SmallVec::new();
+        let mut in_order = true;
+        while let Some(key_end) = access.next_key_seed(Append(&mut text))? {
+            let value_end = access.next_value_seed(Append(&mut text))?;
+            if let Some(&(previous_key_end, previous_value_end)) = ends.last() {
+                let previous_key_start = ends.len().checked_sub(2).map_or(0, |i| ends[i].1);
+                let key_start = previous_value_end;
+                in_order &= text[key_start..key_end] > text[previous_key_start..previous_key_end];
+            }
+            ends.push((key_end, value_end));
+        }
+        let entries = || entries_of(&text, &ends);
+        if in_order {
+            validate(ends.len(), entries()).map_err(de::Error::custom)?;
+            let ends = ends.iter().map(|&(key_end, value_end)| (key_end as u16, value_end as u16)).collect();
+            return Ok(Metadata { text, ends });
+        }
+        let map: BTreeMap<&str, &str> = entries().collect();
+        validate(map.len(), map.iter().map(|(k, v)| (*k, *v))).map_err(de::Error::custom)?;
+        Ok(Metadata::from_valid(map.into_iter()))
+    }
+}
+
+/// Each entry's key and value, from where each ends in `text`: a key starts where the previous
+/// value ended.
+fn entries_of<'t, E: Copy + Into<usize>>(
+    text: &'t str,
+    ends: &'t [(E, E)],
+) -> impl Iterator<Item = (&'t str, &'t str)> + 't {
+    let starts = std::iter::once(0).chain(ends.iter().map(|&(_, value_end)| value_end.into()));
+    starts.zip(ends).map(|(start, &(key_end, value_end))| {
+        let (key_end, value_end) = (key_end.into(), value_end.into());
+        (&text[start..key_end], &text[key_end..value_end])
+    })
+}
+
+/// Room for the text of a typical map (the engine's three fingerprints take about 110 bytes).
+const TEXT_CAPACITY: usize = 256;
+
+/// Appends the string it reads to a buffer and gives the buffer's new end.
+struct Append<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for Append<'_> {
+    type Value = usize;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for Append<'_> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<usize, E> {
+        if self.0.capacity() == 0 {
+            // One allocation for a typical map; an empty one (`{}`) makes none.
+            self.0.reserve(TEXT_CAPACITY.max(s.len()));
+        }
+        self.0.push_str(s);
+        Ok(self.0.len())
     }
 }
 
@@ -173,6 +283,23 @@ impl Metadata {
         Self::default()
     }
 
+    /// The flat form of entries that are valid and in map order.
+    fn from_valid<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut flat = Self::default();
+        for (key, value) in entries {
+            flat.text.push_str(key);
+            let key_end = flat.text.len() as u16;
+            flat.text.push_str(value);
+            flat.ends.push((key_end, flat.text.len() as u16));
+        }
+        flat
+    }
+
+    /// The entries as a map of their own, to edit.
+    fn to_map(&self) -> BTreeMap<String, String> {
+        self.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    }
+
     /// Validates pairs given by an internal caller. A repeated key keeps its last value.
     pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Result<Self, MetadataError>
     where
@@ -180,20 +307,24 @@ impl Metadata {
         V: Into<String>,
     {
         let map: BTreeMap<String, String> = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
-        Self::try_from(map)
+        let mut metadata = Self::new();
+        metadata.commit(map)?;
+        Ok(metadata)
     }
 
     /// Validates a JSON value as a whole replacement map (API PATCH): `null` entries are dropped,
     /// then the rest must satisfy §2. Non-string values are rejected, never coerced.
     pub fn from_json(value: &Value) -> Result<Self, MetadataError> {
-        Self::json_candidate(BTreeMap::new(), value).map(Self)
+        let map = Self::json_candidate(BTreeMap::new(), value)?;
+        Ok(Self::from_valid(map.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
     }
 
     /// Applies a JSON object of changes to the current map (set operation): strings set, `null`
     /// deletes, anything else fails. All or nothing.
     pub fn merge_json(&mut self, changes: &Value) -> Result<(), MetadataError> {
-        let current = self.0.iter().map(|(k, v)| (k.clone(), Some(v.clone())));
-        self.0 = Self::json_candidate(current.collect(), changes)?;
+        let current = self.iter().map(|(k, v)| (k.to_owned(), Some(v.to_owned())));
+        let map = Self::json_candidate(current.collect(), changes)?;
+        *self = Self::from_valid(map.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Ok(())
     }
 
@@ -234,9 +365,7 @@ impl Metadata {
 
     /// Sets one key. On error the map is unchanged.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), MetadataError> {
-        let mut candidate = self.0.clone();
-        candidate.insert(key.to_owned(), value.to_owned());
-        self.commit(candidate)
+        self.merge([(key, value)])
     }
 
     /// Sets several keys at once (the engine's writes): all of them or none.
@@ -244,7 +373,7 @@ impl Metadata {
         &mut self,
         writes: impl IntoIterator<Item = (K, V)>,
     ) -> Result<(), MetadataError> {
-        let mut candidate = self.0.clone();
+        let mut candidate = self.to_map();
         for (k, v) in writes {
             candidate.insert(k.as_ref().to_owned(), v.as_ref().to_owned());
         }
@@ -253,36 +382,41 @@ impl Metadata {
 
     /// Deletes one key; returns its old value. Removing keys from a valid map keeps it valid.
     pub fn delete(&mut self, key: &str) -> Option<String> {
-        self.0.remove(key)
+        let old = self.get(key)?.to_owned();
+        self.evict([key]);
+        Some(old)
     }
 
     /// Evicts several keys (e.g. the engine's three, so the next request binds afresh).
     pub fn evict<K: AsRef<str>>(&mut self, keys: impl IntoIterator<Item = K>) {
-        for key in keys {
-            self.0.remove(key.as_ref());
+        let keys: Vec<K> = keys.into_iter().collect();
+        let evicted = |key: &str| keys.iter().any(|k| k.as_ref() == key);
+        if self.iter().any(|(key, _)| evicted(key)) {
+            *self = Self::from_valid(self.iter().filter(|(key, _)| !evicted(key)));
         }
     }
 
     fn commit(&mut self, candidate: BTreeMap<String, String>) -> Result<(), MetadataError> {
-        validate(&candidate)?;
-        self.0 = candidate;
+        let entries = || candidate.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        validate(candidate.len(), entries())?;
+        *self = Self::from_valid(entries());
         Ok(())
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.ends.is_empty()
     }
 
     /// Entries in map order (sorted by key).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        entries_of(&self.text, &self.ends)
     }
 }
