@@ -1,7 +1,8 @@
-//! Fuzz target `metadata`: arbitrary JSON into the CONTRACT §2 validator. It must never panic;
-//! every error's message must be one of the contract's messages (listed here verbatim, not taken
-//! from the library); an accepted map must satisfy every limit; a failed merge must leave the map
-//! untouched.
+//! Fuzz target `metadata`: arbitrary JSON into the CONTRACT §2 validator, and arbitrary bytes
+//! into the stored-map reader. It must never panic; every error's message must be one of the
+//! contract's messages (listed here verbatim, not taken from the library); an accepted map must
+//! satisfy every limit; a failed merge must leave the map untouched; the reader must agree with
+//! the JSON path.
 #![no_main]
 
 use helloguard::session::Metadata;
@@ -42,9 +43,21 @@ fn check_error(e: &helloguard::session::MetadataError) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // As a stored map read back (the stores' path, straight into the flat form): what it accepts
+    // is valid, reads back the same once written, and is what the JSON path builds.
+    let read = serde_json::from_slice::<Metadata>(data);
+    if let Ok(m) = &read {
+        check_valid(m);
+        let written = serde_json::to_string(m).expect("a map serializes");
+        assert_eq!(serde_json::from_str::<Metadata>(&written).ok().as_ref(), Some(m), "{written}");
+    }
     let Ok(value) = serde_json::from_slice::<Value>(data) else {
+        assert!(read.is_err(), "read a map from a document that is not JSON");
         return;
     };
+    if let Ok(m) = &read {
+        assert_eq!(Metadata::from_json(&value).as_ref(), Ok(m), "the stored path and the JSON path disagree");
+    }
     // As a whole replacement map (API PATCH).
     match Metadata::from_json(&value) {
         Ok(m) => check_valid(&m),
