@@ -22,10 +22,23 @@ pub(crate) struct Lists {
 impl Lists {
     pub(crate) fn of(hello: &ClientHello) -> Self {
         Self {
-            ciphers: hello.cipher_suites.iter().filter(|&c| !is_grease(c)).collect(),
-            extensions: hello.extensions.kinds().filter(|&k| !is_grease(k)).collect(),
-            groups: hello.supported_groups.iter().flat_map(|g| g.iter()).filter(|&g| !is_grease(g)).collect(),
-            signatures: hello.signature_algorithms.iter().flat_map(|l| l.iter()).filter(|&s| !is_grease(s)).collect(),
+            ciphers: without_grease(hello.cipher_suites.iter()),
+            extensions: without_grease(hello.extensions.kinds()),
+            groups: without_grease(hello.supported_groups.iter().flat_map(|g| g.iter())),
+            signatures: without_grease(hello.signature_algorithms.iter().flat_map(|l| l.iter())),
         }
     }
+}
+
+/// `values` without GREASE, pushed one by one: measured the cheapest of the forms tried
+/// (`collect` of a filtered iterator, `collect` then `retain`) with `fingerprint_instructions`.
+#[inline]
+fn without_grease(values: impl Iterator<Item = u16>) -> Values {
+    let mut kept = Values::new();
+    for value in values {
+        if !is_grease(value) {
+            kept.push(value);
+        }
+    }
+    kept
 }
