@@ -21,7 +21,7 @@ pub struct HeaderNames {
     pub user_id: HeaderName,
     pub mfa_confirmed: HeaderName,
     /// Everything removed from client requests: both presets and the configured names.
-    forbidden: Vec<HeaderName>,
+    forbidden: NameSet,
 }
 
 const HELLOGUARD: [&str; 7] = [
@@ -64,7 +64,7 @@ impl HeaderNames {
                 Some(&whole.policy.confirm_header),
                 HeaderName::from_static("helloguard-mfa-confirmed"),
             ),
-            forbidden: Vec::new(),
+            forbidden: NameSet::default(),
         };
         let mut forbidden: Vec<HeaderName> = HELLOGUARD.iter().map(|n| HeaderName::from_static(n)).collect();
         forbidden.push(HeaderName::from_static(CLOUDFRONT_JA3));
@@ -82,12 +82,36 @@ impl HeaderNames {
                 forbidden.push(name.clone());
             }
         }
-        Self { forbidden, ..names }
+        Self { forbidden: NameSet::new(forbidden), ..names }
     }
 
     /// Remove every fingerprint/decision header a client sent.
     pub fn strip_client_headers(&self, headers: &mut HeaderMap) {
         remove_where(headers, |name| self.forbidden.contains(name));
+    }
+}
+
+/// Header names looked up on every request: a name whose length none of them has (nearly every
+/// name a client sends) is told apart without comparing a byte.
+#[derive(Debug, Clone, Default)]
+struct NameSet {
+    names: Vec<HeaderName>,
+    /// Bit `n` is set when some name is `n` bytes long; bit 63 stands for 63 bytes and more.
+    lengths: u64,
+}
+
+impl NameSet {
+    fn new(names: Vec<HeaderName>) -> Self {
+        let lengths = names.iter().fold(0, |bits, name| bits | Self::length_bit(name));
+        Self { names, lengths }
+    }
+
+    fn length_bit(name: &HeaderName) -> u64 {
+        1 << name.as_str().len().min(63)
+    }
+
+    fn contains(&self, name: &HeaderName) -> bool {
+        self.lengths & Self::length_bit(name) != 0 && self.names.contains(name)
     }
 }
 
@@ -118,6 +142,20 @@ mod tests {
         }
         names.strip_client_headers(&mut headers);
         assert_eq!(headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+    }
+
+    #[test]
+    fn name_sets_find_names_of_any_length_and_only_those() {
+        let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).unwrap();
+        let (long, longer) = ("x".repeat(63), format!("x-{}", "y".repeat(70)));
+        let set = NameSet::new(vec![name("x-a"), name(&long), name(&longer)]);
+        for member in ["x-a", &long, &longer] {
+            assert!(set.contains(&name(member)), "{member}");
+        }
+        let other_long = format!("x-{}", "z".repeat(70));
+        for stranger in ["x-b", "x-ab", "accept", &other_long] {
+            assert!(!set.contains(&name(stranger)), "{stranger}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::capture::{capture, Replay};
+use super::deadlines::Deadlines;
 use super::proxy_protocol::{self, HeaderError, Parsed};
 use super::service::{handle, Connection, Shared};
 use crate::config::{FailurePolicy, ProxyProtocol};
@@ -81,6 +82,7 @@ impl Worker {
     async fn serve(self, listener: std::net::TcpListener) -> std::io::Result<()> {
         let Worker { index, limit, tls, shared, mut shutdown } = self;
         let listener = TcpListener::from_std(listener)?;
+        let deadlines = Deadlines::start();
         loop {
             let (socket, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -101,9 +103,10 @@ impl Worker {
                 continue;
             };
             let (tls, shared, drain) = (tls.clone(), shared.clone(), shutdown.clone());
+            let worker = (index, deadlines.clone());
             tokio::spawn(async move {
                 shared.metrics.connections_open.fetch_add(1, Relaxed);
-                serve_connection(socket, peer, index, tls, &shared, drain).await;
+                serve_connection(socket, peer, worker, tls, &shared, drain).await;
                 shared.metrics.connections_open.fetch_sub(1, Relaxed);
                 drop(permit);
             });
@@ -119,9 +122,9 @@ impl Worker {
 }
 
 async fn serve_connection(
-    socket: TcpStream,
+    mut socket: TcpStream,
     peer: std::net::SocketAddr,
-    worker: usize,
+    (worker, deadlines): (usize, Deadlines),
     tls: TlsAcceptor,
     shared: &Arc<Shared>,
     mut drain: watch::Receiver<bool>,
@@ -132,8 +135,9 @@ async fn serve_connection(
     let protocol = server.proxy_protocol;
     let trusted = protocol != ProxyProtocol::Off && server.trusted_proxies.iter().any(|c| c.contains(peer.ip()));
     let (mut socket, peer) = if trusted {
-        match read_proxy_header(socket, protocol, server.hello_timeout.0).await {
-            Ok((source, (socket, read_ahead))) => (Replay::new(read_ahead, socket), source.unwrap_or(peer)),
+        match read_proxy_header(&mut socket, protocol, server.hello_timeout.0).await {
+            Ok((source, read_ahead)) => (Replay::new(read_ahead, socket), source.unwrap_or(peer)),
+            // Counted before the socket closes: whoever sees it closed sees it counted.
             Err(reason) => return proxy_header_rejected(shared, peer, reason),
         }
     } else {
@@ -183,7 +187,7 @@ async fn serve_connection(
         }
     };
     shared.metrics.handshakes_completed.fetch_add(1, Relaxed);
-    let connection = Arc::new(Connection::new(peer, fingerprint, worker));
+    let connection = Arc::new(Connection::new(peer, fingerprint, worker, deadlines.clone()));
     let service = {
         let shared = shared.clone();
         service_fn(move |request| {
@@ -194,7 +198,7 @@ async fn serve_connection(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(deadlines)
         .header_read_timeout(server.header_read_timeout.0)
         // A client may send its request and shut its write side: it still gets the answer.
         .half_close(true)
@@ -221,13 +225,13 @@ async fn serve_connection(
     }
 }
 
-/// Read a trusted peer's PROXY header. Returns the source it names (`None`: LOCAL/UNKNOWN) and the
-/// socket with any bytes read past the header; `Err` names why the connection is closed.
+/// Read a trusted peer's PROXY header. Returns the source it names (`None`: LOCAL/UNKNOWN) and any
+/// bytes read past the header; `Err` names why the connection is to be closed.
 async fn read_proxy_header(
-    mut socket: TcpStream,
+    socket: &mut TcpStream,
     protocol: ProxyProtocol,
     timeout: Duration,
-) -> Result<(Option<std::net::SocketAddr>, (TcpStream, Vec<u8>)), &'static str> {
+) -> Result<(Option<std::net::SocketAddr>, Vec<u8>), &'static str> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut bytes = Vec::with_capacity(256);
     let mut chunk = [0u8; 512];
@@ -241,8 +245,7 @@ async fn read_proxy_header(
         match proxy_protocol::parse(&bytes) {
             Ok(Parsed::NeedMore) => continue,
             Ok(Parsed::Complete { header, consumed }) if protocol.accepts(header.version) => {
-                let read_ahead = bytes.split_off(consumed);
-                return Ok((header.source, (socket, read_ahead)));
+                return Ok((header.source, bytes.split_off(consumed)));
             }
             Ok(Parsed::Complete { .. }) => return Err("version not enabled"),
             Err(HeaderError::NotProxy) => return Err("missing"),

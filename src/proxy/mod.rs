@@ -22,6 +22,7 @@ pub mod api_listener;
 pub mod body;
 pub mod capture;
 pub mod certificates;
+mod deadlines;
 pub mod demo;
 pub mod headers;
 pub mod listener;

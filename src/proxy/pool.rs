@@ -50,10 +50,15 @@ impl Pool {
         Arc::new(Self { address, idle: Mutex::new(Vec::new()), limits })
     }
 
-    /// Send `request` (origin-form URI, HTTP/1.1) and return the response, whose body hands the
-    /// connection back when dropped. Errors are text for the 502 answer.
-    pub async fn send(self: &Arc<Self>, request: Request<Body>) -> Result<Response<Body>, String> {
-        let (mut sender, reused) = match self.checkout().await {
+    /// Send `request` (origin-form URI, HTTP/1.1), begun at `started`, and return the response,
+    /// whose body hands the connection back when dropped, and when its head arrived. Errors are
+    /// text for the 502 answer.
+    pub async fn send(
+        self: &Arc<Self>,
+        request: Request<Body>,
+        started: Instant,
+    ) -> Result<(Response<Body>, Instant), String> {
+        let (mut sender, reused) = match self.checkout(started).await {
             Some(sender) => (sender, true),
             None => (self.connect().await?, false),
         };
@@ -67,15 +72,15 @@ impl Pool {
                 _ => return Err(refused.into_error().to_string()),
             },
         };
-        let pool = Arc::downgrade(self);
-        Ok(response.map(|body| boxed(Returning { body, sender: Some(sender), pool })))
+        let (pool, answered) = (Arc::downgrade(self), Instant::now());
+        Ok((response.map(|body| boxed(Returning { body, sender: Some(sender), pool, answered })), answered))
     }
 
-    /// The most recently used idle connection that is ready for a request.
-    async fn checkout(&self) -> Option<SendRequest<Body>> {
+    /// The most recently used idle connection that is ready for a request at `now`.
+    async fn checkout(&self, now: Instant) -> Option<SendRequest<Body>> {
         loop {
             let idle = self.lock().pop()?;
-            if idle.since.elapsed() >= self.limits.idle_timeout {
+            if now.saturating_duration_since(idle.since) >= self.limits.idle_timeout {
                 continue; // dropping the sender closes the connection
             }
             let mut sender = idle.sender;
@@ -85,16 +90,17 @@ impl Pool {
         }
     }
 
-    fn put(&self, sender: SendRequest<Body>) {
+    /// Keep `sender`, idle since `now` (its last response's head: close enough for the idle
+    /// timeout, and no clock read when the body ends).
+    fn put(&self, sender: SendRequest<Body>, now: Instant) {
         let keep = self.limits.max_idle;
         if sender.is_closed() || keep == 0 {
             return;
         }
-        let now = Instant::now();
         let mut idle = self.lock();
         let timeout = self.limits.idle_timeout;
         // The oldest first: drop the expired ones, then any beyond `keep` with this one.
-        let expired = idle.iter().take_while(|i| now.duration_since(i.since) >= timeout).count();
+        let expired = idle.iter().take_while(|i| now.saturating_duration_since(i.since) >= timeout).count();
         let over = (idle.len() - expired + 1).saturating_sub(keep);
         idle.drain(..expired + over);
         idle.push(Idle { sender, since: now });
@@ -126,6 +132,7 @@ struct Returning {
     body: Incoming,
     sender: Option<SendRequest<Body>>,
     pool: Weak<Pool>,
+    answered: Instant,
 }
 
 impl hyper::body::Body for Returning {
@@ -148,7 +155,7 @@ impl hyper::body::Body for Returning {
 impl Drop for Returning {
     fn drop(&mut self) {
         if let (Some(sender), Some(pool)) = (self.sender.take(), self.pool.upgrade()) {
-            pool.put(sender);
+            pool.put(sender, self.answered);
         }
     }
 }
@@ -198,8 +205,10 @@ mod tests {
         (address, accepted)
     }
 
-    fn get() -> Request<Body> {
-        Request::builder().uri("/").header("host", "origin").body(full("")).unwrap()
+    /// A `GET /` sent now through `pool`.
+    async fn send(pool: &Arc<Pool>) -> Result<Response<Body>, String> {
+        let get = Request::builder().uri("/").header("host", "origin").body(full("")).unwrap();
+        pool.send(get, Instant::now()).await.map(|(response, _)| response)
     }
 
     async fn body_of(response: Response<Body>) -> Bytes {
@@ -213,7 +222,7 @@ mod tests {
         let (address, accepted) = origin(OK, usize::MAX).await;
         let pool = Pool::new(address, LIMITS);
         for _ in 0..5 {
-            assert_eq!(body_of(pool.send(get()).await.unwrap()).await, "ok");
+            assert_eq!(body_of(send(&pool).await.unwrap()).await, "ok");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
@@ -225,7 +234,7 @@ mod tests {
         let (address, accepted) = origin(OK, 1).await;
         let pool = Pool::new(address, LIMITS);
         for _ in 0..5 {
-            assert_eq!(body_of(pool.send(get()).await.unwrap()).await, "ok");
+            assert_eq!(body_of(send(&pool).await.unwrap()).await, "ok");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 5);
@@ -236,8 +245,8 @@ mod tests {
         let long = "HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\nonly the start";
         let (address, accepted) = origin(long, usize::MAX).await;
         let pool = Pool::new(address, LIMITS);
-        drop(pool.send(get()).await.unwrap());
-        let second = tokio::time::timeout(Duration::from_secs(2), pool.send(get())).await.unwrap();
+        drop(send(&pool).await.unwrap());
+        let second = tokio::time::timeout(Duration::from_secs(2), send(&pool)).await.unwrap();
         // The second request went out on a new connection (whose answer is the same truncated one).
         assert!(second.is_ok());
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -248,13 +257,13 @@ mod tests {
         let (address, accepted) = origin(OK, usize::MAX).await;
         let expiring = Limits { idle_timeout: Duration::from_millis(50), ..LIMITS };
         let pool = Pool::new(address.clone(), expiring);
-        body_of(pool.send(get()).await.unwrap()).await;
+        body_of(send(&pool).await.unwrap()).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        body_of(pool.send(get()).await.unwrap()).await;
+        body_of(send(&pool).await.unwrap()).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2, "the expired connection was not reused");
 
         let capped = Pool::new(address, Limits { max_idle: 2, ..LIMITS });
-        let responses: Vec<_> = futures_util::future::join_all((0..4).map(|_| capped.send(get()))).await;
+        let responses: Vec<_> = futures_util::future::join_all((0..4).map(|_| send(&capped))).await;
         drop(responses);
         assert_eq!(capped.lock().len(), 2);
     }
@@ -263,7 +272,7 @@ mod tests {
     async fn an_origin_that_is_down_is_an_error_naming_it() {
         let free = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().to_string();
         let pool = Pool::new(free.clone(), LIMITS);
-        let error = pool.send(get()).await.unwrap_err();
+        let error = send(&pool).await.unwrap_err();
         assert!(error.starts_with(&format!("cannot connect to {free}")), "{error}");
     }
 }

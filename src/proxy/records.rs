@@ -91,8 +91,15 @@ pub async fn on_response(context: RequestContext<'_>, response: Response<Body>) 
     let shared = context.shared;
     let (mut parts, mut body) = response.into_parts();
     remove_hop_by_hop(&mut parts.headers);
-    let user_id = take_header(&mut parts.headers, &shared.names.user_id).filter(|v| valid_user_id(v));
-    let confirmed = take_header(&mut parts.headers, &shared.names.mfa_confirmed).is_some_and(|v| v.trim() == "1");
+    let names = &shared.names;
+    // Most responses carry neither header helloguard consumes: one pass instead of two lookups.
+    let consumes = parts.headers.keys().any(|name| *name == names.user_id || *name == names.mfa_confirmed);
+    let (user_id, confirmed) = if consumes {
+        let user_id = take_header(&mut parts.headers, &names.user_id).filter(|v| valid_user_id(v));
+        (user_id, take_header(&mut parts.headers, &names.mfa_confirmed).is_some_and(|v| v.trim() == "1"))
+    } else {
+        (None, false)
+    };
 
     let mut bound_session = context.session.as_ref().map(|s| s.record.id.clone());
     if context.kind() == Some(RouteKind::Login) {

@@ -21,6 +21,7 @@ use serde_json::json;
 
 use super::body::{buffer_up_to, full, json_response, Body, Buffered};
 use super::capture::ConnectionFingerprint;
+use super::deadlines::Deadlines;
 use super::headers::{remove_where, HeaderNames};
 use super::metrics::Metrics;
 use super::records::{self, RequestContext};
@@ -71,6 +72,8 @@ pub struct Connection {
     pub fingerprint: Option<ConnectionFingerprint>,
     /// The worker (event loop) serving the connection.
     pub worker: usize,
+    /// That worker's deadlines (the upstream timeout).
+    pub deadlines: Deadlines,
     /// `peer`'s IP address as text.
     client_ip: HeaderValue,
     /// The values of the fingerprint headers sent upstream: `ja3`, `ja4`, `ja4_stable`.
@@ -78,10 +81,15 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(peer: SocketAddr, fingerprint: Option<ConnectionFingerprint>, worker: usize) -> Self {
+    pub fn new(
+        peer: SocketAddr,
+        fingerprint: Option<ConnectionFingerprint>,
+        worker: usize,
+        deadlines: Deadlines,
+    ) -> Self {
         let client_ip = HeaderValue::try_from(peer.ip().to_string()).expect("an IP address is a header value");
         let fingerprint_values = fingerprint.as_ref().and_then(|f| header_values(&f.binding));
-        Self { peer, fingerprint, worker, client_ip, fingerprint_values }
+        Self { peer, fingerprint, worker, deadlines, client_ip, fingerprint_values }
     }
 
     /// The client's IP address as text.
@@ -131,7 +139,7 @@ pub async fn handle(
     }
     // 0. the Management API, when it shares this listener: reserved, never forwarded
     if shared.api.claims_on_proxy_listener(request.uri().path()) {
-        return shared.api.handle(shared.api_backend(), request.map(super::body::boxed)).await;
+        return Box::pin(shared.api.handle(shared.api_backend(), request.map(super::body::boxed))).await;
     }
     let (mut parts, body) = request.into_parts();
 
@@ -158,7 +166,7 @@ pub async fn handle(
     if route.as_ref().is_some_and(|r| r.kind == RouteKind::Token) {
         // helloguard must read the answer, so no compressed encodings (CONTRACT §1).
         parts.headers.remove(header::ACCEPT_ENCODING);
-        match buffer_up_to(body, MAX_TOKEN_BODY).await {
+        match Box::pin(buffer_up_to(body, MAX_TOKEN_BODY)).await {
             Ok(Buffered::Complete(bytes)) => {
                 token_request = Some(records::TokenRequest::parse(&parts.headers, &bytes));
                 body = full(bytes);
@@ -171,7 +179,7 @@ pub async fn handle(
         }
     }
     let exchange = match token_request.as_ref().and_then(|t| t.refresh_token.as_deref()) {
-        Some(token) => match find_exchange(&shared, &connection, route.as_ref(), token, now).await {
+        Some(token) => match Box::pin(find_exchange(&shared, &connection, route.as_ref(), token, now)).await {
             Ok(exchange) => exchange,
             Err(answer) => return answer,
         },
@@ -182,10 +190,10 @@ pub async fn handle(
     let observed = connection.observed();
     let evaluated = match route.as_ref().map(|r| r.kind) {
         Some(RouteKind::Login) if !store_down => {
-            Some(evaluate_login(&shared, &connection, session.as_ref(), observed, now).await)
+            Some(Box::pin(evaluate_login(&shared, &connection, session.as_ref(), observed, now)).await)
         }
         Some(RouteKind::Token) if exchange.is_some() => {
-            Some(evaluate_refresh(&shared, &connection, session.as_ref(), exchange.as_ref(), observed).await)
+            Some(Box::pin(evaluate_refresh(&shared, &connection, session.as_ref(), exchange.as_ref(), observed)).await)
         }
         _ => None,
     };
@@ -204,8 +212,10 @@ pub async fn handle(
     if let Some(upgrade) = &upgrade {
         upgrade.restore(&mut parts.headers);
     }
-    let user_agent = parts.headers.get(header::USER_AGENT).cloned();
-    let response = match shared.upstream.send(connection.worker, Request::from_parts(parts, body)).await {
+    // Only records (on a route, or of the live session) keep the user agent.
+    let kept = route.is_some() || session.is_some();
+    let user_agent = if kept { parts.headers.get(header::USER_AGENT).cloned() } else { None };
+    let response = match shared.upstream.send(&connection, Request::from_parts(parts, body)).await {
         Ok((response, latency)) => {
             shared.metrics.upstream_answered(latency);
             response
@@ -477,32 +487,44 @@ fn enforce(shared: &Shared, evaluated: &Evaluated, parts: &hyper::http::request:
     }
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
-static HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction. A match on the
+/// text: most names differ in length from all of these and are passed over at once.
+fn is_hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Remove the hop-by-hop headers and those the `Connection` header lists.
+/// Remove the hop-by-hop headers and those the `Connection` header lists. A message with none
+/// (most requests over HTTP/1.1 and HTTP/2) costs one pass over its names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| is_hop_by_hop(name.as_str())) {
+        return;
+    }
+    // The usual `Connection` tokens name nothing beyond the fixed set: no name to parse.
+    let usual = |token: &str| ["keep-alive", "close", "upgrade"].iter().any(|t| token.eq_ignore_ascii_case(t));
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|token| !usual(token))
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .collect();
-    remove_where(headers, |name| HOP_BY_HOP.contains(name) || listed.contains(name));
+    remove_where(headers, |name| is_hop_by_hop(name.as_str()) || listed.contains(name));
 }
 
 /// The most headers [`prepare_upstream_headers`] adds: `X-Forwarded-*`, the three fingerprints,
@@ -518,9 +540,9 @@ fn prepare_upstream_headers(
 ) {
     let headers = &mut parts.headers;
     // HTTP/2 clients carry the host in the URI's authority; the upstream speaks HTTP/1.1.
-    let host = match headers.get(header::HOST) {
-        Some(host) => Some(host.clone()),
-        None => parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    let (host, host_from_uri) = match headers.get(header::HOST) {
+        Some(host) => (Some(host.clone()), false),
+        None => (parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()), true),
     };
     let forwarded_for = match headers.get(&X_FORWARDED_FOR) {
         Some(previous) => {
@@ -536,8 +558,10 @@ fn prepare_upstream_headers(
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
     if let Some(host) = host {
-        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
-        headers.insert(header::HOST, host);
+        if host_from_uri {
+            headers.insert(header::HOST, host.clone());
+        }
+        headers.insert(X_FORWARDED_HOST.clone(), host);
     }
     let names = &shared.names;
     if let Some([ja3, ja4, ja4_stable]) = &connection.fingerprint_values {
@@ -633,11 +657,28 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_go() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, "keep-alive, x-private".parse().unwrap());
+        headers.insert(header::CONNECTION, "Keep-Alive, X-Private,close".parse().unwrap());
         headers.insert("x-private", "1".parse().unwrap());
         headers.insert("te", "trailers".parse().unwrap());
         headers.insert("accept", "*/*".parse().unwrap());
         remove_hop_by_hop(&mut headers);
         assert_eq!(headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+
+        let fixed = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization"];
+        let mut headers = HeaderMap::new();
+        for name in fixed.into_iter().chain(["te", "trailer", "transfer-encoding", "upgrade", "user-agent"]) {
+            headers.insert(HeaderName::from_static(name), "x".parse().unwrap());
+        }
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["user-agent"]);
+    }
+
+    #[test]
+    fn names_listed_without_a_connection_header_stay() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-private", "1".parse().unwrap());
+        headers.insert(header::USER_AGENT, "curl".parse().unwrap());
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 2);
     }
 }

@@ -15,6 +15,7 @@ use hyper::{Request, Response, Uri};
 use super::body::Body;
 use super::demo::Demo;
 use super::pool::{Limits, Pool};
+use super::service::Connection;
 use crate::config::{ServerConfig, Upstream as UpstreamConfig};
 
 /// Why the upstream gave no response.
@@ -57,10 +58,12 @@ impl Upstream {
         }
     }
 
-    /// Send the request from worker `worker`; returns the response and how long the headers took.
+    /// Send the request that came on `connection`; returns the response and how long the headers
+    /// took. One clock reading at the start serves the deadline, the latency and the pool's idle
+    /// check.
     pub async fn send(
         &self,
-        worker: usize,
+        connection: &Connection,
         mut request: Request<Body>,
     ) -> Result<(Response<Body>, Duration), UpstreamError> {
         let started = Instant::now();
@@ -78,11 +81,15 @@ impl Upstream {
                 *request.uri_mut() = Uri::from(path_and_query);
                 *request.version_mut() = hyper::Version::HTTP_11;
                 request.headers_mut().entry(HOST).or_insert_with(|| host.clone());
-                let pool = &pools[worker % pools.len()];
-                match tokio::time::timeout(*timeout, pool.send(request)).await {
-                    Err(_) => Err(UpstreamError::Timeout(*timeout)),
-                    Ok(Err(error)) => Err(UpstreamError::Unavailable(error)),
-                    Ok(Ok(response)) => Ok((response, started.elapsed())),
+                let pool = &pools[connection.worker % pools.len()];
+                let expired = connection.deadlines.at(started + *timeout);
+                tokio::select! {
+                    biased;
+                    sent = pool.send(request, started) => match sent {
+                        Err(error) => Err(UpstreamError::Unavailable(error)),
+                        Ok((response, answered)) => Ok((response, answered.saturating_duration_since(started))),
+                    },
+                    () = expired => Err(UpstreamError::Timeout(*timeout)),
                 }
             }
         }
