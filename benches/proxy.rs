@@ -14,7 +14,9 @@
 //!    on whether the proxy or the load generator saturates first.
 //!    nginx is configured fairly: one worker, `access_log off`, upstream `keepalive 64` with
 //!    `proxy_http_version 1.1` and an empty `Connection` header, `keepalive_requests` raised on
-//!    both sides so no connection is recycled mid-run.
+//!    both sides so no connection is recycled mid-run, and the forwarding headers helloguard sets
+//!    on every request set too (`Host`, `X-Forwarded-For`, `X-Forwarded-Proto`,
+//!    `X-Forwarded-Host`), as a production reverse-proxy config does.
 //!
 //! The proxies are pinned to core 1 (so helloguard runs one worker, its default on one core) and
 //! everything else (this process: the upstream and the connection load generator; h2load) to
@@ -292,7 +294,9 @@ impl Nginx {
                    upstream backend {{ server {upstream}; keepalive 64; keepalive_requests 1000000; }}\n\
                    server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {};\n\
                      ssl_protocols TLSv1.2 TLSv1.3;\n\
-                     location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n\
+                     location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
+                       proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+                       proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $host; }}\n\
                    }}\n}}\n",
                 cert.display(),
                 key.display()
@@ -319,8 +323,9 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM, not SIGKILL: the master then stops its worker too (a killed master leaves it).
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
 }

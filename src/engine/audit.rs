@@ -104,17 +104,55 @@ impl<W: Write + Send> JsonLines<W> {
 
 impl<W: Write + Send> AuditSink for JsonLines<W> {
     fn record(&self, event: &dyn erased::Event) {
-        let line = match event.to_json_line() {
+        let mut line = match event.to_json_line() {
             Ok(line) => line,
             Err(e) => {
                 tracing::error!(error = %e, "audit event did not serialize");
                 return;
             }
         };
+        // The line and its newline in one write: one system call on an unbuffered file (where
+        // `writeln!` makes two), and whole lines for other appenders to the same file.
+        line.push('\n');
         // A writer that panicked mid-line leaves at worst a torn line; keep auditing.
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if let Err(e) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
             tracing::error!(error = %e, "audit line not written");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that keeps each `write` call apart, as a file's system calls are.
+    #[derive(Default)]
+    struct Calls(Vec<Vec<u8>>);
+
+    impl Write for Calls {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.push(bytes.to_vec());
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_event_is_one_whole_line_in_one_write() {
+        let sink = JsonLines::new(Calls::default());
+        sink.record(&serde_json::json!({"event": "first"}));
+        sink.record(&serde_json::json!({"event": "second", "n": 2}));
+        let calls = sink.into_inner().0;
+        assert_eq!(calls.len(), 2, "one write per event");
+        for (call, event) in calls.iter().zip(["first", "second"]) {
+            let text = std::str::from_utf8(call).unwrap();
+            assert!(text.ends_with('\n') && text.matches('\n').count() == 1, "{text:?}");
+            let line: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(line["event"], event);
         }
     }
 }
