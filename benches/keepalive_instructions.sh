@@ -21,7 +21,7 @@ cleanup() {
   [ -f "$work/origin/nginx.pid" ] && kill "$(cat "$work/origin/nginx.pid")" 2>/dev/null || true
   pkill -f "callgrind.*$work" 2>/dev/null || true
   sleep 1
-  rm -rf "$work"
+  [ -n "${KEEP_CALLGRIND:-}" ] && cp "$work"/callgrind.out.* "$KEEP_CALLGRIND"; rm -rf "$work"
 }
 trap cleanup EXIT
 

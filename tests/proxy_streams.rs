@@ -142,3 +142,35 @@ async fn bodies_stream_both_ways() {
     let answer = answer.await.unwrap().unwrap().into_body().collect().await.unwrap().to_bytes();
     assert_eq!(answer, (33 * 64 * 1024).to_string());
 }
+
+#[tokio::test]
+async fn the_header_timeout_spares_a_slow_response_and_closes_the_idle_connection_after_it() {
+    // A 1 s header read timeout; the response takes about 2 s to stream. The timeout is for request
+    // heads: the response arrives whole, and the connection is closed once it then sits idle.
+    let upstream = serve(|_request| async move {
+        let (sender, body) = channel_body();
+        tokio::spawn(async move {
+            for _ in 0..4 {
+                sender.send(Bytes::from_static(b"tick")).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        hyper::Response::new(body)
+    })
+    .await;
+    let running = start(|c| {
+        c.server.upstream = origin(upstream);
+        c.server.header_read_timeout = helloguard::config::ConfigDuration(Duration::from_secs(1));
+    })
+    .await;
+
+    let connected = connect(&running.target(), Client::Default, None).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(connected.tls)).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let request = hyper::Request::get("/slow").header("host", "localhost").body(full("")).unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let body = tokio::time::timeout(LIMIT, response.into_body().collect()).await.expect("the response ends");
+    assert_eq!(body.unwrap().to_bytes(), "ticktickticktick", "the whole response, though slower than the timeout");
+    let closed = tokio::time::timeout(LIMIT, connection).await;
+    assert!(closed.is_ok(), "the idle connection is closed at the header read timeout");
+}

@@ -1,9 +1,9 @@
 //! Coarse deadlines for the time limits armed on every keep-alive request: the client's header
-//! read timeout (hyper's HTTP/1.1 timer) and the upstream timeout. Nearly all of them are
-//! cancelled long before they are due, so arming one must cost next to nothing. A tokio timer
-//! links an entry into the driver's wheel under its lock and unlinks it again, and hyper boxes a
-//! new one for every request: about 3,000 instructions per keep-alive request for the two
-//! (callgrind). Here a deadline is a slot in a table of the worker's own.
+//! read timeout (see [`super::header_timeout`]) and the upstream timeout. Nearly all of them are
+//! cancelled or moved long before they are due, so arming one must cost next to nothing. A tokio
+//! timer links an entry into the driver's wheel under its lock and unlinks it again; here a
+//! deadline is a slot in a table of the worker's own (callgrind, per keep-alive request, both
+//! limits on tokio's timer: 43.2k instructions; on these deadlines: 42.0k).
 //!
 //! One task per worker looks at the table every [`TICK`] and wakes what is due, so a deadline
 //! fires up to one tick late. [`Deadlines::now`] is the time of the last tick (no clock read),
@@ -33,9 +33,19 @@ struct Table {
     free: Vec<usize>,
 }
 
-enum Slot {
+struct Slot {
+    /// Counts the deadlines that held this slot, so a [`Mover`] of an earlier one moves nothing.
+    generation: u64,
+    state: State,
+}
+
+enum State {
     Free,
-    Armed { at: Instant, waker: Option<Waker> },
+    /// Due at `at`; never while `at` is `None` (parked).
+    Armed {
+        at: Option<Instant>,
+        waker: Option<Waker>,
+    },
     Due,
 }
 
@@ -65,18 +75,19 @@ impl Deadlines {
     /// A future that completes once `at` has passed (seen at a tick).
     pub fn at(&self, at: Instant) -> Deadline {
         let mut table = lock(&self.table);
-        let slot = Slot::Armed { at, waker: None };
+        let state = State::Armed { at: Some(at), waker: None };
         let index = match table.free.pop() {
             Some(index) => {
-                table.slots[index] = slot;
+                table.slots[index].state = state;
                 index
             }
             None => {
-                table.slots.push(slot);
+                table.slots.push(Slot { generation: 0, state });
                 table.slots.len() - 1
             }
         };
-        Deadline { table: self.table.clone(), index }
+        let generation = table.slots[index].generation;
+        Deadline { table: self.table.clone(), index, generation }
     }
 }
 
@@ -84,10 +95,10 @@ impl Table {
     fn tick(&mut self, now: Instant) {
         self.now = now;
         for slot in &mut self.slots {
-            if let Slot::Armed { at, waker } = slot {
+            if let State::Armed { at: Some(at), waker } = &mut slot.state {
                 if *at <= now {
                     let waker = waker.take();
-                    *slot = Slot::Due;
+                    slot.state = State::Due;
                     if let Some(waker) = waker {
                         waker.wake();
                     }
@@ -105,6 +116,15 @@ fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
 pub struct Deadline {
     table: Arc<Mutex<Table>>,
     index: usize,
+    generation: u64,
+}
+
+impl Deadline {
+    /// A handle that moves this deadline from elsewhere; it moves nothing once the deadline is
+    /// dropped.
+    pub fn mover(&self) -> Mover {
+        Mover { table: self.table.clone(), index: self.index, generation: self.generation }
+    }
 }
 
 impl Future for Deadline {
@@ -112,13 +132,13 @@ impl Future for Deadline {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut table = lock(&self.table);
-        match &mut table.slots[self.index] {
-            Slot::Armed { waker: Some(waker), .. } if waker.will_wake(cx.waker()) => Poll::Pending,
-            Slot::Armed { waker, .. } => {
+        match &mut table.slots[self.index].state {
+            State::Armed { waker: Some(waker), .. } if waker.will_wake(cx.waker()) => Poll::Pending,
+            State::Armed { waker, .. } => {
                 *waker = Some(cx.waker().clone());
                 Poll::Pending
             }
-            Slot::Due | Slot::Free => Poll::Ready(()),
+            State::Due | State::Free => Poll::Ready(()),
         }
     }
 }
@@ -126,24 +146,44 @@ impl Future for Deadline {
 impl Drop for Deadline {
     fn drop(&mut self) {
         let mut table = lock(&self.table);
-        table.slots[self.index] = Slot::Free;
+        let slot = &mut table.slots[self.index];
+        slot.state = State::Free;
+        slot.generation += 1;
         table.free.push(self.index);
     }
 }
 
-impl hyper::rt::Sleep for Deadline {}
+/// Moves a [`Deadline`] it does not own: parks it (never due) or sets it again.
+#[derive(Clone)]
+pub struct Mover {
+    table: Arc<Mutex<Table>>,
+    index: usize,
+    generation: u64,
+}
 
-impl hyper::rt::Timer for Deadlines {
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(self.at(self.now() + duration))
+impl Mover {
+    /// Never due, until set again.
+    pub fn park(&self) {
+        self.set(|_| None);
     }
 
-    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(self.at(deadline))
+    /// Due `after` the last tick.
+    pub fn set_after(&self, after: Duration) {
+        self.set(|now| Some(now + after));
     }
 
-    fn now(&self) -> Instant {
-        Deadlines::now(self)
+    fn set(&self, at: impl FnOnce(Instant) -> Option<Instant>) {
+        let mut table = lock(&self.table);
+        let at = at(table.now);
+        let slot = &mut table.slots[self.index];
+        if slot.generation != self.generation {
+            return;
+        }
+        slot.state = match std::mem::replace(&mut slot.state, State::Free) {
+            State::Armed { waker, .. } => State::Armed { at, waker },
+            State::Due => State::Armed { at, waker: None },
+            State::Free => State::Free,
+        };
     }
 }
 
@@ -177,6 +217,23 @@ mod tests {
         deadlines.at(Instant::now()).await;
         assert!(pending(&mut later), "a deadline an hour away fired");
         assert_eq!(lock(&deadlines.table).slots.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_mover_parks_and_sets_its_own_deadline_only() {
+        let deadlines = Deadlines::start();
+        let mut deadline = deadlines.at(Instant::now());
+        let mover = deadline.mover();
+        mover.park();
+        tokio::time::sleep(TICK * 3).await;
+        assert!(pending(&mut deadline), "a parked deadline fired");
+        mover.set_after(Duration::ZERO);
+        deadline.await;
+        // The slot now holds another deadline: the old mover must leave it alone.
+        let mut other = deadlines.at(Instant::now() + Duration::from_secs(3600));
+        mover.set_after(Duration::ZERO);
+        tokio::time::sleep(TICK * 3).await;
+        assert!(pending(&mut other), "a stale mover moved another deadline");
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::capture::{capture, Replay};
 use super::deadlines::Deadlines;
+use super::header_timeout::HeaderTimeout;
 use super::proxy_protocol::{self, HeaderError, Parsed};
 use super::service::{handle, Connection, Shared};
 use crate::config::{FailurePolicy, ProxyProtocol};
@@ -187,19 +188,29 @@ async fn serve_connection(
         }
     };
     shared.metrics.handshakes_completed.fetch_add(1, Relaxed);
-    let connection = Arc::new(Connection::new(peer, fingerprint, worker, deadlines.clone()));
+    let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let header_deadline = deadlines.at(deadlines.now() + server.header_read_timeout.0);
+    let header_timeout = HeaderTimeout::new(header_deadline.mover(), server.header_read_timeout.0);
+    if h2 {
+        header_timeout.head_arrived(); // no head to wait for: see `header_timeout`
+    }
+    let connection = Arc::new(Connection::new(peer, fingerprint, worker, deadlines));
     let service = {
         let shared = shared.clone();
-        service_fn(move |request| {
-            let (shared, connection) = (shared.clone(), connection.clone());
-            async move { Ok::<_, std::convert::Infallible>(handle(shared, connection, request).await) }
+        service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let (shared, connection, header_timeout) = (shared.clone(), connection.clone(), header_timeout.clone());
+            header_timeout.head_arrived();
+            let version = request.version();
+            async move {
+                let response = handle(shared, connection, request).await;
+                Ok::<_, std::convert::Infallible>(header_timeout.watch(version, response))
+            }
         })
     };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(deadlines)
-        .header_read_timeout(server.header_read_timeout.0)
+        // The header read timeout is kept by `header_timeout`, not by hyper.
         // A client may send its request and shut its write side: it still gets the answer.
         .half_close(true)
         .max_buf_size(server.max_header_size.max(8192));
@@ -218,6 +229,7 @@ async fn serve_connection(
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         }
+        () = header_deadline => tracing::debug!(%peer, "no request head within the header read timeout; closed"),
         _ = drain.changed() => {
             connection.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(idle, connection).await;

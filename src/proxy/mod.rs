@@ -24,6 +24,7 @@ pub mod capture;
 pub mod certificates;
 mod deadlines;
 pub mod demo;
+mod header_timeout;
 pub mod headers;
 pub mod listener;
 pub mod metrics;
