@@ -34,6 +34,39 @@ where
     body.map_err(Into::into).boxed()
 }
 
+/// A body that holds `guard` for as long as it lives: what must happen once a body is done (sent,
+/// or given up) goes in the guard's `Drop`, which runs before the body itself is dropped.
+pub struct Guarded<B, G> {
+    _guard: G,
+    body: B,
+}
+
+impl<B, G> Guarded<B, G> {
+    pub fn new(body: B, guard: G) -> Self {
+        Self { _guard: guard, body }
+    }
+}
+
+impl<B: hyper::body::Body + Unpin, G: Unpin> hyper::body::Body for Guarded<B, G> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// The result of [`buffer_up_to`].
 pub enum Buffered {
     /// The whole body, within the limit.

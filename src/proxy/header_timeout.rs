@@ -12,15 +12,11 @@
 //! HTTP/2 multiplexes requests, so there is no head to wait for: an `h2` connection parks its
 //! deadline for good at its first request (and one that negotiated `h2` by ALPN never arms it).
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use hyper::body::{Frame, SizeHint};
 use hyper::{Response, Version};
 
-use super::body::{Body, BoxError};
+use super::body::{Body, Guarded};
 use super::deadlines::Mover;
 
 /// What the requests of one connection do to its header deadline.
@@ -29,6 +25,9 @@ pub struct HeaderTimeout {
     deadline: Mover,
     timeout: Duration,
 }
+
+/// A response body that sets the header deadline again when it is done.
+pub type Watched = Guarded<Body, Option<Rearm>>;
 
 impl HeaderTimeout {
     pub fn new(deadline: Mover, timeout: Duration) -> Self {
@@ -42,39 +41,17 @@ impl HeaderTimeout {
 
     /// The response to `version`'s request; once its body is done (sent, or dropped), an HTTP/1
     /// connection waits for the next head within the timeout again.
-    pub fn watch(&self, version: Version, response: Response<Body>) -> Response<Watched> {
-        let rearm = (version != Version::HTTP_2).then(|| self.clone());
-        response.map(|body| Watched { body, rearm })
+    pub fn watch(self, version: Version, response: Response<Body>) -> Response<Watched> {
+        let rearm = (version != Version::HTTP_2).then_some(Rearm(self));
+        response.map(|body| Guarded::new(body, rearm))
     }
 }
 
-/// A response body that sets the header deadline again when dropped.
-pub struct Watched {
-    body: Body,
-    rearm: Option<HeaderTimeout>,
-}
+/// Sets the header deadline again when dropped.
+pub struct Rearm(HeaderTimeout);
 
-impl hyper::body::Body for Watched {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for Watched {
+impl Drop for Rearm {
     fn drop(&mut self) {
-        if let Some(rearm) = &self.rearm {
-            rearm.deadline.set_after(rearm.timeout);
-        }
+        self.0.deadline.set_after(self.0.timeout);
     }
 }

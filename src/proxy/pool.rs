@@ -9,19 +9,15 @@
 //! connection refused before sending anything (the upstream closed it meanwhile) is sent again,
 //! once, on a new connection.
 
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::body::{boxed, Body};
+use super::body::{boxed, Body, Guarded};
 
 /// Connections to one origin.
 pub struct Pool {
@@ -73,7 +69,8 @@ impl Pool {
             },
         };
         let (pool, answered) = (Arc::downgrade(self), Instant::now());
-        Ok((response.map(|body| boxed(Returning { body, sender: Some(sender), pool, answered })), answered))
+        let returning = Returning { sender: Some(sender), pool, answered };
+        Ok((response.map(|body| boxed(Guarded::new(body, returning))), answered))
     }
 
     /// The most recently used idle connection that is ready for a request at `now`.
@@ -127,29 +124,12 @@ impl Pool {
     }
 }
 
-/// A response body that returns its connection to the pool when dropped.
+/// Held by a response body (see [`Guarded`]): hands the connection back to the pool when the body
+/// is dropped.
 struct Returning {
-    body: Incoming,
     sender: Option<SendRequest<Body>>,
     pool: Weak<Pool>,
     answered: Instant,
-}
-
-impl hyper::body::Body for Returning {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
 }
 
 impl Drop for Returning {
@@ -170,6 +150,7 @@ mod tests {
 
     use super::*;
     use crate::proxy::body::full;
+    use bytes::Bytes;
 
     const LIMITS: Limits =
         Limits { max_idle: 8, idle_timeout: Duration::from_secs(60), connect_timeout: Duration::from_secs(2) };

@@ -83,11 +83,9 @@ impl Upstream {
                 request.headers_mut().entry(HOST).or_insert_with(|| host.clone());
                 let pool = &pools[connection.worker % pools.len()];
                 let expired = connection.deadlines.at(started + *timeout);
-                let sent = pool.send(request, started);
-                tokio::pin!(sent); // polled where it is built: the select moves a reference, not the future
                 tokio::select! {
                     biased;
-                    sent = &mut sent => match sent {
+                    sent = pool.send(request, started) => match sent {
                         Err(error) => Err(UpstreamError::Unavailable(error)),
                         Ok((response, answered)) => Ok((response, answered.saturating_duration_since(started))),
                     },

@@ -161,21 +161,13 @@ const _: () = assert!(MAX_ENTRIES * (MAX_LEN + 3 * MAX_LEN) <= u16::MAX as usize
 /// Stored flat: every key and value back to back in one string, in map order, with where each
 /// ends. Reading a record (which every login and refresh does) so allocates once, not once per
 /// string plus the map's nodes; edits, which are rare, go through a `BTreeMap`.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Metadata {
     text: String,
     /// Per entry, in map order: where its key ends and where its value ends in `text`. A key
     /// starts where the previous value ended.
     ends: ArrayVec<(u16, u16), MAX_ENTRIES>,
 }
-
-impl PartialEq for Metadata {
-    fn eq(&self, other: &Self) -> bool {
-        self.text == other.text && self.ends == other.ends
-    }
-}
-
-impl Eq for Metadata {}
 
 impl fmt::Debug for Metadata {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -229,7 +221,7 @@ impl<'de> Visitor<'de> for FlatVisitor {
         }
         let map: BTreeMap<&str, &str> = entries().collect();
         validate(map.len(), map.iter().map(|(k, v)| (*k, *v))).map_err(de::Error::custom)?;
-        Ok(Metadata::from_valid(map.into_iter()))
+        Ok(Metadata::from_valid(map))
     }
 }
 
@@ -284,12 +276,12 @@ impl Metadata {
     }
 
     /// The flat form of entries that are valid and in map order.
-    fn from_valid<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> Self {
+    fn from_valid<K: AsRef<str>, V: AsRef<str>>(entries: impl IntoIterator<Item = (K, V)>) -> Self {
         let mut flat = Self::default();
         for (key, value) in entries {
-            flat.text.push_str(key);
+            flat.text.push_str(key.as_ref());
             let key_end = flat.text.len() as u16;
-            flat.text.push_str(value);
+            flat.text.push_str(value.as_ref());
             flat.ends.push((key_end, flat.text.len() as u16));
         }
         flat
@@ -316,7 +308,7 @@ impl Metadata {
     /// then the rest must satisfy §2. Non-string values are rejected, never coerced.
     pub fn from_json(value: &Value) -> Result<Self, MetadataError> {
         let map = Self::json_candidate(BTreeMap::new(), value)?;
-        Ok(Self::from_valid(map.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+        Ok(Self::from_valid(&map))
     }
 
     /// Applies a JSON object of changes to the current map (set operation): strings set, `null`
@@ -324,7 +316,7 @@ impl Metadata {
     pub fn merge_json(&mut self, changes: &Value) -> Result<(), MetadataError> {
         let current = self.iter().map(|(k, v)| (k.to_owned(), Some(v.to_owned())));
         let map = Self::json_candidate(current.collect(), changes)?;
-        *self = Self::from_valid(map.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        *self = Self::from_valid(&map);
         Ok(())
     }
 
@@ -397,9 +389,8 @@ impl Metadata {
     }
 
     fn commit(&mut self, candidate: BTreeMap<String, String>) -> Result<(), MetadataError> {
-        let entries = || candidate.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        validate(candidate.len(), entries())?;
-        *self = Self::from_valid(entries());
+        validate(candidate.len(), candidate.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        *self = Self::from_valid(&candidate);
         Ok(())
     }
 
