@@ -8,6 +8,7 @@ mod common;
 
 use common::client::{closed_by_peer, cookie_of, request, Client, FORM};
 use common::proxy::start;
+use helloguard::session::{refresh_token_id, session_id};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -82,6 +83,35 @@ async fn refresh_from_another_client_is_refused_in_enforce_and_annotated_in_anno
         assert_eq!(refresh_challenge["route"], "refresh");
         assert_eq!(refresh_challenge["outcome"], if mode == "enforce" { "rejected" } else { "forwarded" });
     }
+}
+
+#[tokio::test]
+async fn a_cookie_rotation_carries_the_sessions_refresh_tokens_to_the_new_session() {
+    let running = start(|_| {}).await;
+    let login = request(&running, Client::Default, "POST", "/login", &[FORM], "username=cat").await;
+    let first = cookie_of(&login);
+    let with_cookie = [FORM, ("cookie", first.as_str())];
+    let issued =
+        request(&running, Client::Default, "POST", "/oauth/token", &with_cookie, "grant_type=password&username=cat")
+            .await;
+    let token_id = refresh_token_id(issued.json["refresh_token"].as_str().unwrap());
+    let old_session = session_id(first.split_once('=').unwrap().1);
+    let token = running.store.get_refresh_token(&token_id).await.unwrap().expect("recorded").record;
+    assert_eq!(token.session_id.as_deref(), Some(old_session.as_str()));
+
+    let again = request(&running, Client::Default, "POST", "/login", &with_cookie, "username=cat").await;
+    assert_eq!(again.json["helloguard"]["reason"], "fingerprint_match");
+    let second = cookie_of(&again);
+    assert_ne!(second, first, "the demo rotates the cookie on each login");
+    let new_session = session_id(second.split_once('=').unwrap().1);
+    assert!(running.store.get_session(&old_session).await.unwrap().is_none(), "the old session is retired");
+
+    let token = running.store.get_refresh_token(&token_id).await.unwrap().expect("still live").record;
+    assert_eq!(token.session_id.as_deref(), Some(new_session.as_str()));
+    let now = helloguard::session::Timestamp::now();
+    let followed = running.store.session_refresh_token_ids(&new_session, now, 10).await.unwrap();
+    assert_eq!(followed, vec![token_id.clone()], "ending the new session ends the token");
+    assert!(running.store.session_refresh_token_ids(&old_session, now, 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //!
 //! - a login response that sets a new session cookie creates a session bound to the connection's
 //!   fingerprints (`new_session`), or, when the request carried a live session, one that inherits
-//!   it (`rotation`; the old record is retired silently);
+//!   it (`rotation`; the old record is retired silently and its refresh tokens follow the new
+//!   session, so that ending the new session ends them);
 //! - a token response (200, JSON, top-level `refresh_token`) records the token (`new_refresh_token`)
 //!   or rotates the presented one (`rotation`);
 //! - the upstream's user-id header is stored and its MFA confirmation header rebinds
@@ -26,7 +27,7 @@ use crate::logout::Initiator;
 use crate::session::records::{
     refresh_token_id, session_id, ClientRef, Device, RefreshToken, ResourceServer, Session, Versioned,
 };
-use crate::session::{RecordKind, Timestamp};
+use crate::session::{RecordKind, StoreError, Timestamp};
 
 /// A token request's parameters (form or JSON body).
 #[derive(Debug, Default)]
@@ -268,7 +269,11 @@ async fn create_session(
         Err(e) => return Err(store_failed(shared, "create session", &e)),
     };
     if let Some(old) = previous {
-        // Cookie rotation: the old record is retired silently (no logout token).
+        // Cookie rotation: the old session's refresh tokens follow the new one (so that ending it
+        // ends them), then the old record is retired silently (no logout token).
+        if let Err(error) = relink_refresh_tokens(shared, &old.record.id, &id, context.now).await {
+            store_failed(shared, "relink refresh tokens to the rotated-in session", &error);
+        }
         if let Err(error) = shared.store.end_session(&old.record.id, old.version, context.now, Vec::new()).await {
             store_failed(shared, "retire rotated-out session", &error);
         }
@@ -284,6 +289,35 @@ async fn create_session(
         error.as_deref(),
     );
     Ok(Some(id))
+}
+
+/// Tokens moved per store query when a session's refresh tokens follow a cookie rotation.
+const RELINK_BATCH: usize = 100;
+
+/// Points every live refresh token of session `from` at session `to`, batch by batch until a batch
+/// moves nothing: a token changed meanwhile (a lost compare-and-swap) is asked for again, and one
+/// that keeps changing cannot hold the walk.
+async fn relink_refresh_tokens(shared: &Shared, from: &str, to: &str, now: Timestamp) -> Result<(), StoreError> {
+    loop {
+        let ids = shared.store.session_refresh_token_ids(from, now, RELINK_BATCH).await?;
+        let mut moved = 0;
+        for id in &ids {
+            let Some(token) = shared.store.get_refresh_token(id).await? else { continue };
+            if token.record.session_id.as_deref() != Some(from) {
+                continue;
+            }
+            let mut record = token.record;
+            record.session_id = Some(to.to_owned());
+            match shared.store.put_refresh_token(&record, token.version).await {
+                Ok(_) => moved += 1,
+                Err(StoreError::Stale { .. } | StoreError::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if moved == 0 {
+            return Ok(());
+        }
+    }
 }
 
 /// Merge the engine's writes into a record's map before it is stored; returns the map as it was
