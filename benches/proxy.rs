@@ -8,10 +8,13 @@
 //!    stime from `/proc/<pid>/stat`) divided by its requests; the figure is the ratio off/on. On 2
 //!    cores the load generator saturates before the proxy, so CPU per request is compared, not
 //!    requests/s.
-//! 2. **Keep-alive requests/s**: `h2load --h1` through helloguard and through Debian's nginx
-//!    terminating TLS with the same certificate to the same upstream; the ratio helloguard/nginx,
-//!    and each proxy's CPU time per request (nginx: master and worker), whose ratio does not depend
-//!    on whether the proxy or the load generator saturates first.
+//! 2. **Keep-alive requests/s**: `h2load --h1` through three proxies terminating TLS with the same
+//!    certificate to the same origin: helloguard, Debian's nginx, and a bare tokio-rustls + hyper
+//!    proxy (`support/bare_proxy.rs`, helloguard's stack without helloguard's work: the floor).
+//!    Ratios helloguard/nginx and helloguard/bare, of requests/s and of each proxy's CPU time per
+//!    request (nginx: master and worker), whose ratio does not depend on whether a proxy or the
+//!    load generator saturates first. Run twice: through the bench's in-process hyper upstream,
+//!    then through an nginx origin.
 //!    nginx is configured fairly: one worker, `access_log off`, upstream `keepalive 64` with
 //!    `proxy_http_version 1.1` and an empty `Connection` header, `keepalive_requests` raised on
 //!    both sides so no connection is recycled mid-run, and the forwarding headers helloguard sets
@@ -19,8 +22,14 @@
 //!    `X-Forwarded-Host`), as a production reverse-proxy config does.
 //!
 //! The proxies are pinned to core 1 (so helloguard runs one worker, its default on one core) and
-//! everything else (this process: the upstream and the connection load generator; h2load) to
-//! core 0 with `taskset`. Rounds alternate the order of the contenders; medians are printed.
+//! everything else (this process: the upstream and the connection load generator; h2load; the
+//! nginx origin) to core 0 with `taskset`. Rounds alternate the order of the contenders; medians
+//! are printed. Core 0 saturates first, so requests/s also depends on how the kernel schedules
+//! h2load against the origin there: everything on core 0 is started by this process, in one
+//! session. An origin daemonized into a session of its own (its own scheduler autogroup, with
+//! `kernel.sched_autogroup_enabled=1`) was measured by hand to lower the tokio-based proxies'
+//! requests/s by about 15% and not nginx's (the origin's context switches doubled); with autogroups off,
+//! the gap closed.
 //! Part 2 is skipped with a note when `h2load` or `nginx` is missing (`apt-get install
 //! nghttp2-client nginx`).
 //!
@@ -44,9 +53,14 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+#[path = "support/bare_proxy.rs"]
+mod bare_proxy;
+
 const SESSION_COOKIE: &str = "session=bench-session";
 /// Marks the re-executed, pinned process.
 const PINNED: &str = "HELLOGUARD_BENCH_PINNED";
+/// Runs this binary as the bare proxy: `LISTEN UPSTREAM CERT KEY`.
+const BARE_PROXY: &str = "HELLOGUARD_BENCH_BARE_PROXY";
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -271,14 +285,42 @@ fn cpu_per_request(rt: &tokio::runtime::Runtime, work: &Path, upstream: SocketAd
     );
 }
 
-/// Debian's nginx terminating TLS with `cert`/`key`, proxying to `upstream` (see the module doc).
+/// A Debian nginx (one worker, no access log) pinned to a core: the TLS-terminating proxy
+/// contender, or the second keep-alive origin.
 struct Nginx {
     child: Child,
     addr: SocketAddr,
 }
 
 impl Nginx {
-    fn start(dir: &Path, cert: &Path, key: &Path, upstream: SocketAddr) -> Self {
+    /// The contender, configured fairly (see the module doc).
+    fn proxy(dir: &Path, cert: &Path, key: &Path, upstream: SocketAddr) -> Self {
+        Self::start(dir, "1", |port| {
+            format!(
+                "upstream backend {{ server {upstream}; keepalive 64; keepalive_requests 1000000; }}\n\
+                 server {{\n  listen 127.0.0.1:{port} ssl;\n  ssl_certificate {};\n  ssl_certificate_key {};\n\
+                   ssl_protocols TLSv1.2 TLSv1.3;\n\
+                   location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
+                     proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+                     proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $host; }}\n}}\n",
+                cert.display(),
+                key.display()
+            )
+        })
+    }
+
+    /// An origin on core 0 answering every request as the in-process upstream does.
+    fn origin(dir: &Path) -> Self {
+        Self::start(dir, "0", |port| {
+            format!(
+                "server {{ listen 127.0.0.1:{port}; location / {{ default_type application/json; \
+                 return 200 '{{\"ok\":true}}'; }} }}\n"
+            )
+        })
+    }
+
+    /// `http` is the `http { … }` block's own part: its servers and upstreams.
+    fn start(dir: &Path, core: &str, http: impl FnOnce(u16) -> String) -> Self {
         std::fs::create_dir_all(dir).expect("nginx dir");
         let port = free_port();
         let conf = dir.join("nginx.conf");
@@ -290,21 +332,13 @@ impl Nginx {
                  events {{ worker_connections 4096; }}\n\
                  http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                    fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-                   keepalive_requests 1000000;\n\
-                   upstream backend {{ server {upstream}; keepalive 64; keepalive_requests 1000000; }}\n\
-                   server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {};\n\
-                     ssl_protocols TLSv1.2 TLSv1.3;\n\
-                     location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
-                       proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-                       proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $host; }}\n\
-                   }}\n}}\n",
-                cert.display(),
-                key.display()
+                   keepalive_requests 1000000;\n{}}}\n",
+                http(port)
             ),
         )
         .expect("nginx.conf");
         let child = Command::new("taskset")
-            .args(["-c", "1", "nginx", "-p"])
+            .args(["-c", core, "nginx", "-p"])
             .arg(dir)
             .arg("-c")
             .arg(&conf)
@@ -313,11 +347,7 @@ impl Nginx {
             .spawn()
             .expect("start nginx");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("nginx address");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "nginx did not start; see {d}/error.log");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_listener(addr, &format!("nginx did not start; see {d}/error.log"));
         Self { child, addr }
     }
 }
@@ -327,6 +357,42 @@ impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = Command::new("kill").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
+    }
+}
+
+/// The bare tokio-rustls + hyper proxy (`support/bare_proxy.rs`): this bench binary run again in
+/// that role, pinned to core 1.
+struct BareProxy {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl BareProxy {
+    fn start(cert: &Path, key: &Path, upstream: SocketAddr) -> Self {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("bare proxy address");
+        let child = Command::new("taskset")
+            .args(["-c", "1"])
+            .arg(std::env::current_exe().expect("current exe"))
+            .env(BARE_PROXY, format!("{addr} {upstream} {} {}", cert.display(), key.display()))
+            .spawn()
+            .expect("start the bare proxy");
+        wait_for_listener(addr, "the bare proxy did not start");
+        Self { child, addr }
+    }
+}
+
+impl Drop for BareProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_listener(addr: SocketAddr, failure: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{failure}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -349,25 +415,41 @@ fn h2load(addr: SocketAddr, requests: usize) -> f64 {
     line.split(", ").nth(1).and_then(|f| f.strip_suffix(" req/s")).and_then(|f| f.parse().ok()).expect("req/s")
 }
 
+/// Part 2 against each origin in turn: the bench's in-process upstream, then an nginx origin.
 fn keep_alive(work: &Path, upstream: SocketAddr, rounds: usize) {
     if !have("h2load") || !have("nginx") {
         println!("\n== keep-alive requests/s: skipped (needs h2load and nginx: apt-get install nghttp2-client nginx)");
         return;
     }
+    keep_alive_through(work, "the in-process hyper upstream", upstream, rounds);
+    let origin = Nginx::origin(&work.join("nginx-origin"));
+    keep_alive_through(work, "an nginx origin", origin.addr, rounds);
+}
+
+/// helloguard, nginx and the bare proxy in alternating order, each round, on one origin.
+fn keep_alive_through(work: &Path, origin_name: &str, origin: SocketAddr, rounds: usize) {
     let requests = setting("HELLOGUARD_BENCH_REQUESTS", 100_000);
     let ticks = clock_ticks();
-    let proxy = Proxy::start(&work.join("keepalive"), upstream, true);
-    let tls = work.join("keepalive/tls");
-    let nginx = Nginx::start(&work.join("nginx"), &tls.join("self-signed.crt"), &tls.join("self-signed.key"), upstream);
-    let contenders = [("helloguard", proxy.addr, proxy.child.id()), ("nginx", nginx.addr, nginx.child.id())];
+    let dir = work.join(format!("keepalive-{}", origin.port()));
+    let proxy = Proxy::start(&dir.join("helloguard"), origin, true);
+    let (cert, key) = (dir.join("helloguard/tls/self-signed.crt"), dir.join("helloguard/tls/self-signed.key"));
+    let nginx = Nginx::proxy(&dir.join("nginx"), &cert, &key, origin);
+    let bare = BareProxy::start(&cert, &key, origin);
+    let contenders = [
+        ("helloguard", proxy.addr, proxy.child.id()),
+        ("nginx", nginx.addr, nginx.child.id()),
+        ("bare", bare.addr, bare.child.id()),
+    ];
     for (_, addr, _) in contenders {
         h2load(addr, requests / 10);
     }
-    println!("\n== keep-alive requests/s ({requests} requests x {rounds} rounds, h2load --h1 -c 16 -t 1)");
-    let (mut rates, mut cpu) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    println!(
+        "\n== keep-alive requests/s through {origin_name} ({requests} requests x {rounds} rounds, h2load --h1 -c 16 -t 1)"
+    );
+    let (mut rates, mut cpu) = (contenders.map(|_| Vec::new()), contenders.map(|_| Vec::new()));
     for round in 0..rounds {
-        for i in 0..2 {
-            let index = (i + round) % 2;
+        for i in 0..contenders.len() {
+            let index = (i + round) % contenders.len();
             let (name, addr, pid) = contenders[index];
             let before = cpu_seconds_with_children(pid, ticks);
             let rate = h2load(addr, requests);
@@ -377,20 +459,30 @@ fn keep_alive(work: &Path, upstream: SocketAddr, rounds: usize) {
             println!("round {round} {name:<10} {rate:9.0} req/s {micros:6.1} µs CPU/request");
         }
     }
-    let ours = median(&mut rates[0]);
-    let theirs = median(&mut rates[1]);
-    let (our_cpu, their_cpu) = (median(&mut cpu[0]), median(&mut cpu[1]));
+    let [ours, theirs, bare_rate] = rates.map(|mut r| median(&mut r));
+    let [our_cpu, their_cpu, bare_cpu] = cpu.map(|mut c| median(&mut c));
     println!(
-        "median: helloguard {ours:.0} req/s, nginx {theirs:.0} req/s; ratio helloguard/nginx = {:.3}",
-        ours / theirs
+        "median: helloguard {ours:.0} req/s, nginx {theirs:.0} req/s, bare {bare_rate:.0} req/s; \
+         ratio helloguard/nginx = {:.3}, helloguard/bare = {:.3}",
+        ours / theirs,
+        ours / bare_rate
     );
     println!(
-        "median CPU/request: helloguard {our_cpu:.1} µs, nginx {their_cpu:.1} µs; ratio nginx/helloguard = {:.3}",
-        their_cpu / our_cpu
+        "median CPU/request: helloguard {our_cpu:.1} µs, nginx {their_cpu:.1} µs, bare {bare_cpu:.1} µs; \
+         ratio nginx/helloguard = {:.3}, bare/helloguard = {:.3}",
+        their_cpu / our_cpu,
+        bare_cpu / our_cpu
     );
 }
 
 fn main() {
+    if let Ok(role) = std::env::var(BARE_PROXY) {
+        let [listen, upstream, cert, key]: [&str; 4] =
+            role.split(' ').collect::<Vec<_>>().try_into().expect("listen upstream cert key");
+        let address = |a: &str| a.parse().expect("socket address");
+        bare_proxy::run(address(listen), address(upstream), Path::new(cert), Path::new(key));
+        return;
+    }
     // `cargo bench` passes `--bench`; this harness takes no filters.
     if std::env::var_os(PINNED).is_none() {
         if !have("taskset") {
