@@ -8,6 +8,7 @@ mod common;
 
 use common::client::{closed_by_peer, cookie_of, request, Client, FORM};
 use common::proxy::start;
+use common::upstream::{full, origin, serve};
 use helloguard::session::{refresh_token_id, session_id};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -112,6 +113,29 @@ async fn a_cookie_rotation_carries_the_sessions_refresh_tokens_to_the_new_sessio
     let followed = running.store.session_refresh_token_ids(&new_session, now, 10).await.unwrap();
     assert_eq!(followed, vec![token_id.clone()], "ending the new session ends the token");
     assert!(running.store.session_refresh_token_ids(&old_session, now, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn consumed_and_hop_by_hop_response_headers_never_reach_a_client_without_session_or_route() {
+    let upstream = serve(|_| async {
+        hyper::Response::builder()
+            .header("helloguard-user-id", "u-1")
+            .header("helloguard-mfa-confirmed", "1")
+            .header("connection", "keep-alive, x-hop")
+            .header("x-hop", "secret")
+            .header("x-kept", "yes")
+            .body(full("{}"))
+            .unwrap()
+    })
+    .await;
+    let running = start(|c| c.server.upstream = origin(upstream)).await;
+    let answer = request(&running, Client::Default, "GET", "/elsewhere", &[], "").await;
+    assert_eq!(answer.status, 200);
+    for name in ["helloguard-user-id", "helloguard-mfa-confirmed", "connection", "x-hop"] {
+        assert!(answer.headers.get(name).is_none(), "{name} reached the client");
+    }
+    assert_eq!(answer.headers.get("x-kept").unwrap(), "yes");
+    assert!(running.events.0.lock().unwrap().is_empty(), "no route, no session: no decision");
 }
 
 #[tokio::test]

@@ -87,20 +87,36 @@ impl RequestContext<'_> {
     }
 }
 
+/// What the upstream told helloguard in a response's head (CONTRACT §1 user id, §3 MFA).
+#[derive(Debug, Default)]
+pub struct Consumed {
+    /// A valid user id header's value.
+    pub user_id: Option<String>,
+    /// The MFA confirmation header was `1`.
+    pub confirmed: bool,
+}
+
+/// The head every response gets before the client sees it: hop-by-hop headers and the two
+/// headers helloguard consumes removed, the latter returned. A response to a request with neither
+/// a route nor a live session needs nothing more: there is no record to write.
+pub fn clean_head(shared: &Shared, headers: &mut HeaderMap) -> Consumed {
+    remove_hop_by_hop(headers);
+    let names = &shared.names;
+    // Most responses carry neither header helloguard consumes: one pass instead of two lookups.
+    if !headers.keys().any(|name| *name == names.user_id || *name == names.mfa_confirmed) {
+        return Consumed::default();
+    }
+    Consumed {
+        user_id: take_header(headers, &names.user_id).filter(|v| valid_user_id(v)),
+        confirmed: take_header(headers, &names.mfa_confirmed).is_some_and(|v| v.trim() == "1"),
+    }
+}
+
 /// Apply the response phase and return the response the client gets.
 pub async fn on_response(context: RequestContext<'_>, response: Response<Body>) -> Response<Body> {
     let shared = context.shared;
     let (mut parts, mut body) = response.into_parts();
-    remove_hop_by_hop(&mut parts.headers);
-    let names = &shared.names;
-    // Most responses carry neither header helloguard consumes: one pass instead of two lookups.
-    let consumes = parts.headers.keys().any(|name| *name == names.user_id || *name == names.mfa_confirmed);
-    let (user_id, confirmed) = if consumes {
-        let user_id = take_header(&mut parts.headers, &names.user_id).filter(|v| valid_user_id(v));
-        (user_id, take_header(&mut parts.headers, &names.mfa_confirmed).is_some_and(|v| v.trim() == "1"))
-    } else {
-        (None, false)
-    };
+    let Consumed { user_id, confirmed } = clean_head(shared, &mut parts.headers);
 
     let mut bound_session = context.session.as_ref().map(|s| s.record.id.clone());
     if context.kind() == Some(RouteKind::Login) {

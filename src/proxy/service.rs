@@ -231,7 +231,12 @@ pub async fn handle(
         _ => response,
     };
 
-    // 6. respond
+    // 6. respond (a request with neither a route nor a live session has no record to write)
+    if route.is_none() && session.is_none() {
+        let (mut parts, body) = response.into_parts();
+        records::clean_head(&shared, &mut parts.headers);
+        return Response::from_parts(parts, body);
+    }
     let context = RequestContext {
         shared: &shared,
         connection: &connection,
@@ -242,7 +247,8 @@ pub async fn handle(
         token_request,
         now,
     };
-    records::on_response(context, response).await
+    // Boxed: the response phase's future is the largest of all (see step 0).
+    Box::pin(records::on_response(context, response)).await
 }
 
 /// `GET`/`HEAD` of the JWKS (CONTRACT §8): public, cacheable for five minutes.
