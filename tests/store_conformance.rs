@@ -432,6 +432,14 @@ async fn tokens_of_a_session(store: Arc<dyn Store>) {
     assert!(store.end_refresh_token("rt_user", later).await.unwrap());
     assert_eq!(linked(&*store, "ses_1", later).await, ["rt_anon1b", "rt_anon2"]);
 
+    // A write that moves a token to another session (a cookie rotation relinks them) moves it in
+    // the by-session index too.
+    let mut moving = store.get_refresh_token("rt_other").await.unwrap().unwrap();
+    moving.record.session_id = Some("ses_3".into());
+    store.put_refresh_token(&moving.record, moving.version).await.unwrap();
+    assert_eq!(linked(&*store, "ses_2", later).await, Vec::<String>::new());
+    assert_eq!(linked(&*store, "ses_3", later).await, ["rt_other"]);
+
     // Expired tokens are not live; once the sweeper removed them they stay gone.
     let expired_at = now.plus(Duration::from_secs(31 * 24 * 3600));
     assert_eq!(linked(&*store, "ses_1", expired_at).await, Vec::<String>::new());
