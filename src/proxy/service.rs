@@ -214,9 +214,10 @@ pub async fn handle(
     if let Some(upgrade) = &upgrade {
         upgrade.restore(&mut parts.headers);
     }
-    // Only records (on a route, or of the live session) keep the user agent.
-    let kept = route.is_some() || session.is_some();
-    let user_agent = if kept { parts.headers.get(header::USER_AGENT).cloned() } else { None };
+    // Only a request on a route or on a live session has records to write (its user agent among
+    // them); any other gets its response head cleaned and nothing more.
+    let recorded = route.is_some() || session.is_some();
+    let user_agent = if recorded { parts.headers.get(header::USER_AGENT).cloned() } else { None };
     let response = match shared.upstream.send(&connection, Request::from_parts(parts, body)).await {
         Ok((response, latency)) => {
             shared.metrics.upstream_answered(latency);
@@ -231,8 +232,8 @@ pub async fn handle(
         _ => response,
     };
 
-    // 6. respond (a request with neither a route nor a live session has no record to write)
-    if route.is_none() && session.is_none() {
+    // 6. respond
+    if !recorded {
         let (mut parts, body) = response.into_parts();
         records::clean_head(&shared, &mut parts.headers);
         return Response::from_parts(parts, body);
