@@ -9,10 +9,13 @@
 //! connection refused before sending anything (the upstream closed it meanwhile) is sent again,
 //! once, on a new connection.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::TrySendError;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -48,29 +51,46 @@ impl Pool {
 
     /// Send `request` (origin-form URI, HTTP/1.1), begun at `started`, and return the response,
     /// whose body hands the connection back when dropped, and when its head arrived. Errors are
-    /// text for the 502 answer.
-    pub async fn send(
+    /// text for the 502 answer. The paths a kept-alive connection does not take (a new
+    /// connection, a resend) are boxed, so that the future every request moves stays small.
+    /// (An `async` block rather than an `async fn`, which would hold `request` twice.)
+    #[allow(clippy::manual_async_fn, reason = "an async fn holds its arguments twice")]
+    pub fn send(
         self: &Arc<Self>,
         request: Request<Body>,
         started: Instant,
-    ) -> Result<(Response<Body>, Instant), String> {
-        let (mut sender, reused) = match self.checkout(started).await {
-            Some(sender) => (sender, true),
-            None => (self.connect().await?, false),
-        };
-        let response = match sender.try_send_request(request).await {
-            Ok(response) => response,
-            Err(mut refused) => match refused.take_message() {
-                Some(request) if reused => {
-                    sender = self.connect().await?;
-                    sender.send_request(request).await.map_err(|e| e.to_string())?
-                }
-                _ => return Err(refused.into_error().to_string()),
-            },
-        };
-        let (pool, answered) = (Arc::downgrade(self), Instant::now());
-        let returning = Returning { sender: Some(sender), pool, answered };
-        Ok((response.map(|body| boxed(Guarded::new(body, returning))), answered))
+    ) -> impl Future<Output = Result<(Response<Body>, Instant), String>> + '_ {
+        async move {
+            let (sender, response) = match self.checkout(started).await {
+                Some(mut sender) => match sender.try_send_request(request).await {
+                    Ok(response) => (sender, response),
+                    Err(refused) => Box::pin(self.resend(refused)).await?,
+                },
+                None => Box::pin(self.send_on_new(request)).await?,
+            };
+            let (pool, answered) = (Arc::downgrade(self), Instant::now());
+            let returning = Returning { sender: Some(sender), pool, answered };
+            Ok((response.map(|body| boxed(Guarded::new(body, returning))), answered))
+        }
+    }
+
+    /// A request that a reused connection refused before sending anything (the upstream closed
+    /// it meanwhile) goes out again, once, on a new connection.
+    async fn resend(
+        &self,
+        mut refused: TrySendError<Request<Body>>,
+    ) -> Result<(SendRequest<Body>, Response<Incoming>), String> {
+        match refused.take_message() {
+            Some(request) => self.send_on_new(request).await,
+            None => Err(refused.into_error().to_string()),
+        }
+    }
+
+    /// `request` on a new connection.
+    async fn send_on_new(&self, request: Request<Body>) -> Result<(SendRequest<Body>, Response<Incoming>), String> {
+        let mut sender = self.connect().await?;
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        Ok((sender, response))
     }
 
     /// The most recently used idle connection that is ready for a request at `now`.

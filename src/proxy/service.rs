@@ -153,8 +153,10 @@ pub async fn handle(
     let now = Timestamp::now();
     // Fail-open on a store failure: no session, and no decision (see `store_failure`).
     let mut store_down = false;
+    // The session and the exchange below are boxed: rarely there, they would otherwise take room in
+    // the future of every request.
     let session = match find_session(&shared, &connection, &mut parts.headers, now).await {
-        Ok(session) => session,
+        Ok(session) => session.map(Box::new),
         Err(failed) => match failed.answer(&shared, route.as_ref()) {
             Some(refused) => return refused,
             None => {
@@ -182,7 +184,7 @@ pub async fn handle(
     }
     let exchange = match token_request.as_ref().and_then(|t| t.refresh_token.as_deref()) {
         Some(token) => match Box::pin(find_exchange(&shared, &connection, route.as_ref(), token, now)).await {
-            Ok(exchange) => exchange,
+            Ok(exchange) => exchange.map(Box::new),
             Err(answer) => return answer,
         },
         None => None,
@@ -192,11 +194,11 @@ pub async fn handle(
     let observed = connection.observed();
     let evaluated = match route.as_ref().map(|r| r.kind) {
         Some(RouteKind::Login) if !store_down => {
-            Some(Box::pin(evaluate_login(&shared, &connection, session.as_ref(), observed, now)).await)
+            Some(Box::pin(evaluate_login(&shared, &connection, session.as_deref(), observed, now)).await)
         }
-        Some(RouteKind::Token) if exchange.is_some() => {
-            Some(Box::pin(evaluate_refresh(&shared, &connection, session.as_ref(), exchange.as_ref(), observed)).await)
-        }
+        Some(RouteKind::Token) if exchange.is_some() => Some(
+            Box::pin(evaluate_refresh(&shared, &connection, session.as_deref(), exchange.as_deref(), observed)).await,
+        ),
         _ => None,
     };
 
@@ -243,8 +245,8 @@ pub async fn handle(
         connection: &connection,
         route: route.as_ref(),
         user_agent,
-        session,
-        exchange,
+        session: session.map(|session| *session),
+        exchange: exchange.map(|exchange| *exchange),
         token_request,
         now,
     };
@@ -496,44 +498,66 @@ fn enforce(shared: &Shared, evaluated: &Evaluated, parts: &hyper::http::request:
     }
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction. A match on the
-/// text: most names differ in length from all of these and are passed over at once.
-fn is_hop_by_hop(name: &str) -> bool {
-    matches!(
-        name,
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-    )
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction; see
+/// [`hop_by_hop_index`].
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// `name`'s index in [`HOP_BY_HOP`]. A match on the text: most names differ in length from all
+/// of these and are passed over at once.
+fn hop_by_hop_index(name: &str) -> Option<usize> {
+    Some(match name {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "te" => 5,
+        "trailer" => 6,
+        "transfer-encoding" => 7,
+        "upgrade" => 8,
+        _ => return None,
+    })
 }
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Remove the hop-by-hop headers and those the `Connection` header lists. A message with none
-/// (most requests over HTTP/1.1 and HTTP/2) costs one pass over its names.
+/// Remove the hop-by-hop headers and those the `Connection` header lists. One pass over the
+/// headers finds both; a message with none (most requests) costs nothing more, and one whose
+/// `Connection` lists only the usual tokens (`keep-alive`, as most HTTP/1.1 origins answer) one
+/// removal per hop-by-hop name present, with no allocation.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(|name| is_hop_by_hop(name.as_str())) {
-        return;
-    }
     // The usual `Connection` tokens name nothing beyond the fixed set: no name to parse.
     let usual = |token: &str| ["keep-alive", "close", "upgrade"].iter().any(|t| token.eq_ignore_ascii_case(t));
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|token| !usual(token))
-        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
-        .collect();
-    remove_where(headers, |name| is_hop_by_hop(name.as_str()) || listed.contains(name));
+    let mut present = 0u16; // bit `i`: `HOP_BY_HOP[i]` is present
+    let mut listed: Vec<HeaderName> = Vec::new();
+    for (name, value) in headers.iter() {
+        let Some(index) = hop_by_hop_index(name.as_str()) else { continue };
+        present |= 1 << index;
+        if index == 0 {
+            let tokens = value.to_str().unwrap_or_default().split(',').map(str::trim);
+            let names = tokens.filter(|token| !usual(token)).filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok());
+            listed.extend(names);
+        }
+    }
+    for (index, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & 1 << index != 0 {
+            headers.remove(name);
+        }
+    }
+    if !listed.is_empty() {
+        remove_where(headers, |name| listed.contains(name));
+    }
 }
 
 /// The most headers [`prepare_upstream_headers`] adds: `X-Forwarded-*`, the three fingerprints,
@@ -680,6 +704,14 @@ mod tests {
         }
         remove_hop_by_hop(&mut headers);
         assert_eq!(headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["user-agent"]);
+    }
+
+    #[test]
+    fn every_hop_by_hop_name_is_found_at_its_index() {
+        for (index, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name.as_str()), Some(index), "{name}");
+        }
+        assert_eq!(hop_by_hop_index("accept"), None);
     }
 
     #[test]

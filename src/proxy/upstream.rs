@@ -5,6 +5,7 @@
 //! origin's base path, the version (HTTP/1.1 to HTTP origins, whatever the client spoke), a `Host`
 //! when the client sent none, and the time limit, and maps failures to the 502/504 answers.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,36 +61,41 @@ impl Upstream {
 
     /// Send the request that came on `connection`; returns the response and how long the headers
     /// took. One clock reading at the start serves the deadline, the latency and the pool's idle
-    /// check.
-    pub async fn send(
-        &self,
-        connection: &Connection,
+    /// check. (An `async` block rather than an `async fn`, which would hold `request` twice.)
+    #[allow(clippy::manual_async_fn, reason = "an async fn holds its arguments twice")]
+    pub fn send<'a>(
+        &'a self,
+        connection: &'a Connection,
         mut request: Request<Body>,
-    ) -> Result<(Response<Body>, Duration), UpstreamError> {
-        let started = Instant::now();
-        match self {
-            Upstream::Demo(demo) => Ok((demo.handle(request).await, started.elapsed())),
-            Upstream::Http { pools, host, base, timeout } => {
-                let path_and_query = match (base.is_empty(), request.uri().path_and_query()) {
-                    (true, Some(path_and_query)) => path_and_query.clone(),
-                    (_, path_and_query) => {
-                        let path = path_and_query.map_or("/", |p| p.as_str());
-                        PathAndQuery::try_from(format!("{base}{path}"))
-                            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?
+    ) -> impl Future<Output = Result<(Response<Body>, Duration), UpstreamError>> + 'a {
+        async move {
+            let started = Instant::now();
+            match self {
+                // Boxed: the HTTP path's future, which every proxied request moves, need not hold
+                // the demo's.
+                Upstream::Demo(demo) => Ok((Box::pin(demo.handle(request)).await, started.elapsed())),
+                Upstream::Http { pools, host, base, timeout } => {
+                    let path_and_query = match (base.is_empty(), request.uri().path_and_query()) {
+                        (true, Some(path_and_query)) => path_and_query.clone(),
+                        (_, path_and_query) => {
+                            let path = path_and_query.map_or("/", |p| p.as_str());
+                            PathAndQuery::try_from(format!("{base}{path}"))
+                                .map_err(|e| UpstreamError::Unavailable(e.to_string()))?
+                        }
+                    };
+                    *request.uri_mut() = Uri::from(path_and_query);
+                    *request.version_mut() = hyper::Version::HTTP_11;
+                    request.headers_mut().entry(HOST).or_insert_with(|| host.clone());
+                    let pool = &pools[connection.worker % pools.len()];
+                    let expired = connection.deadlines.at(started + *timeout);
+                    tokio::select! {
+                        biased;
+                        sent = pool.send(request, started) => match sent {
+                            Err(error) => Err(UpstreamError::Unavailable(error)),
+                            Ok((response, answered)) => Ok((response, answered.saturating_duration_since(started))),
+                        },
+                        () = expired => Err(UpstreamError::Timeout(*timeout)),
                     }
-                };
-                *request.uri_mut() = Uri::from(path_and_query);
-                *request.version_mut() = hyper::Version::HTTP_11;
-                request.headers_mut().entry(HOST).or_insert_with(|| host.clone());
-                let pool = &pools[connection.worker % pools.len()];
-                let expired = connection.deadlines.at(started + *timeout);
-                tokio::select! {
-                    biased;
-                    sent = pool.send(request, started) => match sent {
-                        Err(error) => Err(UpstreamError::Unavailable(error)),
-                        Ok((response, answered)) => Ok((response, answered.saturating_duration_since(started))),
-                    },
-                    () = expired => Err(UpstreamError::Timeout(*timeout)),
                 }
             }
         }
