@@ -9,9 +9,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -128,7 +128,7 @@ async fn serve_connection(
     (worker, deadlines): (usize, Deadlines),
     tls: TlsAcceptor,
     shared: &Arc<Shared>,
-    mut drain: watch::Receiver<bool>,
+    drain: watch::Receiver<bool>,
 ) {
     let server = &shared.config.server;
     let _ = socket.set_nodelay(true);
@@ -207,32 +207,60 @@ async fn serve_connection(
             }
         })
     };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        // The header read timeout is kept by `header_timeout`, not by hyper.
-        // A client may send its request and shut its write side: it still gets the answer.
-        .half_close(true)
-        .max_buf_size(server.max_header_size.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(server.max_header_size).unwrap_or(u32::MAX))
-        .keep_alive_interval(Some(server.idle_timeout.0));
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-    tokio::pin!(connection);
-    let idle = server.idle_timeout.0;
-    tokio::select! {
-        biased; // the connection first: no random choice on every request
-        result = &mut connection => {
-            if let Err(error) = result {
-                tracing::debug!(%peer, %error, "connection ended with an error");
+    let io = TokioIo::new(tls_stream);
+    let ending = Ending { peer, header_deadline, drain, idle_timeout: server.idle_timeout.0 };
+    // HTTP/2 over TLS is chosen by ALPN only (RFC 9113 §3.3): without `h2` the client speaks HTTP/1.1.
+    if h2 {
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(server.max_header_size).unwrap_or(u32::MAX))
+            .keep_alive_interval(Some(server.idle_timeout.0));
+        ending.serve(builder.serve_connection(io, service), |connection| connection.graceful_shutdown()).await;
+    } else {
+        let connection = http1::Builder::new()
+            // The header read timeout is kept by `header_timeout`, not by hyper.
+            // A client may send its request and shut its write side: it still gets the answer.
+            .half_close(true)
+            .max_buf_size(server.max_header_size.max(8192))
+            .serve_connection(io, service)
+            .with_upgrades();
+        ending.serve(connection, |connection| connection.graceful_shutdown()).await;
+    }
+}
+
+/// How a connection's HTTP serving ends: the client leaves, no request head arrives in time, or
+/// shutdown drains it (in-flight requests get up to the idle timeout to finish; the server's drain
+/// deadline bounds the whole).
+struct Ending {
+    peer: std::net::SocketAddr,
+    header_deadline: super::deadlines::Deadline,
+    drain: watch::Receiver<bool>,
+    idle_timeout: Duration,
+}
+
+impl Ending {
+    async fn serve<C, E>(self, connection: C, graceful_shutdown: impl FnOnce(std::pin::Pin<&mut C>))
+    where
+        C: std::future::Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let Ending { peer, header_deadline, mut drain, idle_timeout } = self;
+        tokio::pin!(connection);
+        tokio::select! {
+            biased; // the connection first: no random choice on every request
+            result = &mut connection => {
+                if let Err(error) = result {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
             }
-        }
-        () = header_deadline => tracing::debug!(%peer, "no request head within the header read timeout; closed"),
-        _ = drain.changed() => {
-            connection.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(idle, connection).await;
+            () = header_deadline => {
+                tracing::debug!(%peer, "no request head within the header read timeout; closed");
+            }
+            _ = drain.changed() => {
+                graceful_shutdown(connection.as_mut());
+                let _ = tokio::time::timeout(idle_timeout, connection).await;
+            }
         }
     }
 }
