@@ -2,7 +2,7 @@
 # Regenerates the captures in this folder: real clients on this machine against a local
 # `openssl s_server` on loopback, captured with tcpdump (and tshark for the pcapng one), then
 # writes expected.jsonl with `helloguard replay --all-hellos` and tshark-ja3.tsv with tshark's
-# own JA3 for the cross-check in tests/replay_pcaps.rs. Needs: openssl, curl, python3, tcpdump,
+# own JA3 for the cross-check in tests/integration/replay_pcaps.rs. Needs: openssl, curl, python3, tcpdump,
 # tshark (Debian: apt-get install -y tcpdump tshark) and root (packet capture).
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -4,7 +4,7 @@
 //! hostile capture shaped to make the replay hold as much memory as it can.
 //!
 //! Everything is deterministic: the same arguments write the same bytes.
-#![allow(dead_code)] // the bench and each test binary use their own subset
+#![allow(dead_code)] // the bench and the tests use their own subsets
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

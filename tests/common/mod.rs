@@ -1,5 +1,5 @@
 //! Shared test support: where the reference vectors are, a ClientHello builder, generated captures.
-#![allow(dead_code)] // each test binary uses its own subset
+#![allow(dead_code)] // the integration tests, `no_alloc`, a bench and an example each use a subset
 
 pub mod api;
 pub mod binary;

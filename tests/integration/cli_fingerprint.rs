@@ -1,5 +1,5 @@
 //! `helloguard fingerprint` as a user runs it: real process, stdin/files, exit codes.
-mod common;
+use crate::common;
 
 use common::binary::run;
 use common::*;

@@ -2,7 +2,7 @@
 //! revoke, the session's cookie no longer reaches the upstream and a refresh exchange presenting
 //! an ended token is answered `invalid_grant` without reaching it. The upstream is a real HTTP
 //! server that echoes the `Cookie` header it receives and counts token requests.
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -23,7 +23,7 @@
 //!   the session is the same, the decision is `allow`/`fingerprint_match` although every `ja3`
 //!   differs, and no audit event is a challenge. Chromium keeps no TLS session across processes, so
 //!   these connections are full handshakes, not resumptions (then `ja4` equals `ja4_stable`).
-mod common;
+use crate::common;
 
 use std::path::Path;
 

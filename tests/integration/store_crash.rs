@@ -73,8 +73,11 @@ struct Acked {
 
 fn run_child_and_kill(dir: &Path, round: usize, after: Duration) -> Acked {
     let exe = std::env::current_exe().unwrap();
+    // The harness names a test by its module path without the crate: `store_crash::crash_child`.
+    let (_crate, module) = module_path!().split_once("::").unwrap();
+    let child_test = format!("{module}::crash_child");
     let mut child = Command::new(exe)
-        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([child_test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR, dir)
         .env(CHILD_ROUND, round.to_string())
         .stdout(Stdio::piped())

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 use common::client::{build, connect_after, cookie_of, send, Answer, Client, Pace, FORM};
 use common::proxy::{start, Running};

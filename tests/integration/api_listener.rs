@@ -1,6 +1,6 @@
 //! `[api] listen`: the API on its own listener (plain HTTP on loopback, or TLS with the proxy's
 //! certificate), and `/api/v2/` on the proxy listener then forwarded upstream like any path.
-mod common;
+use crate::common;
 
 use common::api::{call, Keys, Target};
 use common::proxy::start;

@@ -2,7 +2,7 @@
 //! timeouts, the attempt bound, and one audit event per attempt (§9). The RP answers from a
 //! script; retries are configured in milliseconds (`[logout] retry_base`).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The Management API's front door over real HTTPS: bearer-token verification (every 401), the
 //! scope table of every endpoint (403), the per-token rate limit (429), and the order of the
 //! checks (route → 401 → 429 → 403 → path/query → body → record).
-mod common;
+use crate::common;
 
 use common::api::{call, claims, raw_token, seed_session, unix_now, Keys, Target, ALL_SCOPES};
 use common::proxy::start;

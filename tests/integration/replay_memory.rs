@@ -4,7 +4,7 @@
 //! limits, and the summary counts what was refused. Memory is the child's peak RSS (VmHWM, from
 //! `wait4`'s rusage), measured, not timed.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! Property: however a hello is split into TLS records and TCP reads, the reader returns the same
 //! message and the fingerprints are those of the whole.
-mod common;
+use crate::common;
 
 use common::*;
 use helloguard::fingerprint::{self, AlpnMode};

@@ -3,7 +3,7 @@
 //! `latest.pcapng` (one host: Chrome, a TLS 1.2 client, Chrome resuming TLS 1.3, Chrome, Chrome)
 //! are the contract's case for `ja4_stable` over `ja4` and `ja3`.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

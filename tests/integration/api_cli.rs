@@ -1,6 +1,6 @@
 //! `helloguard token`: the binary mints a token with the local management key, the running proxy
 //! accepts it, and bad scope names are a one-line error with exit status 2.
-mod common;
+use crate::common;
 
 use std::process::Command;
 

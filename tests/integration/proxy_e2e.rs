@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 use common::client::{closed_by_peer, cookie_of, request, Client, FORM};
 use common::proxy::start;

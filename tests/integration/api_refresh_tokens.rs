@@ -1,6 +1,6 @@
 //! The refresh-token endpoints over real HTTPS against the in-process proxy: the §6.4 object,
 //! PATCH, delete, a user's tokens with paging, and retired (rotated-away) tokens staying hidden.
-mod common;
+use crate::common;
 
 use common::api::{call, seed_token, Keys, Target, ALL_SCOPES};
 use common::proxy::start;

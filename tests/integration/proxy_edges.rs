@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 use common::client::{build, closed_by_peer, connect, request, send, Client, Pace};
 use common::proxy::{start, Running};

@@ -1,7 +1,7 @@
 //! The session endpoints over real HTTPS against the in-process proxy: the §6.4 object, PATCH
 //! replace semantics and every metadata violation, delete, revoke, a user's sessions (paging,
 //! delete), and revocation enforced on the proxy path.
-mod common;
+use crate::common;
 
 use common::api::{call, seed_session, seed_token, Answer, Keys, Target, ALL_SCOPES};
 use common::proxy::start;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 use common::binary::Served;
 use common::client::{build, connect, send, Client, Connected, Target};

@@ -2,7 +2,7 @@
 //! flight (HTTP/1.1 and HTTP/2, from curl) finish, and exits cleanly; a request still in flight
 //! when the drain deadline passes is cut and the process exits anyway.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Output, Stdio};

@@ -1,7 +1,7 @@
 //! The proxy driven by real, non-Rust clients installed on the machine (`.ci/run` installs them):
 //! curl over HTTP/1.1 and HTTP/2, `openssl s_client` with a resumed TLS 1.3 session, and Python's
 //! `ssl`. Assertions are on the fingerprints the demo upstream echoes and on the decisions.
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

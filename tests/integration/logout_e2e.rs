@@ -3,7 +3,7 @@
 //! validated by a relying party over HTTPS (see `common::rp`); `session-revoked` through the
 //! Management API over HTTPS. Also the JWKS endpoint.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

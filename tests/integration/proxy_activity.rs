@@ -2,7 +2,7 @@
 //! requests at most once a minute, `device.last_*` follow the last request, and a non-rotating
 //! refresh exchange notes `last_exchanged_at` and the exchanging device.
 
-mod common;
+use crate::common;
 
 use common::client::{cookie_of, request, Client, FORM};
 use common::proxy::start;

@@ -17,7 +17,7 @@
 //! base64url of `<created_at>:<id>`), so an arbitrary string is not a valid one; schemathesis
 //! gets a real cursor for it (`MDo`, the encoding of `0:`, which lists from the start) instead of
 //! inventing strings that the document itself says are answered 400.
-mod common;
+use crate::common;
 
 use std::process::Command;
 

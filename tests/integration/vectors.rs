@@ -1,5 +1,5 @@
 //! The fingerprint core against the reference vectors in `../shared/vectors`.
-mod common;
+use crate::common;
 
 use common::*;
 use helloguard::fingerprint::{self, AlpnMode};

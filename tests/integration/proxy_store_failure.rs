@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 use common::client::{cookie_of, request, Client, FORM};
 use common::proxy::{start_with_store, Running};
@@ -87,7 +87,8 @@ impl Write for Log {
     }
 }
 
-/// The process-wide log capture (installed once, shared by the tests of this binary).
+/// The process-wide log capture (installed once, shared by every test in the process: the
+/// assertions look for lines these tests cause and for the absence of their own cookie values).
 fn logs() -> &'static Log {
     static LOG: OnceLock<Log> = OnceLock::new();
     LOG.get_or_init(|| {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::client::{connect, cookie_of, request, Client, FORM};

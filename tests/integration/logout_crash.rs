@@ -4,7 +4,7 @@
 //! must then be accepted exactly once (counted by `sid`, every `jti` distinct), the signing key
 //! must be the same one (same JWKS), and the outbox must end up empty.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
