@@ -52,7 +52,10 @@ pub fn run(listen: SocketAddr, upstream: SocketAddr, cert: &Path, key: &Path) {
                 let service = hyper::service::service_fn(move |request| {
                     forward(request, upstream, pool.clone(), forwarded_for.clone())
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .writev(false)
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
             });
         }
     });
@@ -92,7 +95,8 @@ async fn checkout(pool: &Pool, upstream: SocketAddr) -> Option<SendRequest<Incom
     }
     let socket = TcpStream::connect(upstream).await.ok()?;
     let _ = socket.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(socket)).await.ok()?;
+    let (sender, connection) =
+        hyper::client::conn::http1::Builder::new().writev(false).handshake(TokioIo::new(socket)).await.ok()?;
     tokio::task::spawn_local(connection);
     Some(sender)
 }

@@ -134,7 +134,10 @@ impl Pool {
             .map_err(|_| format!("connecting to {address} timed out"))?
             .map_err(|error| format!("cannot connect to {address}: {error}"))?;
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+        // A request's head and body leave in one buffer and one `write` (callgrind, per
+        // keep-alive request: 0.3k instructions fewer than hyper's default `writev`).
+        let (sender, connection) =
+            http1::Builder::new().writev(false).handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
         tokio::spawn(async move {
             if let Err(error) = connection.with_upgrades().await {
                 tracing::debug!(%error, "upstream connection ended with an error");
