@@ -13,8 +13,13 @@
 //!    proxy (`support/bare_proxy.rs`, helloguard's stack without helloguard's work: the floor).
 //!    Ratios helloguard/nginx and helloguard/bare, of requests/s and of each proxy's CPU time per
 //!    request (nginx: master and worker), whose ratio does not depend on whether a proxy or the
-//!    load generator saturates first. Run twice: through the bench's in-process hyper upstream,
-//!    then through an nginx origin.
+//!    load generator saturates first. Run in three layouts:
+//!    - through the bench's in-process hyper upstream, then through an nginx origin, both on
+//!      core 0 with h2load (core 0 saturates first there, see below);
+//!    - through an nginx origin on core 1 with the proxies, h2load alone on core 0: the
+//!      proxy-bound layout, where the load generator has spare CPU and requests/s is set by the
+//!      CPU that the proxy and the origin (the same for every proxy) spend per request.
+//!
 //!    nginx is configured fairly: one worker, `access_log off`, upstream `keepalive 64` with
 //!    `proxy_http_version 1.1` and an empty `Connection` header, `keepalive_requests` raised on
 //!    both sides so no connection is recycled mid-run, and the forwarding headers helloguard sets
@@ -22,10 +27,10 @@
 //!    `X-Forwarded-Host`), as a production reverse-proxy config does.
 //!
 //! The proxies are pinned to core 1 (so helloguard runs one worker, its default on one core) and
-//! everything else (this process: the upstream and the connection load generator; h2load; the
-//! nginx origin) to core 0 with `taskset`. Rounds alternate the order of the contenders; medians
-//! are printed. Core 0 saturates first, so requests/s also depends on how the kernel schedules
-//! h2load against the origin there: everything on core 0 is started by this process, in one
+//! h2load to core 0 with `taskset`; this process (the upstream and the connection load generator)
+//! runs on core 0 too. Rounds alternate the order of the contenders; medians are printed. In the
+//! first two layouts core 0 saturates first, so requests/s there also depends on how the kernel
+//! schedules h2load against the origin: everything on core 0 is started by this process, in one
 //! session. An origin daemonized into a session of its own (its own scheduler autogroup, with
 //! `kernel.sched_autogroup_enabled=1`) was measured by hand to lower the tokio-based proxies'
 //! requests/s by about 15% and not nginx's (the origin's context switches doubled); with autogroups off,
@@ -286,7 +291,7 @@ fn cpu_per_request(rt: &tokio::runtime::Runtime, work: &Path, upstream: SocketAd
 }
 
 /// A Debian nginx (one worker, no access log) pinned to a core: the TLS-terminating proxy
-/// contender, or the second keep-alive origin.
+/// contender, or a keep-alive origin.
 struct Nginx {
     child: Child,
     addr: SocketAddr,
@@ -309,9 +314,9 @@ impl Nginx {
         })
     }
 
-    /// An origin on core 0 answering every request as the in-process upstream does.
-    fn origin(dir: &Path) -> Self {
-        Self::start(dir, "0", |port| {
+    /// An origin on `core` answering every request as the in-process upstream does.
+    fn origin(dir: &Path, core: &str) -> Self {
+        Self::start(dir, core, |port| {
             format!(
                 "server {{ listen 127.0.0.1:{port}; location / {{ default_type application/json; \
                  return 200 '{{\"ok\":true}}'; }} }}\n"
@@ -415,15 +420,18 @@ fn h2load(addr: SocketAddr, requests: usize) -> f64 {
     line.split(", ").nth(1).and_then(|f| f.strip_suffix(" req/s")).and_then(|f| f.parse().ok()).expect("req/s")
 }
 
-/// Part 2 against each origin in turn: the bench's in-process upstream, then an nginx origin.
+/// Part 2 in each layout in turn (see the module doc).
 fn keep_alive(work: &Path, upstream: SocketAddr, rounds: usize) {
     if !have("h2load") || !have("nginx") {
         println!("\n== keep-alive requests/s: skipped (needs h2load and nginx: apt-get install nghttp2-client nginx)");
         return;
     }
     keep_alive_through(work, "the in-process hyper upstream", upstream, rounds);
-    let origin = Nginx::origin(&work.join("nginx-origin"));
+    let origin = Nginx::origin(&work.join("nginx-origin"), "0");
     keep_alive_through(work, "an nginx origin", origin.addr, rounds);
+    drop(origin);
+    let origin = Nginx::origin(&work.join("nginx-origin-core-1"), "1");
+    keep_alive_through(work, "an nginx origin on the proxies' core (h2load alone on core 0)", origin.addr, rounds);
 }
 
 /// helloguard, nginx and the bare proxy in alternating order, each round, on one origin.
