@@ -427,11 +427,12 @@ fn keep_alive(work: &Path, upstream: SocketAddr, rounds: usize) {
         return;
     }
     keep_alive_through(work, "the in-process hyper upstream", upstream, rounds);
-    let origin = Nginx::origin(&work.join("nginx-origin"), "0");
-    keep_alive_through(work, "an nginx origin", origin.addr, rounds);
-    drop(origin);
-    let origin = Nginx::origin(&work.join("nginx-origin-core-1"), "1");
-    keep_alive_through(work, "an nginx origin on the proxies' core (h2load alone on core 0)", origin.addr, rounds);
+    for (core, name) in
+        [("0", "an nginx origin"), ("1", "an nginx origin on the proxies' core (h2load alone on core 0)")]
+    {
+        let origin = Nginx::origin(&work.join(format!("nginx-origin-core-{core}")), core);
+        keep_alive_through(work, name, origin.addr, rounds);
+    }
 }
 
 /// helloguard, nginx and the bare proxy in alternating order, each round, on one origin.
