@@ -15,8 +15,8 @@
 //!   `ja4` for every connection that resumes nothing, while the `ja3`s (extension order) differ.
 //!   A run's later connection may resume its first one's session when the first finished its
 //!   handshake in time (seen on a loaded machine): its `ja4` counts the `pre_shared_key`.
-//! - One profile, logged in: run 1 opens a local HTML file whose script submits the demo's login
-//!   form (`POST /login`) through the forwarder; the proxy binds the new session to that
+//! - One profile, logged in: run 1 opens a local HTML file whose inline script submits the demo's
+//!   login form (`POST /login`) through the forwarder; the proxy binds the new session to that
 //!   connection's fingerprints and the demo's cookie, persistent, stays in the profile. Runs 2..4
 //!   are new Chromium processes on the same profile that load `GET /authorize`, configured here as
 //!   a login route (an OIDC silent re-authentication), so each gets a decision: the cookie is sent,
@@ -133,11 +133,13 @@ fn offers_resumption(hello: &Hello) -> bool {
     ja3_full.split(',').nth(2).expect("extensions").split('-').any(|extension| extension == "41")
 }
 
-/// A local page that submits the demo's login form to `action` as soon as it loads.
+/// A local page that submits the demo's login form to `action` while it loads (see
+/// `common::chromium` for why not from `onload`).
 fn login_page(action: &str) -> String {
     format!(
-        "<!doctype html><title>log in</title><body onload=\"document.forms[0].submit()\">\
-         <form method=\"post\" action=\"{action}\"><input name=\"username\" value=\"alice\"></form></body>"
+        "<!doctype html><title>log in</title>\
+         <form method=\"post\" action=\"{action}\"><input name=\"username\" value=\"alice\"></form>\
+         <script>document.forms[0].submit()</script>"
     )
 }
 
@@ -165,12 +167,10 @@ async fn a_logged_in_chromium_is_not_challenged_on_new_connections() {
     assert_eq!(shown["logged_in"], "alice", "{shown}");
     let login = carrier(&shown["helloguard"], &hellos);
     print_run("log in", &login, hellos.len());
-    // The last login is the one whose cookie the profile kept: a login run that Chromium ended
-    // with no page is run again (`chromium::dump_dom`), and its form may have been sent by then.
     let logins: Vec<Value> =
         running.events.named("decision").into_iter().filter(|e| e["reason"] == "new_session").collect();
-    let bound = logins.last().expect("the login created a session");
-    println!("log in: {} new session(s)", logins.len());
+    assert_eq!(logins.len(), 1, "one login, one new session: {logins:?}");
+    let bound = &logins[0];
     for key in ["ja3", "ja4", "ja4_stable"] {
         assert_eq!(bound["observed"][key], login.cli[key], "the session is bound to the login's {key}");
     }

@@ -1,37 +1,42 @@
 //! Peak memory of `helloguard replay` on hostile captures (`common::capture::hostile`): thousands
 //! of connections holding partial hellos, out-of-order segments, fragmented QUIC CRYPTO streams and
 //! DTLS fragments. Whatever a capture holds back, the process stays under 64 MiB with the default
-//! limits, and the summary counts what was refused. Memory is the child's peak RSS (VmHWM, from
-//! `wait4`'s rusage), measured, not timed.
+//! limits, and the summary counts what was refused. Memory is the replay's peak RSS as GNU `time`
+//! reports it (`%M`), measured, not timed. Not this process's own `wait4` rusage: a child started
+//! with `posix_spawn` (vfork) shares this process's memory until it execs, and Linux carries that
+//! high-water mark into the child's `ru_maxrss`, so the figure would be the test binary's peak
+//! whenever that is the larger (CI once saw 236 MiB). `time` forks from a process of ~1 MiB.
 
 use crate::common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_helloguard");
+/// GNU time, which `.ci/run` installs.
+const TIME: &str = "/usr/bin/time";
 const LIMIT_KIB: i64 = 64 * 1024;
 /// The replay's default connection table size.
 const TABLE: u32 = 65_536;
 
-/// Run `helloguard replay path`; its exit status, peak RSS in KiB and stderr.
-#[allow(clippy::zombie_processes)] // reaped by `wait4`, which also reports the peak
+/// Run `helloguard replay path` under GNU `time`: its exit status, peak RSS in KiB and stderr.
 fn replay_peak(path: &Path) -> (i32, i64, String) {
-    let mut child =
-        Command::new(BIN).arg("replay").arg(path).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    let pid = i32::try_from(child.id()).unwrap();
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is this process's child, not yet reaped; both pointers are valid for the call.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
-    assert!(libc::WIFEXITED(status), "replay did not exit normally: {status}");
-    // ru_maxrss is in KiB on Linux.
-    (libc::WEXITSTATUS(status), usage.ru_maxrss, stderr)
+    let report = scratch(&format!("{}.time", path.file_name().unwrap().to_string_lossy()));
+    let output = Command::new(TIME)
+        .args(["--format=%M", "--output"])
+        .arg(&report)
+        .args([BIN, "replay"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{TIME} (Debian package `time`) measures the replay's peak memory: {e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let status = output.status.code().unwrap_or_else(|| panic!("replay did not exit normally: {}", output.status));
+    // `time` writes a line about a non-zero exit status before the figure.
+    let text = std::fs::read_to_string(&report).unwrap();
+    std::fs::remove_file(&report).unwrap();
+    let peak_kib = text.lines().last().and_then(|l| l.trim().parse().ok());
+    (status, peak_kib.unwrap_or_else(|| panic!("no peak RSS in {TIME}'s report {text:?}")), stderr)
 }
 
 /// The count after `reason ` in the summary's `skipped:` line.
