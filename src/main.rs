@@ -20,6 +20,16 @@ use helloguard::pcap::{DecideOptions, Options as ReplayOptions, SessionKey};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The replay keeps its memory bounded (the README's hostile-capture figures), so it gives up
+/// transparent huge pages: mimalloc asks for them on its arenas, and where the kernel grants them
+/// on request (`transparent_hugepage/enabled = madvise`) a touched 4 KiB page can make 2 MiB
+/// resident. Peak RSS on the 65k-connection hostile capture there: 53 MiB with, 40 MiB without.
+/// `serve` keeps them. Failure (a kernel without the option) changes nothing but memory.
+fn without_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes integers only and sets a flag of this process's memory.
+    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
 #[derive(Parser)]
 #[command(name = "helloguard", version, about = "TLS-fingerprinting reverse proxy that binds sessions to JA4")]
 struct Cli {
@@ -169,6 +179,7 @@ fn main() -> ExitCode {
             let decide = decide.then_some(DecideOptions { session_key, compare, max_sessions });
             let alpn = if alpn_compat { AlpnMode::Compat } else { AlpnMode::Spec };
             let options = ReplayOptions { all_hellos, alpn, decide, max_flows, max_open_hellos, ..Default::default() };
+            without_huge_pages();
             match replay_command(&pcaps, format, &options) {
                 Ok(true) => Ok(()),
                 Ok(false) => return ExitCode::FAILURE,
