@@ -8,8 +8,8 @@
 //! navigates on its own (an auto-submitted form) must start that navigation from an inline script,
 //! while it is still loading. Submitted from `onload`, the form page itself was printed; with
 //! `--virtual-time-budget` as well, an empty DOM (exit 0) once the answer took 2 s, as it can on a
-//! loaded CI machine. Submitted inline, the answer was printed after delays of 0.5 to 12 s with no
-//! budget, which is therefore not used.
+//! loaded CI machine. Submitted inline, the answer was printed after delays of 3 to 12 s, with or
+//! without the budget, which is therefore not used.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
