@@ -23,7 +23,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The replay keeps its memory bounded (the README's hostile-capture figures), so it gives up
 /// transparent huge pages: mimalloc asks for them on its arenas, and where the kernel grants them
 /// on request (`transparent_hugepage/enabled = madvise`) a touched 4 KiB page can make 2 MiB
-/// resident. Peak RSS on the 65k-connection hostile capture there: 53 MiB with, 40 MiB without.
+/// resident. Peak RSS on the 65k-connection hostile capture there: 52.9 MiB with, 38.9 MiB without.
 /// `serve` keeps them. Failure (a kernel without the option) changes nothing but memory.
 fn without_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes integers only and sets a flag of this process's memory.
