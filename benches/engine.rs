@@ -36,7 +36,13 @@ fn bench_decide(c: &mut Criterion) {
         ("region", "eu-west-1"),
     ])
     .unwrap_or_default();
-    let same = Observed { ja3: "2adc50eda4c71832c5aa9062850e0180", ja3n: "", ja4: JA4, ja4_stable: JA4_STABLE };
+    let same = Observed {
+        ja3: "2adc50eda4c71832c5aa9062850e0180",
+        ja3n: "",
+        ja4: JA4,
+        ja4_stable: JA4_STABLE,
+        ja4_stable_v1: "",
+    };
     let other = Observed { ja4_stable: "t12d190800_d83cc789557e_7af1ed941c26", ..same };
     let empty = Metadata::new();
     let mut group = c.benchmark_group("decide");

@@ -114,6 +114,7 @@ fn capture_and_decide(records: &[u8], stored: &Metadata, policy: &Policy) -> Opt
         ja3n: "",
         ja4: binding.ja4.as_str(),
         ja4_stable: binding.ja4_stable.as_str(),
+        ja4_stable_v1: binding.ja4_stable_v1.as_str(),
     };
     let event = Event {
         route: Route::Login,

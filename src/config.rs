@@ -255,7 +255,11 @@ pub struct ServerConfig {
     pub hello_timeout: ConfigDuration,
     pub handshake_timeout: ConfigDuration,
     pub header_read_timeout: ConfigDuration,
-    /// A keep-alive connection with no request for this long is closed.
+    /// A token-route request body must arrive whole within this (`408` and the connection closed
+    /// after): a client trickling its body cannot hold a connection and its buffer for long.
+    pub body_read_timeout: ConfigDuration,
+    /// A connection with no request in flight for this long is closed: an HTTP/1.1 keep-alive
+    /// connection between requests, an HTTP/2 connection with no open stream (whatever its pings).
     pub idle_timeout: ConfigDuration,
     pub max_header_size: usize,
     /// `open` (default): a connection whose hello cannot be fingerprinted proceeds without one.
@@ -340,6 +344,7 @@ impl Default for ServerConfig {
             hello_timeout: secs(5),
             handshake_timeout: secs(10),
             header_read_timeout: secs(10),
+            body_read_timeout: secs(10),
             idle_timeout: secs(60),
             max_header_size: 64 * 1024,
             capture_failure: FailurePolicy::Open,
@@ -636,12 +641,16 @@ impl FromStr for ApiKeyKind {
 pub struct RouteConfig {
     #[serde(deserialize_with = "from_str_value")]
     pub kind: RouteKind,
-    /// Exact path; a trailing `*` makes it a prefix.
+    /// Exact path; a trailing `*` makes it a prefix. Matched on the normal form of the request's
+    /// path (CONTRACT §1.1), ignoring ASCII case unless `case_sensitive`.
     pub path: String,
     /// Empty: every method.
     #[serde(default)]
     pub methods: Vec<String>,
     pub client_id: Option<String>,
+    /// Match the path's case exactly (default: ignore ASCII case, as Express and others route).
+    #[serde(default)]
+    pub case_sensitive: bool,
 }
 
 /// `[[routes]] kind`.
@@ -671,6 +680,7 @@ fn default_routes() -> Vec<RouteConfig> {
         path: path.to_owned(),
         methods: vec!["POST".to_owned()],
         client_id: Some("demo".to_owned()),
+        case_sensitive: false,
     };
     vec![
         route(RouteKind::Login, "/login"),
@@ -820,7 +830,9 @@ impl Config {
             let path = url.split(['?', '#']).next().unwrap_or_default();
             let path =
                 path.find("://").map_or(path, |at| path[at + 3..].find('/').map_or("/", |p| &path[at + 3 + p..]));
-            if self.routes.iter().any(|r| r.kind == RouteKind::Login && route_matches(&r.path, path)) {
+            let path = crate::http::path::normalise(path);
+            let login = |r: &RouteConfig| crate::http::path::PathPattern::new(&r.path, r.case_sensitive).matches(&path);
+            if self.routes.iter().any(|r| r.kind == RouteKind::Login && login(r)) {
                 return Err(ConfigError::key("policy.challenge_url", "must not be a login route (it would loop)"));
             }
         }
@@ -840,14 +852,6 @@ impl Config {
             }
         }
         Ok(())
-    }
-}
-
-/// Exact match, or prefix match for a pattern ending in `*`.
-pub fn route_matches(pattern: &str, path: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => path.starts_with(prefix),
-        None => pattern == path,
     }
 }
 

@@ -9,6 +9,7 @@
 //! | [`fingerprint`] | JA3, JA3N, JA4, JA4_r, JA4_o, JA4_ro and the resumption-stable `ja4_stable` |
 //! | [`session`] | validated metadata, `Session`/`RefreshToken` records, the `Store` trait and its memory, embedded (redb) and Redis backends, the logout outbox |
 //! | [`engine`] | the binding decision: a pure function from event + observed + stored fingerprints to allow/bind/challenge and audit events |
+//! | [`http`] | what is HTTP but not proxying: bodies with limits, the session cookie's one reading, the canonical token request, path normalisation (CONTRACT §1.1) |
 //! | [`api`] | the Management API: `/api/v2/` routes, bearer JWTs with scopes, rate limit, Auth0-shaped errors, the OpenAPI document |
 //! | [`logout`] | how sessions end: initiators, `session_ended` audit, OIDC back-channel logout (`[[clients]]` config, planning into the store's outbox, signed logout tokens, JWKS, durable delivery workers with retries) |
 //! | [`config`] | the TOML file (`[store]`, `[session]`, `[refresh_tokens]`, `[policy]`, `[server]`, `[tls]`, `[admin]`, `[headers]`, `[[routes]]`; `[logout]`/`[[clients]]` in `logout::config`), defaults, errors naming the key path |
@@ -23,6 +24,7 @@ pub mod config;
 pub mod engine;
 pub mod fingerprint;
 pub mod hello;
+pub mod http;
 pub mod logout;
 pub mod pcap;
 pub mod proxy;

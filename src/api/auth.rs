@@ -23,7 +23,9 @@ pub struct Principal {
     /// The token's `sub`, for the `api_write` audit event.
     pub subject: Option<String>,
     pub scopes: Granted,
-    /// SHA-256 of the token: the rate limiter's key.
+    /// SHA-256 of the token's signed part (header and claims, without the signature): the rate
+    /// limiter's key. ECDSA signatures are malleable (a token's high-S twin verifies too), so a key
+    /// over the whole token would give each token two buckets.
     pub token_hash: [u8; 32],
 }
 
@@ -49,7 +51,8 @@ impl Verifier {
             .and_then(Value::as_array)
             .map(|list| list.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default();
-        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let signed = token.rsplit_once('.').map_or(token, |(signed, _signature)| signed);
+        let digest = ring::digest::digest(&ring::digest::SHA256, signed.as_bytes());
         let mut token_hash = [0u8; 32];
         token_hash.copy_from_slice(digest.as_ref());
         Ok(Principal {

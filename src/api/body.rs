@@ -12,7 +12,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::errors::{payload_error, ApiError};
-use crate::proxy::body::{buffer_up_to, discard_up_to, Body, Buffered};
+use crate::http::body::{discard_up_to, read_whole, Body, ReadError};
 use crate::session::Metadata;
 
 /// Largest PATCH body accepted (`413` above).
@@ -23,15 +23,39 @@ pub const MAX_BODY: usize = 64 * 1024;
 const DISCARD_LIMIT: usize = 1024 * 1024;
 const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How long a client has to send its (bounded) body.
+const BODY_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A request body as received, before the checks that decide whether it is needed.
+pub enum Received {
+    Complete(bytes::Bytes),
+    /// Over [`MAX_BODY`]: the rest, read and discarded only if the answer is `413`.
+    TooLarge(Body),
+    /// Failed or too slow.
+    Unreadable,
+}
+
 /// Reads a request body of at most [`MAX_BODY`] bytes.
-pub async fn read(body: Body) -> Result<bytes::Bytes, ApiError> {
-    match buffer_up_to(body, MAX_BODY).await {
-        Ok(Buffered::Complete(bytes)) => Ok(bytes),
-        Ok(Buffered::TooLarge(rest)) => {
-            discard_up_to(rest, DISCARD_LIMIT, DISCARD_TIME).await;
-            Err(ApiError::PayloadTooLarge)
+pub async fn receive(body: Body) -> Received {
+    match read_whole(body, MAX_BODY, BODY_TIME).await {
+        Ok(bytes) => Received::Complete(bytes),
+        Err(ReadError::TooLarge(rest)) => Received::TooLarge(rest),
+        Err(ReadError::Timeout | ReadError::Failed(_)) => Received::Unreadable,
+    }
+}
+
+impl Received {
+    /// The body of an endpoint that takes one: `413` when too large (after reading on a little, so
+    /// the client sees the answer), `400` when unreadable.
+    pub async fn bytes(self) -> Result<bytes::Bytes, ApiError> {
+        match self {
+            Received::Complete(bytes) => Ok(bytes),
+            Received::TooLarge(rest) => {
+                discard_up_to(rest, DISCARD_LIMIT, DISCARD_TIME).await;
+                Err(ApiError::PayloadTooLarge)
+            }
+            Received::Unreadable => Err(payload_error("Invalid JSON")),
         }
-        Err(_) => Err(payload_error("Invalid JSON")),
     }
 }
 

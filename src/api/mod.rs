@@ -40,8 +40,8 @@ use self::rate_limit::{Allowance, RateLimiter};
 use self::routes::{Endpoint, Matched};
 use crate::config::{Config, ConfigError};
 use crate::engine::audit::AuditSink;
+use crate::http::body::{full, Body};
 use crate::logout::SessionEnder;
-use crate::proxy::body::{full, Body};
 use crate::session::{Page, RecordKind, Store, StoreError, Timestamp};
 
 /// The OpenAPI 3.1 document, served at `GET /api/v2/openapi.json` without authentication.
@@ -117,13 +117,23 @@ impl Api {
     }
 
     /// Whether this request is the API's on the proxy listener (else it is upstream traffic).
-    pub fn claims_on_proxy_listener(&self, path: &str) -> bool {
-        !self.separate_listener && path.starts_with(routes::PREFIX)
+    /// `normal_path` is the request's path in normal form ([`crate::http::path`]), so `/API/V2/…`
+    /// and `/api//v2/…` are the API's too and never reach the upstream with their bearer token.
+    pub fn claims_on_proxy_listener(&self, normal_path: &str) -> bool {
+        let stem = routes::PREFIX.trim_end_matches('/');
+        let claimed = normal_path.get(..stem.len()).is_some_and(|head| head.eq_ignore_ascii_case(stem))
+            && matches!(normal_path.as_bytes().get(stem.len()), None | Some(b'/'));
+        !self.separate_listener && claimed
     }
 
     /// Answers one API request; never fails (errors become answers).
+    ///
+    /// The body (at most [`body::MAX_BODY`]) is read before any answer, an early error included,
+    /// as nginx does: an HTTP/2 server that answers first and then resets the stream it no longer
+    /// reads is within the protocol, but some clients (curl 7.88) then lose the answer.
     pub async fn handle(&self, backend: Backend<'_>, request: Request<Body>) -> Response<Body> {
         let (parts, body) = request.into_parts();
+        let body = body::receive(body).await;
         let Some(matched) = routes::match_route(&parts.method, parts.uri.path()) else {
             return error_response(&ApiError::RouteNotFound);
         };
@@ -166,7 +176,7 @@ async fn serve(
     matched: Matched<'_>,
     granted: &scopes::Granted,
     parts: &hyper::http::request::Parts,
-    body: Body,
+    body: body::Received,
 ) -> Result<Reply, ApiError> {
     let endpoint = matched.endpoint;
     if !endpoint.allows(granted) {
@@ -179,7 +189,7 @@ async fn serve(
         Endpoint::OpenApi => Err(ApiError::RouteNotFound),
         Endpoint::GetSession => sessions::get(backend, &param, now).await,
         Endpoint::PatchSession => {
-            let bytes = body::read(body).await?;
+            let bytes = body.bytes().await?;
             patch(backend, RecordKind::Session, &param, content_type(), &bytes, now).await
         }
         Endpoint::DeleteSession => sessions::delete(backend, &param, now).await,
@@ -188,7 +198,7 @@ async fn serve(
         Endpoint::DeleteUserSessions => sessions::delete_user(backend, &param, now).await,
         Endpoint::GetRefreshToken => refresh_tokens::get(backend, &param, now).await,
         Endpoint::PatchRefreshToken => {
-            let bytes = body::read(body).await?;
+            let bytes = body.bytes().await?;
             patch(backend, RecordKind::RefreshToken, &param, content_type(), &bytes, now).await
         }
         Endpoint::DeleteRefreshToken => refresh_tokens::delete(backend, &param, now).await,

@@ -11,9 +11,6 @@ use super::{internal, page_body, Backend, Reply};
 use crate::logout::Initiator;
 use crate::session::{Cursor, Metadata, MetadataChange, RecordKind, Session, StoreError, Timestamp, Versioned};
 
-/// How often an end is retried when the session changed between read and write.
-const END_ATTEMPTS: usize = 16;
-
 pub async fn get(backend: &Backend<'_>, id: &str, now: Timestamp) -> Result<Reply, ApiError> {
     Ok(Reply::ok(&live(backend, id, now).await?.record))
 }
@@ -71,17 +68,7 @@ async fn live(backend: &Backend<'_>, id: &str, now: Timestamp) -> Result<Version
     }
 }
 
-/// Ends the session if it exists, re-reading it when a concurrent write changed it first.
+/// Ends the session if it exists (see [`crate::logout::SessionEnder::end_current`]).
 async fn end(backend: &Backend<'_>, id: &str, now: Timestamp) -> Result<(), ApiError> {
-    for _ in 0..END_ATTEMPTS {
-        let Some(session) = backend.store.get_session(id).await.map_err(internal)? else {
-            return Ok(());
-        };
-        match backend.sessions.end(&session, Initiator::SessionRevoked, now).await {
-            Ok(()) | Err(StoreError::NotFound(_)) => return Ok(()),
-            Err(StoreError::Stale { .. }) => continue,
-            Err(error) => return Err(internal(error)),
-        }
-    }
-    Err(internal(StoreError::Stale { expected: 0 }))
+    backend.sessions.end_current(id, Initiator::SessionRevoked, now).await.map(drop).map_err(internal)
 }

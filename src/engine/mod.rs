@@ -4,7 +4,8 @@
 //! borrowed from its inputs or the policy.
 //!
 //! Only the configured key is compared; the others are informational. An unknown observed
-//! fingerprint never challenges and is never written.
+//! fingerprint is never written and never passes a binding: a client can make its own capture
+//! fail, so a bound record met without a fingerprint is challenged.
 
 pub mod audit;
 mod json_object;
@@ -32,6 +33,10 @@ pub struct Observed<'a> {
     pub ja3n: &'a str,
     pub ja4: &'a str,
     pub ja4_stable: &'a str,
+    /// `ja4_stable` under the earlier rule, session_ticket counted as offered
+    /// ([`crate::fingerprint::Binding::ja4_stable_v1`]): a stored binding equal to it is upgraded,
+    /// not challenged. Empty when not computed (then nothing is upgraded).
+    pub ja4_stable_v1: &'a str,
 }
 
 impl<'a> Observed<'a> {
@@ -78,6 +83,7 @@ pub enum Reason {
     FirstBinding,
     FingerprintMatch,
     FingerprintMismatch,
+    BindingUpgraded,
     MetadataWriteFailed,
     NewSession,
     NewRefreshToken,
@@ -92,6 +98,7 @@ policy::wire_names!(Reason {
     FirstBinding => "first_binding",
     FingerprintMatch => "fingerprint_match",
     FingerprintMismatch => "fingerprint_mismatch",
+    BindingUpgraded => "binding_upgraded",
     MetadataWriteFailed => "metadata_write_failed",
     NewSession => "new_session",
     NewRefreshToken => "new_refresh_token",
@@ -215,14 +222,21 @@ policy::wire_names!(Outcome { Forwarded => "forwarded", Redirected => "redirecte
 pub fn decide<'a>(event: &Event<'a, '_>, policy: &'a Policy) -> Decision<'a> {
     // A fingerprint whose compared key is empty was not computed: it is unknown, never bound.
     let observed = event.observed.filter(|o| !o.key(policy.compare).is_empty());
+    let key = policy.compare.as_str();
     let (verdict, reason, writes) = match (event.route, event.stored, observed) {
         (Route::Login, None, _) => (Verdict::Allow, Reason::NoSession, Writes::default()),
         (Route::Refresh, None, _) => (Verdict::Allow, Reason::UnknownRefreshToken, Writes::default()),
+        (_, Some(stored), None) if stored.get(key).is_some() => {
+            (Verdict::Challenge, Reason::FingerprintUnknown, Writes::default())
+        }
         (_, Some(_), None) => (Verdict::Allow, Reason::FingerprintUnknown, Writes::default()),
-        (_, Some(stored), Some(observed)) => match stored.get(policy.compare.as_str()) {
+        (_, Some(stored), Some(observed)) => match stored.get(key) {
             None => (Verdict::Bind, Reason::FirstBinding, Writes::binding(&observed, policy.compare)),
             Some(bound) if bound == observed.key(policy.compare) => {
                 (Verdict::Allow, Reason::FingerprintMatch, Writes::default())
+            }
+            Some(bound) if upgrades(bound, &observed, policy.compare) => {
+                (Verdict::Bind, Reason::BindingUpgraded, Writes::binding(&observed, policy.compare))
             }
             Some(_) => (Verdict::Challenge, Reason::FingerprintMismatch, Writes::default()),
         },
@@ -236,6 +250,12 @@ pub fn decide<'a>(event: &Event<'a, '_>, policy: &'a Policy) -> Decision<'a> {
         factors: (verdict == Verdict::Challenge).then_some(&policy.factors),
         writes,
     }
+}
+
+/// Whether a stored binding that differs from the observed one was made by the same client under
+/// the earlier `ja4_stable` rule (§3): then it is rewritten, not challenged.
+fn upgrades(bound: &str, observed: &Observed<'_>, compare: CompareKey) -> bool {
+    compare == CompareKey::Ja4Stable && !observed.ja4_stable_v1.is_empty() && bound == observed.ja4_stable_v1
 }
 
 /// A response-phase `bind` (§3): a new session, a new refresh token, a rotation or an MFA

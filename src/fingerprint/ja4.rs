@@ -12,8 +12,11 @@ use crate::hello::{ClientHello, Transport};
 
 const SNI: u16 = 0x0000;
 const ALPN: u16 = 0x0010;
-/// padding, pre_shared_key, early_data: what a resumed or re-padded hello adds or drops (§5).
-const UNSTABLE: [u16; 3] = [0x0015, 0x0029, 0x002a];
+/// padding, session_ticket, pre_shared_key, early_data: what a resumed or re-padded hello adds or
+/// drops (§5).
+const UNSTABLE: [u16; 4] = [0x0015, SESSION_TICKET, 0x0029, 0x002a];
+/// NSS drops session_ticket when it offers a TLS 1.3 PSK; the earlier rule kept it.
+const SESSION_TICKET: u16 = 0x0023;
 
 /// The GREASE-free lists every JA4 form is made of.
 pub(crate) struct Ja4Input<'h> {
@@ -28,11 +31,24 @@ pub(crate) struct Ja4Input<'h> {
 pub(crate) enum Variant {
     Public,
     Stable,
+    /// The earlier `ja4_stable` rule, which kept session_ticket, with session_ticket counted as
+    /// offered whether or not it is: what the same NSS client's fresh hello gave under that rule,
+    /// so a binding stored then is recognised on a resumed hello too (CONTRACT §3).
+    StableV1WithTicket,
 }
 
 impl Variant {
     fn keeps(self, kind: u16) -> bool {
-        self == Variant::Public || !UNSTABLE.contains(&kind)
+        match self {
+            Variant::Public => true,
+            Variant::Stable => !UNSTABLE.contains(&kind),
+            Variant::StableV1WithTicket => kind == SESSION_TICKET || !UNSTABLE.contains(&kind),
+        }
+    }
+
+    /// Whether session_ticket is added when the hello lacks it.
+    fn adds_ticket(self) -> bool {
+        self == Variant::StableV1WithTicket
     }
 }
 
@@ -43,7 +59,10 @@ impl<'h> Ja4Input<'h> {
 
     /// Part a: protocol, version, SNI, cipher count, extension count, ALPN code.
     pub(crate) fn part_a(&self, variant: Variant) -> [u8; 10] {
-        let extension_count = self.lists.extensions.iter().filter(|&&k| variant.keeps(k)).count();
+        let mut extension_count = self.lists.extensions.iter().filter(|&&k| variant.keeps(k)).count();
+        if variant.adds_ticket() && !self.lists.extensions.contains(&SESSION_TICKET) {
+            extension_count += 1;
+        }
         let [v0, v1] = self.version_code();
         let [c0, c1] = two_digits(self.lists.ciphers.len());
         let [e0, e1] = two_digits(extension_count);
@@ -74,10 +93,13 @@ impl<'h> Ja4Input<'h> {
     }
 
     /// `E` of §3.5: sorted extension types without SNI and ALPN (and, for `Stable`, without the
-    /// unstable three).
+    /// unstable four; see [`Variant`]).
     pub(crate) fn sorted_extensions(&self, variant: Variant) -> Values {
         let mut sorted: Values =
             self.lists.extensions.iter().copied().filter(|&k| k != SNI && k != ALPN && variant.keeps(k)).collect();
+        if variant.adds_ticket() && !sorted.contains(&SESSION_TICKET) {
+            sorted.push(SESSION_TICKET);
+        }
         sorted.sort_unstable();
         sorted
     }

@@ -5,8 +5,10 @@
 //! built only when asked ([`All`], or the `*_full`/`*_r` functions). [`binding`] is what the proxy
 //! computes once per connection; [`all`] is what the replay and the CLI print.
 //!
-//! `ja4_stable` is JA4 without padding, pre_shared_key and early_data: the key helloguard binds
-//! sessions to. It is not a public JA4 and always travels under its own name.
+//! `ja4_stable` is JA4 without padding, session_ticket, pre_shared_key and early_data: the key
+//! helloguard binds sessions to. It is not a public JA4 and always travels under its own name.
+//! [`Binding::ja4_stable_v1`] is the value the earlier rule (which kept session_ticket) gave the
+//! same client, so bindings stored under it are still recognised (CONTRACT §3).
 
 mod ja3;
 mod ja4;
@@ -96,13 +98,18 @@ pub struct Binding {
     pub ja3: Md5Hex,
     pub ja4: Ja4,
     pub ja4_stable: Ja4,
+    /// `ja4_stable` under the earlier rule, session_ticket counted as offered (see
+    /// [`ja4_stable_v1_with_ticket`]); only ever compared, never forwarded or stored.
+    pub ja4_stable_v1: Ja4,
 }
 
-/// `ja4` and `ja4_stable`, which the proxy memoises together (they share their inputs).
+/// `ja4`, `ja4_stable` and the earlier rule's value, which the proxy memoises together (they
+/// share their inputs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Ja4Pair {
     ja4: Ja4,
     ja4_stable: Ja4,
+    ja4_stable_v1: Ja4,
 }
 
 /// Every form, as printed by `helloguard fingerprint` and `helloguard replay`.
@@ -144,10 +151,21 @@ pub fn ja4(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Ja4 {
     sorted_hashed(&input, Variant::Public)
 }
 
-/// `ja4_stable`: JA4 without padding, pre_shared_key and early_data (FINGERPRINTS.md §5).
+/// `ja4_stable`: JA4 without padding, session_ticket, pre_shared_key and early_data
+/// (FINGERPRINTS.md §5).
 pub fn ja4_stable(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Ja4 {
     let input = Ja4Input::new(hello, transport, alpn);
     sorted_hashed(&input, Variant::Stable)
+}
+
+/// The earlier `ja4_stable` rule (`ja4_stable_v1`, which kept session_ticket 0x0023) applied to
+/// this hello with session_ticket counted as offered: for a hello that has it, its
+/// `ja4_stable_v1`; for one without (NSS drops it when it resumes), the `ja4_stable_v1` it would
+/// have with it. A binding stored under the earlier rule equals this value exactly when CONTRACT
+/// §3 upgrades it.
+pub fn ja4_stable_v1_with_ticket(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Ja4 {
+    let input = Ja4Input::new(hello, transport, alpn);
+    sorted_hashed(&input, Variant::StableV1WithTicket)
 }
 
 /// JA4_o (wire order, hashed).
@@ -182,7 +200,7 @@ pub fn binding(hello: &ClientHello, transport: Transport, alpn: AlpnMode) -> Bin
     let input = Ja4Input::new(hello, transport, alpn);
     let pair = input.pair_key().ja4_pair_or(|| ja4_pair(&input));
     let ja3 = ja3::hash(hello, input.lists(), ja3::Order::Wire);
-    Binding { ja3, ja4: pair.ja4, ja4_stable: pair.ja4_stable }
+    Binding { ja3, ja4: pair.ja4, ja4_stable: pair.ja4_stable, ja4_stable_v1: pair.ja4_stable_v1 }
 }
 
 /// `ja4` and `ja4_stable`, sharing part b, and part c too when the hello has none of the
@@ -197,7 +215,9 @@ fn ja4_pair(input: &Ja4Input) -> Ja4Pair {
     } else {
         ja4::assemble(input.part_a(Variant::Stable), b, input.hash_c(&stable_extensions))
     };
-    Ja4Pair { ja4, ja4_stable }
+    let v1_extensions = input.sorted_extensions(Variant::StableV1WithTicket);
+    let ja4_stable_v1 = ja4::assemble(input.part_a(Variant::StableV1WithTicket), b, input.hash_c(&v1_extensions));
+    Ja4Pair { ja4, ja4_stable, ja4_stable_v1 }
 }
 
 /// Every form, from one reading of the hello's lists (as `ja4_r`, `ja4_o`, … would give them).

@@ -83,6 +83,9 @@ pub trait Planner: Send + Sync {
     fn plan(&self, session: &Session, initiator: Initiator, trace_id: &str, now: Timestamp) -> Vec<OutboxEntry>;
 }
 
+/// How often an end is tried when the session keeps changing between read and write.
+const END_ATTEMPTS: usize = 16;
+
 /// Ends sessions for every caller, the same way.
 pub struct SessionEnder {
     store: Arc<dyn Store>,
@@ -128,6 +131,23 @@ impl SessionEnder {
             "trace_id": trace_id,
         }));
         Ok(())
+    }
+
+    /// Ends session `id` as it is now, whatever its version: re-read and tried again when a
+    /// concurrent write (an activity note, a rebind) changed it between read and write. `Ok(false)`:
+    /// there was no session to end.
+    pub async fn end_current(&self, id: &str, initiator: Initiator, now: Timestamp) -> Result<bool, StoreError> {
+        let mut lost = 0;
+        for _ in 0..END_ATTEMPTS {
+            let Some(session) = self.store.get_session(id).await? else { return Ok(false) };
+            match self.end(&session, initiator, now).await {
+                Ok(()) => return Ok(true),
+                Err(StoreError::NotFound(_)) => return Ok(false),
+                Err(StoreError::Stale { expected }) => lost = expected,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Stale { expected: lost })
     }
 
     /// Ends every session expired at `now` (up to `limit`) with `session-expired`; returns how

@@ -236,5 +236,7 @@ fn observed(all: &fingerprint::All) -> Observed<'_> {
         ja3n: all.ja3n.as_str(),
         ja4: all.ja4.as_str(),
         ja4_stable: all.ja4_stable.as_str(),
+        // A replay binds afresh: no binding from the earlier rule to upgrade.
+        ja4_stable_v1: "",
     }
 }

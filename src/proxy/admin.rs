@@ -10,8 +10,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::body::{full, Body};
 use super::service::Shared;
+use crate::http::body::{full, Body};
 
 pub async fn run(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     loop {

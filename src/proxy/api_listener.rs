@@ -12,8 +12,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::body::boxed;
 use super::service::Shared;
+use crate::http::body::boxed;
 
 /// Accept until `shutdown` turns true; each connection is served on its own task.
 pub async fn run(

@@ -23,9 +23,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{json, Value};
 
-use super::body::{full, json_response, Body};
 use super::headers::HeaderNames;
 use crate::config::SessionConfig;
+use crate::http::body::{full, json_response, Body};
 
 /// The demo's state: who is logged in with which cookie, and which refresh tokens are live.
 pub struct Demo {

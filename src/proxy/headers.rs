@@ -1,10 +1,13 @@
 //! Header names the proxy sends upstream (CONTRACT §5) and reads back from its responses, and the
-//! hygiene that comes first: every name of both presets and every override is removed from the
-//! client's request before anything else, so a client can never forge a fingerprint or a decision.
+//! hygiene that comes first: every name of both presets, every override and the two response
+//! headers helloguard consumes (and their `_`/case twins) are removed from the client's request
+//! before anything else, so a client can never forge a fingerprint, a decision, a user id or an
+//! MFA confirmation.
 
 use hyper::header::{HeaderMap, HeaderName};
 
 use crate::config::{Config, HeaderPreset};
+use crate::http::header_names::NameSet;
 
 /// The resolved names for one configuration.
 #[derive(Debug, Clone)]
@@ -66,10 +69,7 @@ impl HeaderNames {
             ),
             forbidden: NameSet::default(),
         };
-        let mut forbidden: Vec<HeaderName> = HELLOGUARD.iter().map(|n| HeaderName::from_static(n)).collect();
-        forbidden.push(HeaderName::from_static(CLOUDFRONT_JA3));
-        forbidden.push(HeaderName::from_static(CLOUDFRONT_JA4));
-        for name in [
+        let configured = [
             &names.ja3,
             &names.ja4,
             &names.ja4_stable,
@@ -77,50 +77,17 @@ impl HeaderNames {
             &names.decision,
             &names.reason,
             &names.challenge,
-        ] {
-            if !forbidden.contains(name) {
-                forbidden.push(name.clone());
-            }
-        }
-        Self { forbidden: NameSet::new(forbidden), ..names }
+            &names.user_id,
+            &names.mfa_confirmed,
+        ];
+        let all = HELLOGUARD.iter().copied().chain([CLOUDFRONT_JA3, CLOUDFRONT_JA4]);
+        let forbidden = NameSet::new(all.chain(configured.into_iter().map(HeaderName::as_str)));
+        Self { forbidden, ..names }
     }
 
-    /// Remove every fingerprint/decision header a client sent.
+    /// Remove every header a client may not send: helloguard's own names and their twins.
     pub fn strip_client_headers(&self, headers: &mut HeaderMap) {
-        remove_where(headers, |name| self.forbidden.contains(name));
-    }
-}
-
-/// Header names looked up on every request: a name whose length none of them has (nearly every
-/// name a client sends) is told apart without comparing a byte.
-#[derive(Debug, Clone, Default)]
-struct NameSet {
-    names: Vec<HeaderName>,
-    /// Bit `n` is set when some name is `n` bytes long; bit 63 stands for 63 bytes and more.
-    lengths: u64,
-}
-
-impl NameSet {
-    fn new(names: Vec<HeaderName>) -> Self {
-        let lengths = names.iter().fold(0, |bits, name| bits | Self::length_bit(name));
-        Self { names, lengths }
-    }
-
-    fn length_bit(name: &HeaderName) -> u64 {
-        1 << name.as_str().len().min(63)
-    }
-
-    fn contains(&self, name: &HeaderName) -> bool {
-        self.lengths & Self::length_bit(name) != 0 && self.names.contains(name)
-    }
-}
-
-/// Remove every header whose name `doomed` picks. One pass over the names present, so a request
-/// with none to remove costs no hashing and no allocation.
-pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
-    let names: Vec<HeaderName> = headers.keys().filter(|name| doomed(name)).cloned().collect();
-    for name in names {
-        headers.remove(name);
+        self.forbidden.strip(headers);
     }
 }
 
@@ -142,20 +109,6 @@ mod tests {
         }
         names.strip_client_headers(&mut headers);
         assert_eq!(headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
-    }
-
-    #[test]
-    fn name_sets_find_names_of_any_length_and_only_those() {
-        let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).unwrap();
-        let (long, longer) = ("x".repeat(63), format!("x-{}", "y".repeat(70)));
-        let set = NameSet::new(vec![name("x-a"), name(&long), name(&longer)]);
-        for member in ["x-a", &long, &longer] {
-            assert!(set.contains(&name(member)), "{member}");
-        }
-        let other_long = format!("x-{}", "z".repeat(70));
-        for stranger in ["x-b", "x-ab", "accept", &other_long] {
-            assert!(!set.contains(&name(stranger)), "{stranger}");
-        }
     }
 
     #[test]

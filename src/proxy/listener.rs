@@ -189,11 +189,14 @@ async fn serve_connection(
     };
     shared.metrics.handshakes_completed.fetch_add(1, Relaxed);
     let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-    let header_deadline = deadlines.at(deadlines.now() + server.header_read_timeout.0);
-    let header_timeout = HeaderTimeout::new(header_deadline.mover(), server.header_read_timeout.0);
-    if h2 {
-        header_timeout.head_arrived(); // no head to wait for: see `header_timeout`
-    }
+    // HTTP/1: the time to the first request head; HTTP/2: the idle timeout (see `header_timeout`).
+    let wait = if h2 { server.idle_timeout.0 } else { server.header_read_timeout.0 };
+    let header_deadline = deadlines.at(deadlines.now() + wait);
+    let header_timeout = if h2 {
+        HeaderTimeout::for_streams(header_deadline.mover(), wait)
+    } else {
+        HeaderTimeout::new(header_deadline.mover(), wait)
+    };
     let connection = Arc::new(Connection::new(peer, fingerprint, worker, deadlines));
     let service = {
         let shared = shared.clone();
@@ -208,7 +211,7 @@ async fn serve_connection(
         })
     };
     let io = TokioIo::new(tls_stream);
-    let ending = Ending { peer, header_deadline, drain, idle_timeout: server.idle_timeout.0 };
+    let ending = Ending { peer, header_deadline, drain, idle_timeout: server.idle_timeout.0, h2 };
     // HTTP/2 over TLS is chosen by ALPN only (RFC 9113 §3.3): without `h2` the client speaks HTTP/1.1.
     if h2 {
         let mut builder = http2::Builder::new(TokioExecutor::new());
@@ -226,21 +229,28 @@ async fn serve_connection(
             // list of slices (callgrind, per keep-alive request: 0.75k instructions fewer).
             .writev(false)
             .max_buf_size(server.max_header_size.max(8192))
+            // The read buffer may hold more than `max_buf_size` (a read fills its spare room), so
+            // the head's own size is what is limited, exactly.
+            .max_header_size(server.max_header_size)
             .serve_connection(io, service)
             .with_upgrades();
         ending.serve(connection, |connection| connection.graceful_shutdown()).await;
     }
 }
 
-/// How a connection's HTTP serving ends: the client leaves, no request head arrives in time, or
-/// shutdown drains it (in-flight requests get up to the idle timeout to finish; the server's drain
-/// deadline bounds the whole).
+/// How a connection's HTTP serving ends: the client leaves, no request head arrives in time (an
+/// HTTP/2 connection: no stream is open for the idle timeout), or shutdown drains it (in-flight
+/// requests get up to the idle timeout to finish; the server's drain deadline bounds the whole).
 struct Ending {
     peer: std::net::SocketAddr,
     header_deadline: super::deadlines::Deadline,
     drain: watch::Receiver<bool>,
     idle_timeout: Duration,
+    h2: bool,
 }
+
+/// An idle HTTP/2 connection gets its GOAWAY; the client has this long to close it.
+const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 
 impl Ending {
     async fn serve<C, E>(self, connection: C, graceful_shutdown: impl FnOnce(std::pin::Pin<&mut C>))
@@ -248,7 +258,7 @@ impl Ending {
         C: std::future::Future<Output = Result<(), E>>,
         E: std::fmt::Display,
     {
-        let Ending { peer, header_deadline, mut drain, idle_timeout } = self;
+        let Ending { peer, header_deadline, mut drain, idle_timeout, h2 } = self;
         tokio::pin!(connection);
         tokio::select! {
             biased; // the connection first: no random choice on every request
@@ -258,7 +268,13 @@ impl Ending {
                 }
             }
             () = header_deadline => {
-                tracing::debug!(%peer, "no request head within the header read timeout; closed");
+                if h2 {
+                    tracing::debug!(%peer, "HTTP/2 connection idle for the idle timeout; GOAWAY");
+                    graceful_shutdown(connection.as_mut());
+                    let _ = tokio::time::timeout(GOAWAY_GRACE, connection).await;
+                } else {
+                    tracing::debug!(%peer, "no request head within the header read timeout; closed");
+                }
             }
             _ = drain.changed() => {
                 graceful_shutdown(connection.as_mut());

@@ -64,6 +64,12 @@ pub struct Metrics {
     pub upstream_timeouts: AtomicU64,
     upstream_latency: Histogram,
     pub token_bodies_unexamined: AtomicU64,
+    /// Requests refused because they could be read more than one way (CONTRACT §1.1).
+    pub requests_refused: AtomicU64,
+    /// Token-route bodies not complete within `server.body_read_timeout` (408).
+    pub body_read_timeouts: AtomicU64,
+    /// Logout-route requests whose session could not be ended.
+    pub logout_end_failures: AtomicU64,
     pub metadata_write_failures: AtomicU64,
     pub revoked_uses: AtomicU64,
     pub store_errors: AtomicU64,
@@ -178,8 +184,26 @@ impl Metrics {
         counter(
             &mut out,
             "helloguard_token_bodies_unexamined_total",
-            "Token bodies over 64 KiB passed through.",
+            "Token responses over 64 KiB passed through unexamined.",
             &self.token_bodies_unexamined,
+        );
+        counter(
+            &mut out,
+            "helloguard_requests_refused_total",
+            "Requests refused because they could be read more than one way (ambiguous cookie or token request).",
+            &self.requests_refused,
+        );
+        counter(
+            &mut out,
+            "helloguard_body_read_timeouts_total",
+            "Token-route bodies not complete within server.body_read_timeout (408).",
+            &self.body_read_timeouts,
+        );
+        counter(
+            &mut out,
+            "helloguard_logout_end_failures_total",
+            "Logout-route requests whose session could not be ended in the store.",
+            &self.logout_end_failures,
         );
         counter(
             &mut out,

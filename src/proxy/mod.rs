@@ -19,7 +19,6 @@
 
 pub mod admin;
 pub mod api_listener;
-pub mod body;
 pub mod capture;
 pub mod certificates;
 mod deadlines;
@@ -122,7 +121,7 @@ impl Proxy {
         let demo = Arc::new(demo::Demo::new(names.clone(), &config.session));
         let shared = Arc::new(service::Shared {
             upstream: upstream::Upstream::new(&config.server, demo).map_err(StartError::Upstream)?,
-            routes: routes::Routes::new(&config.routes),
+            routes: routes::Routes::new(&config.routes, &config.logout.jwks_path),
             session_lifetimes: config.session.lifetimes(),
             token_lifetimes: config.refresh_tokens.lifetimes(),
             names,

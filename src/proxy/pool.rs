@@ -20,7 +20,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::body::{boxed, Body, Guarded};
+use crate::http::body::{boxed, Body, Guarded};
 
 /// Connections to one origin.
 pub struct Pool {
@@ -172,7 +172,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
-    use crate::proxy::body::full;
+    use crate::http::body::full;
     use bytes::Bytes;
 
     const LIMITS: Limits =

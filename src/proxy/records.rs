@@ -16,52 +16,19 @@ use std::sync::Arc;
 use hyper::header::{self, HeaderMap};
 use hyper::{Response, StatusCode};
 
-use super::body::{buffer_up_to, full, Body, Buffered};
 use super::service::{
     record_decision, remove_hop_by_hop, route_client_id, Connection, Exchange, Shared, MAX_TOKEN_BODY,
 };
 use super::store_failure::{store_failed, StoreFailed};
 use crate::config::{RouteConfig, RouteKind};
 use crate::engine::{bind_on_response, Outcome, Reason, Route};
+use crate::http::body::{buffer_up_to, full, Body, Buffered};
+use crate::http::token_request::TokenRequest;
 use crate::logout::Initiator;
 use crate::session::records::{
     refresh_token_id, session_id, ClientRef, Device, RefreshToken, ResourceServer, Session, Versioned,
 };
 use crate::session::{RecordKind, StoreError, Timestamp};
-
-/// A token request's parameters (form or JSON body).
-#[derive(Debug, Default)]
-pub struct TokenRequest {
-    pub grant_type: Option<String>,
-    /// Present only for a refresh exchange (`grant_type=refresh_token`).
-    pub refresh_token: Option<String>,
-    pub client_id: Option<String>,
-    pub audience: Option<String>,
-}
-
-impl TokenRequest {
-    pub fn parse(headers: &HeaderMap, body: &[u8]) -> Self {
-        let is_json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
-        // Both encodings become string pairs; non-string JSON values are not parameters.
-        let pairs: Vec<(String, String)> = if is_json {
-            match serde_json::from_slice::<serde_json::Value>(body) {
-                Ok(serde_json::Value::Object(map)) => {
-                    map.into_iter().filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned()))).collect()
-                }
-                _ => Vec::new(),
-            }
-        } else {
-            form_urlencoded::parse(body).into_owned().collect()
-        };
-        let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-        let grant_type = get("grant_type");
-        let refresh_token = get("refresh_token").filter(|_| grant_type.as_deref() == Some("refresh_token"));
-        Self { grant_type, refresh_token, client_id: get("client_id"), audience: get("audience") }
-    }
-}
 
 /// Everything the response phase needs from the request phase.
 pub struct RequestContext<'r> {
@@ -148,7 +115,7 @@ pub async fn on_response(context: RequestContext<'_>, response: Response<Body>) 
             }
             Err(error) => {
                 tracing::warn!(%error, "token response body unreadable");
-                return super::body::json_response(
+                return crate::http::body::json_response(
                     StatusCode::BAD_GATEWAY,
                     &serde_json::json!({"error": "bad_gateway", "message": "upstream body failed"}),
                 );
@@ -156,16 +123,14 @@ pub async fn on_response(context: RequestContext<'_>, response: Response<Body>) 
         }
     }
 
-    if let Some(session) = context.session.as_ref().filter(|s| Some(&s.record.id) == bound_session.as_ref()) {
-        note_activity(&context, session).await;
-    }
-
-    if context.kind() == Some(RouteKind::Logout) && (parts.status.is_success() || parts.status.is_redirection()) {
+    let logged_out =
+        context.kind() == Some(RouteKind::Logout) && (parts.status.is_success() || parts.status.is_redirection());
+    if logged_out {
         if let Some(session) = &context.session {
-            if let Err(error) = shared.sessions.end(session, Initiator::RpLogout, context.now).await {
-                store_failed(shared, "end logged-out session", &error);
-            }
+            end_logged_out(&context, &session.record.id).await;
         }
+    } else if let Some(session) = context.session.as_ref().filter(|s| Some(&s.record.id) == bound_session.as_ref()) {
+        note_activity(&context, session).await;
     }
 
     if confirmed {
@@ -175,7 +140,22 @@ pub async fn on_response(context: RequestContext<'_>, response: Response<Body>) 
     Response::from_parts(parts, body)
 }
 
-/// The first `Set-Cookie` for `name` that sets a non-empty value without expiring it.
+/// A logout the upstream accepted ends the session as it is now: a concurrent write (this or
+/// another request's activity note, a rebind) is no reason to leave it live. A session that still
+/// cannot be ended is logged at warn level and counted.
+async fn end_logged_out(context: &RequestContext<'_>, id: &str) {
+    let shared = context.shared;
+    if let Err(error) = shared.sessions.end_current(id, Initiator::RpLogout, context.now).await {
+        shared.metrics.logout_end_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if matches!(error, StoreError::Backend(_)) {
+            shared.metrics.store_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        tracing::warn!(%error, session_id = id, "logout accepted by the upstream, but the session could not be ended");
+    }
+}
+
+/// The first `Set-Cookie` for `name` that sets a non-empty value without expiring it; the value as
+/// the session cookie is read back from requests (unquoted).
 pub fn new_session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|line| {
         let mut attributes = line.split(';');
@@ -191,7 +171,8 @@ pub fn new_session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
                 _ => false,
             }
         });
-        (!expires_it).then(|| value.trim().to_owned())
+        let value = crate::http::cookies::unquoted(value.trim().as_bytes());
+        (!expires_it && !value.is_empty()).then(|| String::from_utf8_lossy(value).into_owned())
     })
 }
 
@@ -522,18 +503,9 @@ mod tests {
         assert_eq!(new_session_cookie(&headers, "session"), None);
         headers.append(header::SET_COOKIE, "session=abc; Path=/; HttpOnly".parse().unwrap());
         assert_eq!(new_session_cookie(&headers, "session").as_deref(), Some("abc"));
-    }
-
-    #[test]
-    fn token_requests_from_form_and_json() {
-        let form = TokenRequest::parse(&HeaderMap::new(), b"grant_type=refresh_token&refresh_token=r1&client_id=web");
-        assert_eq!(form.refresh_token.as_deref(), Some("r1"));
-        assert_eq!(form.client_id.as_deref(), Some("web"));
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
-        let json = TokenRequest::parse(&headers, br#"{"grant_type":"password","refresh_token":"x"}"#);
-        assert_eq!(json.refresh_token, None, "only refresh_token grants are exchanges");
-        assert_eq!(json.grant_type.as_deref(), Some("password"));
+        let mut quoted = HeaderMap::new();
+        quoted.append(header::SET_COOKIE, "session=\"q1\"; Path=/".parse().unwrap());
+        assert_eq!(new_session_cookie(&quoted, "session").as_deref(), Some("q1"), "read back unquoted");
     }
 
     #[test]

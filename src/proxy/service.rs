@@ -19,10 +19,9 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 
-use super::body::{buffer_up_to, full, json_response, Body, Buffered};
 use super::capture::ConnectionFingerprint;
 use super::deadlines::Deadlines;
-use super::headers::{remove_where, HeaderNames};
+use super::headers::HeaderNames;
 use super::metrics::Metrics;
 use super::records::{self, RequestContext};
 use super::routes::Routes;
@@ -32,11 +31,16 @@ use super::upstream::{Upstream, UpstreamError};
 use crate::config::{Config, RouteConfig, RouteKind};
 use crate::engine::audit::{AuditSink, DecisionEvent};
 use crate::engine::{decide, Decision, Event, Mode, Observed, Outcome, Policy, Route, Verdict};
+use crate::http::body::{discard_up_to, full, json_response, read_whole, Body, ReadError};
+use crate::http::cookies;
+use crate::http::header_names::remove_where;
+use crate::http::path::normalise;
+use crate::http::token_request::{self, Refusal, TokenRequest};
 use crate::logout::Initiator;
 use crate::session::records::{refresh_token_id, session_id, Lifetimes, RefreshToken, Session, Versioned};
 use crate::session::{RecordKind, Store, Timestamp};
 
-/// Token bodies larger than this are passed through unexamined (CONTRACT §1).
+/// Token responses larger than this are passed through unexamined (CONTRACT §1).
 pub const MAX_TOKEN_BODY: usize = 64 * 1024;
 
 /// What every request of the proxy shares.
@@ -103,6 +107,7 @@ impl Connection {
             ja3n: f.ja3n.as_ref().map_or("", |v| v.as_str()),
             ja4: f.binding.ja4.as_str(),
             ja4_stable: f.binding.ja4_stable.as_str(),
+            ja4_stable_v1: f.binding.ja4_stable_v1.as_str(),
         })
     }
 }
@@ -133,29 +138,41 @@ pub async fn handle(
     request: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
     shared.metrics.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    // 0. reserved paths, answered here and never forwarded
-    if request.uri().path() == shared.config.logout.jwks_path {
-        return jwks(&shared, request.method());
-    }
+    // Routes and reserved paths are matched on the path's normal form (CONTRACT §1.1); the request
+    // goes on with its own path.
+    let (route, reserved) = {
+        let normal = normalise(request.uri().path());
+        // 0. reserved paths, answered here and never forwarded
+        if shared.routes.is_jwks(&normal) {
+            return jwks(&shared, request.method());
+        }
+        (shared.routes.classify(request.method(), &normal).cloned(), shared.api.claims_on_proxy_listener(&normal))
+    };
     // 0. the Management API, when it shares this listener: reserved, never forwarded. (Here and
     // on the route-only branches below, the awaited future is boxed: hyper moves the request's
     // future whole, and these would otherwise make it several times the 4.5 KB every request needs.)
-    if shared.api.claims_on_proxy_listener(request.uri().path()) {
-        return Box::pin(shared.api.handle(shared.api_backend(), request.map(super::body::boxed))).await;
+    if reserved {
+        return Box::pin(shared.api.handle(shared.api_backend(), request.map(crate::http::body::boxed))).await;
     }
     let (mut parts, body) = request.into_parts();
 
-    // 1. hygiene
+    // 1. hygiene: helloguard's own header names, and the session cookie's one reading
     shared.names.strip_client_headers(&mut parts.headers);
+    let cookie = match cookies::read(&parts.headers, &shared.config.session.cookie_name) {
+        Ok(cookie) => cookie,
+        Err(ambiguous) => return refused(&shared, StatusCode::BAD_REQUEST, "invalid_request", &ambiguous.to_string()),
+    };
+    if let Some(rewrite) = cookie.rewrite {
+        cookies::apply(&mut parts.headers, rewrite);
+    }
 
-    // 2. classify
-    let route = shared.routes.classify(&parts.method, parts.uri.path()).cloned();
+    // 2. classify: the route (above), the live session, a token request's one reading
     let now = Timestamp::now();
     // Fail-open on a store failure: no session, and no decision (see `store_failure`).
     let mut store_down = false;
     // The session and the exchange below are boxed: rarely there, they would otherwise take room in
     // the future of every request.
-    let session = match find_session(&shared, &connection, &mut parts.headers, now).await {
+    let session = match find_session(&shared, &connection, cookie.value.as_deref(), &mut parts.headers, now).await {
         Ok(session) => session.map(Box::new),
         Err(failed) => match failed.answer(&shared, route.as_ref()) {
             Some(refused) => return refused,
@@ -165,21 +182,17 @@ pub async fn handle(
             }
         },
     };
-    let mut body = super::body::boxed(body);
+    let mut body = crate::http::body::boxed(body);
     let mut token_request = None;
     if route.as_ref().is_some_and(|r| r.kind == RouteKind::Token) {
         // helloguard must read the answer, so no compressed encodings (CONTRACT §1).
         parts.headers.remove(header::ACCEPT_ENCODING);
-        match Box::pin(buffer_up_to(body, MAX_TOKEN_BODY)).await {
-            Ok(Buffered::Complete(bytes)) => {
-                token_request = Some(records::TokenRequest::parse(&parts.headers, &bytes));
+        match Box::pin(read_token_request(&shared, &parts, body)).await {
+            Ok((request, bytes)) => {
+                token_request = Some(request);
                 body = full(bytes);
             }
-            Ok(Buffered::TooLarge(rest)) => {
-                shared.metrics.token_bodies_unexamined.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                body = rest;
-            }
-            Err(error) => return bad_request(&format!("unreadable request body: {error}")),
+            Err(answer) => return answer,
         }
     }
     let exchange = match token_request.as_ref().and_then(|t| t.refresh_token.as_deref()) {
@@ -230,7 +243,11 @@ pub async fn handle(
     // Only a switch hands the connection over; any other answer to an upgrade request is an
     // ordinary response (a client cannot skip binding or logout by asking for an upgrade).
     let response = match upgrade {
-        Some(upgrade) if response.status() == StatusCode::SWITCHING_PROTOCOLS => return upgrade.switch(response),
+        Some(upgrade) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            let mut response = response;
+            records::clean_head(&shared, response.headers_mut());
+            return upgrade.switch(response);
+        }
         _ => response,
     };
 
@@ -276,12 +293,12 @@ fn jwks(shared: &Shared, method: &hyper::Method) -> Response<Body> {
 async fn find_session(
     shared: &Shared,
     connection: &Connection,
+    cookie: Option<&[u8]>,
     headers: &mut HeaderMap,
     now: Timestamp,
 ) -> Result<Option<Versioned<Session>>, StoreFailed> {
-    let cookie_name = &shared.config.session.cookie_name;
-    let Some(value) = cookie_value(headers, cookie_name) else { return Ok(None) };
-    let id = session_id(&value);
+    let Some(value) = cookie else { return Ok(None) };
+    let id = session_id(value);
     match shared.store.get_session(&id).await {
         Ok(Some(session)) if !session.record.is_expired(now) => return Ok(Some(session)),
         Ok(Some(expired)) => {
@@ -297,7 +314,8 @@ async fn find_session(
     let tombstone = shared.store.get_tombstone(&id, now).await;
     let tombstone = tombstone.map_err(|error| store_failed(shared, "session tombstone lookup", &error))?;
     if tombstone.is_some() {
-        remove_cookie(headers, cookie_name);
+        let rewrite = cookies::without_session(headers, &shared.config.session.cookie_name);
+        cookies::apply(headers, rewrite);
         shared.metrics.revoked_uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         shared.audit.record(&json!({
             "event": "revoked_use", "time": now, "route": "login", "session_id": id,
@@ -306,6 +324,60 @@ async fn find_session(
     }
     Ok(None)
 }
+
+/// A token-route request read whole and in its one reading (CONTRACT §1.1), with the bytes the
+/// upstream is to get; or the answer that refuses it.
+async fn read_token_request(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    body: Body,
+) -> Result<(TokenRequest, Bytes), Response<Body>> {
+    let limit = token_request::MAX_BODY;
+    let bytes = match read_whole(body, limit, shared.config.server.body_read_timeout.0).await {
+        Ok(bytes) => bytes,
+        Err(ReadError::TooLarge(rest)) => {
+            // Read on a little so the client sees the answer rather than a reset.
+            discard_up_to(rest, DISCARD_LIMIT, DISCARD_TIME).await;
+            return Err(token_refusal(shared, Refusal::TooLarge));
+        }
+        Err(ReadError::Timeout) => {
+            shared.metrics.body_read_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut answer =
+                refused(shared, StatusCode::REQUEST_TIMEOUT, "invalid_request", "Request body not received in time.");
+            if parts.version < hyper::Version::HTTP_2 {
+                answer.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return Err(answer);
+        }
+        Err(ReadError::Failed(error)) => return Err(bad_request(&format!("unreadable request body: {error}"))),
+    };
+    match token_request::read(&parts.headers, parts.uri.query(), &bytes) {
+        Ok(request) => Ok((request, bytes)),
+        Err(refusal) => Err(token_refusal(shared, refusal)),
+    }
+}
+
+/// A refused token request's answer, OAuth-shaped (`invalid_request`).
+fn token_refusal(shared: &Shared, refusal: Refusal) -> Response<Body> {
+    let status = match refusal {
+        Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    refused(shared, status, "invalid_request", &refusal.to_string())
+}
+
+/// A request answered here because it could not be read one way only; counted.
+fn refused(shared: &Shared, status: StatusCode, error: &str, description: &str) -> Response<Body> {
+    shared.metrics.requests_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut answer = json_response(status, &json!({"error": error, "error_description": description}));
+    answer.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    answer
+}
+
+/// A refused body is still read, up to this much more and for at most this long, so the client
+/// gets its answer (see [`discard_up_to`]).
+const DISCARD_LIMIT: usize = 1024 * 1024;
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The presented refresh token's record. A tombstoned token is answered `invalid_grant` at once; a
 /// store failure is answered per `[store] on_error` (fail-open: `None`, no exchange to decide on).
@@ -617,37 +689,6 @@ fn prepare_upstream_headers(
     }
 }
 
-/// The first value of cookie `name` across `Cookie` headers.
-pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim().to_owned())
-}
-
-/// Drop cookie `name` from every `Cookie` header, keeping the others.
-fn remove_cookie(headers: &mut HeaderMap, name: &str) {
-    let kept: Vec<String> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty() && pair.split_once('=').is_none_or(|(key, _)| key != name))
-        .map(str::to_owned)
-        .collect();
-    headers.remove(header::COOKIE);
-    if let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
-        if !kept.is_empty() {
-            headers.insert(header::COOKIE, value);
-        }
-    }
-}
-
 fn bad_request(message: &str) -> Response<Body> {
     json_response(StatusCode::BAD_REQUEST, &json!({"error": "bad_request", "message": message}))
 }
@@ -675,17 +716,6 @@ pub fn route_client_id(route: Option<&RouteConfig>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cookies_first_occurrence_and_removal() {
-        let mut headers = HeaderMap::new();
-        headers.append(header::COOKIE, "a=1; session=first".parse().unwrap());
-        headers.append(header::COOKIE, "session=second; b=2".parse().unwrap());
-        assert_eq!(cookie_value(&headers, "session").as_deref(), Some("first"));
-        remove_cookie(&mut headers, "session");
-        assert_eq!(headers.get(header::COOKIE).unwrap(), "a=1; b=2");
-        assert_eq!(cookie_value(&headers, "session"), None);
-    }
 
     #[test]
     fn hop_by_hop_headers_go() {

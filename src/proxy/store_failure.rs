@@ -17,9 +17,9 @@ use hyper::header::{HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use serde_json::json;
 
-use super::body::{json_response, Body};
 use super::service::Shared;
 use crate::config::{FailurePolicy, RouteConfig, RouteKind};
+use crate::http::body::{json_response, Body};
 use crate::session::StoreError;
 
 /// A store operation failed; it has been logged (and counted when the backend failed).

@@ -13,11 +13,11 @@ use hyper::header::{HeaderValue, HOST};
 use hyper::http::uri::{Authority, PathAndQuery};
 use hyper::{Request, Response, Uri};
 
-use super::body::Body;
 use super::demo::Demo;
 use super::pool::{Limits, Pool};
 use super::service::Connection;
 use crate::config::{ServerConfig, Upstream as UpstreamConfig};
+use crate::http::body::Body;
 
 /// Why the upstream gave no response.
 #[derive(Debug, thiserror::Error)]

@@ -70,8 +70,8 @@ fn derive_id(prefix: &str, domain: &[u8], secret: &[u8]) -> String {
 }
 
 /// The session id for a raw session cookie value (`ses_…`).
-pub fn session_id(cookie_value: &str) -> String {
-    derive_id("ses_", b"helloguard/session\0", cookie_value.as_bytes())
+pub fn session_id(cookie_value: impl AsRef<[u8]>) -> String {
+    derive_id("ses_", b"helloguard/session\0", cookie_value.as_ref())
 }
 
 /// The refresh-token id for a raw refresh token (`rt_…`).

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 /// FINGERPRINTS.md §5.
 const CHROME_JA4: &str = "t13d1516h2_8daaf6152771_e5627efa2ab1";
 const RESUMED_JA4: &str = "t13d1516h2_8daaf6152771_9b887d9acb53";
-const CHROME_JA4_STABLE: &str = "t13d1515h2_8daaf6152771_f37e75b10bcc";
+const CHROME_JA4_STABLE: &str = "t13d1514h2_8daaf6152771_59204b37da4c";
 
 /// One captured hello with its fingerprints.
 #[derive(Debug, Clone)]
@@ -39,14 +39,14 @@ struct Hello {
 
 impl Hello {
     fn observed(&self) -> Observed<'_> {
-        Observed { ja3: &self.ja3, ja3n: &self.ja3n, ja4: &self.ja4, ja4_stable: &self.ja4_stable }
+        Observed { ja3: &self.ja3, ja3n: &self.ja3n, ja4: &self.ja4, ja4_stable: &self.ja4_stable, ja4_stable_v1: "" }
     }
 }
 
-/// `ja4_stable` from `ja4` and `ja4_r`: drop padding, pre_shared_key and early_data from the
-/// extension count (part a) and from the hashed extension list (part c).
+/// `ja4_stable` from `ja4` and `ja4_r`: drop padding, session_ticket, pre_shared_key and
+/// early_data from the extension count (part a) and from the hashed extension list (part c).
 fn ja4_stable(ja4: &str, ja4_r: &str) -> String {
-    const DROPPED: [&str; 3] = ["0015", "0029", "002a"];
+    const DROPPED: [&str; 4] = ["0015", "0023", "0029", "002a"];
     let parts: Vec<&str> = ja4_r.split('_').collect();
     let (a, exts, sigalgs) = (parts[0], parts[2], parts.get(3).copied().unwrap_or(""));
     let kept: Vec<&str> = exts.split(',').filter(|e| !DROPPED.contains(e)).collect();
@@ -124,8 +124,12 @@ fn ja4_stable_matches_fingerprints_md() {
     }
     assert_eq!(h[2].ja4, RESUMED_JA4);
     assert_eq!(h[2].ja4_stable, CHROME_JA4_STABLE);
-    // The TLS 1.2 client has none of the three extensions: its ja4_stable is its ja4.
-    assert_eq!(h[1].ja4_stable, h[1].ja4);
+    // The TLS 1.2 client's only unstable extension is session_ticket: one extension fewer, the
+    // same ciphers.
+    let (ja4, stable) = (&h[1].ja4, &h[1].ja4_stable);
+    assert_eq!(&ja4[..6], &stable[..6]);
+    assert_eq!(ja4[6..8].parse::<u8>().unwrap(), stable[6..8].parse::<u8>().unwrap() + 1, "{ja4} {stable}");
+    assert_eq!(ja4.split('_').nth(1), stable.split('_').nth(1));
 }
 
 fn login<'a, 's>(stored: Option<&'s Metadata>, observed: Option<Observed<'a>>) -> Event<'a, 's> {
@@ -318,19 +322,25 @@ fn refresh_from_another_client_is_challenged_and_rejected_in_enforce() {
 }
 
 #[test]
-fn unknown_fingerprint_allows_and_is_audited() {
+fn unknown_fingerprint_on_a_bound_record_is_challenged_and_audited() {
     let Some(h) = latest_hellos() else { return };
     let policy = Policy::default();
     let mut stored = Metadata::new();
     let bound = decide(&login(Some(&stored), Some(h[0].observed())), &policy);
     apply(&mut stored, &bound);
 
+    // A client can make its own capture fail (an oversized or stalled hello): an unknown
+    // fingerprint never passes a binding (CONTRACT §3).
     let d = decide(&login(Some(&stored), None), &policy);
-    assert_eq!((d.verdict, d.reason), (Verdict::Allow, Reason::FingerprintUnknown));
+    assert_eq!((d.verdict, d.reason), (Verdict::Challenge, Reason::FingerprintUnknown));
     assert!(d.writes.is_empty(), "an unknown fingerprint is never written");
-    // Never binds either, even on a record with nothing bound.
+    let d_refresh = decide(&refresh(Some(&stored), None), &policy);
+    assert_eq!((d_refresh.verdict, d_refresh.reason), (Verdict::Challenge, Reason::FingerprintUnknown));
+    assert_eq!(d_refresh.outcome(&policy), Outcome::Rejected);
+    // Never binds either: a record with nothing bound is allowed, and stays unbound.
     let d_empty = decide(&login(Some(&Metadata::new()), None), &policy);
-    assert_eq!(d_empty.reason, Reason::FingerprintUnknown);
+    assert_eq!((d_empty.verdict, d_empty.reason), (Verdict::Allow, Reason::FingerprintUnknown));
+    assert!(d_empty.writes.is_empty());
 
     let sink = JsonLines::new(Vec::new());
     let event = DecisionEvent {
@@ -350,7 +360,8 @@ fn unknown_fingerprint_allows_and_is_audited() {
     let line: Value = serde_json::from_str(text.trim_end()).unwrap();
     assert_eq!(
         line,
-        json!({"event":"decision","time":"2025-01-15T09:30:00.000Z","decision":"allow","reason":"fingerprint_unknown",
+        json!({"event":"decision","time":"2025-01-15T09:30:00.000Z","decision":"challenge","reason":"fingerprint_unknown",
+               "challenge":{"type":"otp"},"additional_factors":[{"type":"push-notification"},{"type":"phone"}],
                "route":"login","session_id":"ses_test","refresh_token_id":null,"mode":"enforce","outcome":"forwarded",
                "user_id":"auth0|u1","observed":null,
                "stored":{"ja3":h[0].ja3,"ja4":CHROME_JA4,"ja4_stable":CHROME_JA4_STABLE},
@@ -361,7 +372,7 @@ fn unknown_fingerprint_allows_and_is_audited() {
 #[test]
 fn rows_before_fingerprints() {
     let policy = Policy::default();
-    let observed = Observed { ja3: "a", ja3n: "n", ja4: "b", ja4_stable: "c" };
+    let observed = Observed { ja3: "a", ja3n: "n", ja4: "b", ja4_stable: "c", ja4_stable_v1: "" };
     let d = decide(&login(None, Some(observed)), &policy);
     assert_eq!((d.verdict, d.reason), (Verdict::Allow, Reason::NoSession));
     let d = decide(&refresh(None, None), &policy);
@@ -375,7 +386,7 @@ fn rows_before_fingerprints() {
 #[test]
 fn ja3n_compare_writes_ja3n_too() {
     let policy = Policy { compare: CompareKey::Ja3n, ..Policy::default() };
-    let observed = Observed { ja3: "a", ja3n: "n", ja4: "b", ja4_stable: "c" };
+    let observed = Observed { ja3: "a", ja3n: "n", ja4: "b", ja4_stable: "c", ja4_stable_v1: "" };
     let d = decide(&login(Some(&Metadata::new()), Some(observed)), &policy);
     assert_eq!(d.writes.iter().collect::<Vec<_>>(), [("ja3", "a"), ("ja4", "b"), ("ja4_stable", "c"), ("ja3n", "n")]);
     let mut stored = Metadata::new();
@@ -394,7 +405,7 @@ fn ja3n_compare_writes_ja3n_too() {
 #[test]
 fn failed_bind_becomes_allow_with_wrapped_error() {
     let policy = Policy::default();
-    let observed = Observed { ja3: "a", ja3n: "", ja4: "b", ja4_stable: "c" };
+    let observed = Observed { ja3: "a", ja3n: "", ja4: "b", ja4_stable: "c", ja4_stable_v1: "" };
     let full = Metadata::from_pairs((0..25).map(|i| (format!("k{i}"), "v".to_owned()))).unwrap();
     let d = decide(&login(Some(&full), Some(observed)), &policy);
     assert_eq!(d.verdict, Verdict::Bind);
@@ -430,13 +441,13 @@ fn configured_factors_shape_the_challenge() {
     let factors = Factors::new(Factor::Email, &[Factor::Phone]).unwrap();
     let policy = Policy { factors, ..Policy::default() };
     let stored = Metadata::from_pairs([("ja4_stable", "x")]).unwrap();
-    let observed = Observed { ja3: "a", ja3n: "", ja4: "b", ja4_stable: "y" };
+    let observed = Observed { ja3: "a", ja3n: "", ja4: "b", ja4_stable: "y", ja4_stable_v1: "" };
     let d = decide(&login(Some(&stored), Some(observed)), &policy);
     let v = json_of(&d.to_json());
     assert_eq!(v["challenge"], json!({"type":"email"}));
     assert_eq!(v["additional_factors"], json!([{"type":"phone"}]));
     // Non-challenge decisions carry neither field.
-    let d = decide(&login(Some(&stored), None), &policy);
+    let d = decide(&login(Some(&stored), Some(Observed { ja4_stable: "x", ..observed })), &policy);
     let v = json_of(&d.to_json());
     assert!(v.get("challenge").is_none() && v.get("additional_factors").is_none());
 }

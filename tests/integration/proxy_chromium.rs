@@ -154,6 +154,7 @@ async fn a_logged_in_chromium_is_not_challenged_on_new_connections() {
             path: "/authorize".to_owned(),
             methods: vec!["GET".to_owned()],
             client_id: Some("demo".to_owned()),
+            case_sensitive: false,
         })
     })
     .await;

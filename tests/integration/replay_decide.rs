@@ -14,7 +14,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_helloguard");
 
 /// `ja4_stable` of Chrome in `latest.pcapng` (FINGERPRINTS.md §5).
-const CHROME_JA4_STABLE: &str = "t13d1515h2_8daaf6152771_f37e75b10bcc";
+const CHROME_JA4_STABLE: &str = "t13d1514h2_8daaf6152771_59204b37da4c";
 
 fn foxio(vectors: &Path, name: &str) -> PathBuf {
     vectors.join("foxio/pcap").join(name)

@@ -81,10 +81,10 @@ fn ja4_stable_ignores_resumption_and_padding() {
     let rows = jsonl(&dir.join("clienthellos.jsonl"));
     // FINGERPRINTS.md §5: expected values listed there.
     let cases = [
-        ("latest.pcapng", ":52938#", "t13d1516h2_8daaf6152771_9b887d9acb53", "t13d1515h2_8daaf6152771_f37e75b10bcc"),
-        ("latest.pcapng", ":52936#", "t13d1516h2_8daaf6152771_e5627efa2ab1", "t13d1515h2_8daaf6152771_f37e75b10bcc"),
-        ("latest.pcapng", ":52940#", "t13d1516h2_8daaf6152771_e5627efa2ab1", "t13d1515h2_8daaf6152771_f37e75b10bcc"),
-        ("latest.pcapng", ":52941#", "t13d1516h2_8daaf6152771_e5627efa2ab1", "t13d1515h2_8daaf6152771_f37e75b10bcc"),
+        ("latest.pcapng", ":52938#", "t13d1516h2_8daaf6152771_9b887d9acb53", "t13d1514h2_8daaf6152771_59204b37da4c"),
+        ("latest.pcapng", ":52936#", "t13d1516h2_8daaf6152771_e5627efa2ab1", "t13d1514h2_8daaf6152771_59204b37da4c"),
+        ("latest.pcapng", ":52940#", "t13d1516h2_8daaf6152771_e5627efa2ab1", "t13d1514h2_8daaf6152771_59204b37da4c"),
+        ("latest.pcapng", ":52941#", "t13d1516h2_8daaf6152771_e5627efa2ab1", "t13d1514h2_8daaf6152771_59204b37da4c"),
         ("tls3.pcapng", "", "q13d0311h3_55b375c5d22e_3512bcbbc9ec", "q13d0310h3_55b375c5d22e_cd85d2d88918"),
         ("tls3.pcapng", "", "q13d0310h3_55b375c5d22e_cd85d2d88918", "q13d0310h3_55b375c5d22e_cd85d2d88918"),
     ];
@@ -175,8 +175,11 @@ fn strings_json_ja4_cases() {
     for (form, got) in FORMS[..4].iter().zip(forms(&all)) {
         assert_eq!(got, str_field(example, form), "worked example {form}");
     }
-    // FINGERPRINTS.md §8: removing padding gives the retry value.
-    assert_eq!(all.ja4_stable.as_str(), "t13d1515h2_8daaf6152771_f37e75b10bcc");
+    // FINGERPRINTS.md §8: removing padding and session_ticket; the earlier rule removed padding
+    // only, which gives the retry value.
+    assert_eq!(all.ja4_stable.as_str(), "t13d1514h2_8daaf6152771_59204b37da4c");
+    let v1 = fingerprint::ja4_stable_v1_with_ticket(&hello, Transport::Tcp, AlpnMode::Spec);
+    assert_eq!(v1.as_str(), "t13d1515h2_8daaf6152771_f37e75b10bcc");
 
     // Same extensions, no signature algorithms: part c has no trailing `_`.
     let no_sigs = &ja4_cases[1];

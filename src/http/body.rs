@@ -1,5 +1,10 @@
-//! Bodies: one boxed type for everything the proxy sends, and bounded buffering for the bodies it
-//! must read (token requests and responses), which falls back to streaming when a body is too big.
+//! Bodies: one boxed type for everything helloguard sends, and bounded reading of the bodies it
+//! must read (token requests and responses, Management API bodies).
+//!
+//! A body read here is copied into one buffer as it arrives, never kept as the frames it came in:
+//! a frame is a slice of the connection's read buffer, and a client that trickles a body in
+//! one-byte TLS records or DATA frames would otherwise pin a read buffer (kilobytes) per byte.
+//! Memory held for a body is its size plus a constant, whatever the record and frame sizes.
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
@@ -81,21 +86,75 @@ pub async fn buffer_up_to(mut body: Body, limit: usize) -> Result<Buffered, BoxE
     if body.size_hint().lower() > limit as u64 {
         return Ok(Buffered::TooLarge(body));
     }
-    let mut collected: Vec<Bytes> = Vec::new();
-    let mut size = 0;
+    let mut collected = Collector::new(&body, limit);
     while let Some(frame) = body.frame().await {
-        let frame = frame?;
-        if let Some(data) = frame.data_ref() {
-            size += data.len();
-            collected.push(data.clone());
-            if size > limit {
-                let head = stream::iter(collected.into_iter().map(|b| Ok::<_, BoxError>(Frame::data(b))));
-                let rest = BodyStream::new(body);
-                return Ok(Buffered::TooLarge(BodyExt::boxed(StreamBody::new(head.chain(rest)))));
-            }
+        if collected.add(frame?) {
+            let head = stream::iter([Ok::<_, BoxError>(Frame::data(collected.finish()))]);
+            let rest = BodyStream::new(body);
+            return Ok(Buffered::TooLarge(BodyExt::boxed(StreamBody::new(head.chain(rest)))));
         }
     }
-    Ok(Buffered::Complete(collected.concat().into()))
+    Ok(Buffered::Complete(collected.finish()))
+}
+
+/// Why [`read_whole`] has no body.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Over the limit; the rest of the body, which the caller may read and discard.
+    TooLarge(Body),
+    /// Not all there within the time allowed.
+    Timeout,
+    /// The client's stream failed.
+    Failed(BoxError),
+}
+
+/// Read `body` whole, at most `limit` bytes, within `time`: a body the proxy must decide on is
+/// either read completely or refused, never passed on unread.
+pub async fn read_whole(mut body: Body, limit: usize, time: std::time::Duration) -> Result<Bytes, ReadError> {
+    if body.size_hint().lower() > limit as u64 {
+        return Err(ReadError::TooLarge(body));
+    }
+    let mut collected = Collector::new(&body, limit);
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            if collected.add(frame.map_err(ReadError::Failed)?) {
+                return Err(ReadError::TooLarge(full(Bytes::new())));
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(time, read).await {
+        Err(_) => Err(ReadError::Timeout),
+        Ok(Err(ReadError::TooLarge(_))) => Err(ReadError::TooLarge(body)),
+        Ok(Err(error)) => Err(error),
+        Ok(Ok(())) => Ok(collected.finish()),
+    }
+}
+
+/// Data frames copied into one buffer, up to a limit.
+struct Collector {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl Collector {
+    fn new(body: &Body, limit: usize) -> Self {
+        // A declared length is reserved at once; otherwise the buffer grows as the data comes.
+        let expected = usize::try_from(body.size_hint().exact().unwrap_or(0)).unwrap_or(0).min(limit);
+        Self { bytes: Vec::with_capacity(expected), limit }
+    }
+
+    /// Take one frame's data; `true` once the body is over the limit.
+    fn add(&mut self, frame: Frame<Bytes>) -> bool {
+        if let Some(data) = frame.data_ref() {
+            self.bytes.extend_from_slice(data);
+        }
+        self.bytes.len() > self.limit
+    }
+
+    fn finish(self) -> Bytes {
+        Bytes::from(self.bytes)
+    }
 }
 
 /// Read and throw away up to `limit` more bytes of a refused `body`, for at most `time`. A client

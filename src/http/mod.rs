@@ -1,0 +1,19 @@
+//! What is HTTP but not proxying: the canonical-request rules of CONTRACT §1.1 and bodies read
+//! with limits. Each reader is a pure function of the request's parts (sans-I/O, like
+//! [`crate::hello`]), so a fuzz target drives exactly what the proxy runs.
+//!
+//! | file | owns |
+//! |---|---|
+//! | [`body`] | the one body type; bounded, copying, time-limited reading |
+//! | [`cookies`] | the session cookie's one reading, and the single `Cookie` header forwarded |
+//! | [`token_request`] | a token-route request's one reading (media type, encoding, parameters) or its refusal |
+//! | [`path`] | the normal form routes and reserved paths are matched on |
+//! | [`header_names`] | header names that read as helloguard's own under case folding and `_` |
+//!
+//! Nothing here knows about sessions or stores.
+
+pub mod body;
+pub mod cookies;
+pub mod header_names;
+pub mod path;
+pub mod token_request;
