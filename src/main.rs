@@ -20,6 +20,14 @@ use helloguard::pcap::{DecideOptions, Options as ReplayOptions, SessionKey};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Each proxy worker runs the allocator's collection now and then (see `proxy::upkeep`): it
+/// performs the delayed returns of freed memory to the system, which mimalloc otherwise performs
+/// only inside later allocations on that thread, so a worker that went quiet kept a burst's memory.
+fn collect_freed_memory() {
+    // SAFETY: mi_collect takes a flag and only walks mimalloc's own structures of this thread.
+    unsafe { libmimalloc_sys::mi_collect(false) };
+}
+
 /// The replay keeps its memory bounded (the README's hostile-capture figures), so it gives up
 /// transparent huge pages: mimalloc asks for them on its arenas, and where the kernel grants them
 /// on request (`transparent_hugepage/enabled = madvise`) a touched 4 KiB page can make 2 MiB
@@ -275,6 +283,7 @@ fn serve_command(
         Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
     }
     // The first of `[server] workers` event loops; the proxy starts the others (see `proxy::listener`).
+    helloguard::proxy::upkeep::install(collect_freed_memory);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(helloguard::proxy::serve(config))
 }

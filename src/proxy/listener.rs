@@ -84,6 +84,7 @@ impl Worker {
         let Worker { index, limit, tls, shared, mut shutdown } = self;
         let listener = TcpListener::from_std(listener)?;
         let deadlines = Deadlines::start();
+        super::upkeep::start(shutdown.clone());
         loop {
             let (socket, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {

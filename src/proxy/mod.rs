@@ -14,6 +14,7 @@
 //! | [`upgrade`] | WebSocket (and other `Upgrade:`) connections passed through |
 //! | [`admin`], [`metrics`] | `/metrics`, `/healthz`, `/readyz` |
 //! | [`api_listener`] | the Management API's own listener, when `[api] listen` is set |
+//! | [`upkeep`] | the allocator's collection run on each worker, so freed memory goes back |
 //!
 //! The proxy holds no decision logic: that is [`crate::engine`].
 
@@ -35,6 +36,7 @@ pub mod service;
 pub mod store_failure;
 pub mod tls;
 pub mod upgrade;
+pub mod upkeep;
 pub mod upstream;
 
 use std::net::SocketAddr;

@@ -251,3 +251,46 @@ pub async fn closed_by_peer(stream: &mut (impl AsyncRead + Unpin), limit: Durati
     .await
     .is_ok()
 }
+
+/// Connect from source address `from` (another loopback address: another client IP) and complete
+/// the TLS handshake.
+pub async fn connect_from(target: &Target<'_>, client: Client, from: std::net::IpAddr) -> io::Result<Connected> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(client, target.roots)));
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    let inner = socket.connect(target.addr).await?;
+    inner.set_nodelay(true)?;
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let tee = Tee { inner, written: written.clone(), pace: None, pause: None };
+    let name = ServerName::try_from(target.server_name.to_owned()).unwrap();
+    let tls = connector.connect(name, tee).await?;
+    Ok(Connected { tls, written })
+}
+
+/// An HTTP/2 connection (ALPN `h2`) with `client`'s hello; requests need an absolute URI.
+pub async fn connect_h2(
+    target: &Target<'_>,
+    client: Client,
+) -> io::Result<hyper::client::conn::http2::SendRequest<Full<Bytes>>> {
+    let mut config = client_config(client, target.roots);
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let inner = TcpStream::connect(target.addr).await?;
+    let name = ServerName::try_from(target.server_name.to_owned()).unwrap();
+    let tls = connector.connect(name, inner).await?;
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .map_err(io::Error::other)?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// A request with a byte body.
+pub fn build_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Request<Full<Bytes>> {
+    let mut builder = Request::builder().method(method).uri(path).header("host", "localhost");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Full::new(Bytes::from(body))).unwrap()
+}

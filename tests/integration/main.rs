@@ -14,6 +14,7 @@ mod api_refresh_tokens;
 mod api_revocation;
 mod api_schemathesis;
 mod api_sessions;
+mod attack;
 mod cli_fingerprint;
 mod engine;
 mod logout_check_config;
