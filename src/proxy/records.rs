@@ -240,8 +240,16 @@ async fn create_session(
         Err(error) => return Err(store_failed(shared, "session lookup for a new cookie", &error)),
     }
     let mut session = Session::new(id.clone(), context.now, shared.session_lifetimes, context.device());
-    let previous = context.session.as_ref().filter(|s| s.record.id != id);
-    let reason = match previous {
+    // The request phase may have written the old record (a first binding, an upgrade): the new
+    // session inherits it as it is now.
+    let previous = match context.session.as_ref().filter(|s| s.record.id != id) {
+        Some(old) => match shared.store.get_session(&old.record.id).await {
+            Ok(current) => Some(current.unwrap_or_else(|| old.clone())),
+            Err(error) => return Err(store_failed(shared, "session lookup for a rotated cookie", &error)),
+        },
+        None => None,
+    };
+    let reason = match &previous {
         Some(old) => {
             session.session_metadata = old.record.session_metadata.clone();
             session.user_id = old.record.user_id.clone();
@@ -271,7 +279,7 @@ async fn create_session(
         if let Err(error) = relink_refresh_tokens(shared, &old.record.id, &id, context.now).await {
             store_failed(shared, "relink refresh tokens to the rotated-in session", &error);
         }
-        if let Err(error) = shared.store.end_session(&old.record.id, old.version, context.now, Vec::new()).await {
+        if let Err(error) = retire(shared, &old.record.id, context.now).await {
             store_failed(shared, "retire rotated-out session", &error);
         }
     }
@@ -286,6 +294,24 @@ async fn create_session(
         error.as_deref(),
     );
     Ok(Some(id))
+}
+
+/// Ends a rotated-out session silently (no logout token), as it is now: a concurrent activity
+/// note is no reason to leave it live.
+async fn retire(shared: &Shared, id: &str, now: Timestamp) -> Result<(), StoreError> {
+    const ATTEMPTS: usize = 4;
+    let mut result = Ok(());
+    for _ in 0..ATTEMPTS {
+        let Some(current) = shared.store.get_session(id).await? else { return Ok(()) };
+        result = shared.store.end_session(id, current.version, now, Vec::new()).await;
+        if !matches!(result, Err(StoreError::Stale { .. })) {
+            break;
+        }
+    }
+    match result {
+        Err(StoreError::NotFound(_)) => Ok(()),
+        other => other,
+    }
 }
 
 /// Tokens moved per store query when a session's refresh tokens follow a cookie rotation.

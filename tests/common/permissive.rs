@@ -284,7 +284,9 @@ fn params(query: Option<&str>, headers: &hyper::HeaderMap, raw: &[u8]) -> Vec<(S
             for (key, value) in object {
                 let text = match value {
                     Value::String(text) => text,
-                    Value::Array(items) => items.iter().filter_map(Value::as_str).last().unwrap_or_default().to_owned(),
+                    Value::Array(items) => {
+                        items.iter().filter_map(Value::as_str).next_back().unwrap_or_default().to_owned()
+                    }
                     other => other.to_string(),
                 };
                 out.push((normal(&key), text));

@@ -29,6 +29,7 @@ mod proxy_clients;
 mod proxy_drain;
 mod proxy_e2e;
 mod proxy_edges;
+mod proxy_firefox;
 mod proxy_idle_connections;
 mod proxy_protocol;
 mod proxy_store_failure;

@@ -268,3 +268,27 @@ fn edge_captures_match_expected() {
         }
     }
 }
+
+/// Firefox ESR (NSS) fresh and TLS 1.3-resumed hellos (`nss/`): one `ja4_stable` for all four
+/// connections although the resumed ones drop session_ticket and add pre_shared_key; under the
+/// earlier rule the resumed ones, counted with session_ticket, give the fresh ones' value (the
+/// CONTRACT §3 upgrade).
+#[test]
+fn nss_resumption_keeps_one_ja4_stable() {
+    let Some(dir) = vectors() else { return };
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("nss/expected.json")).unwrap()).unwrap();
+    let replayed = run(&dir.join("nss").join(expected["pcap"].as_str().unwrap()), &Options::default());
+    let connections = expected["connections"].as_array().unwrap();
+    assert_eq!(replayed.records.len(), connections.len());
+    for connection in connections {
+        let port = connection["src_port"].as_u64().unwrap();
+        let record = replayed.records.iter().find(|r| u64::from(r.src_port) == port).unwrap();
+        let all = &record.fingerprints;
+        assert_eq!(all.ja3.as_str(), connection["ja3"], "{port}");
+        assert_eq!(all.ja4.as_str(), connection["ja4"], "{port}");
+        assert_eq!(all.ja4_stable.as_str(), connection["ja4_stable"], "{port}");
+        assert_eq!(all.ja4_r.contains("0023"), connection["has_session_ticket"].as_bool().unwrap(), "{port}");
+        assert_eq!(all.ja4_r.contains("0029"), connection["resumed"].as_bool().unwrap(), "{port}");
+    }
+}

@@ -307,3 +307,73 @@ fn record_stream_and_bare_message_agree() {
         assert_eq!(reader.message(), Some(message.as_slice()));
     }
 }
+
+/// Firefox's fresh and resumed hellos as this project captured them (`pcaps/hellos/firefox-*.bin`,
+/// `pcaps/capture_firefox.py`), against the values `nss/expected.json` gives for the same
+/// Firefox build: one `ja4_stable`; the earlier rule's value of the resumed hello, session_ticket
+/// counted, is the fresh hello's, so a binding stored under that rule is upgraded, not challenged.
+#[test]
+fn firefox_fresh_and_resumed_hellos_share_ja4_stable_and_upgrade() {
+    use helloguard::engine::{decide, Event, Observed, Policy, Reason, Route, Verdict};
+    use helloguard::session::Metadata;
+    let Some(dir) = vectors() else { return };
+    let expected = json(&dir.join("nss/expected.json"));
+    let connections = expected["connections"].as_array().unwrap();
+    let fresh_row = connections.iter().find(|c| c["resumed"] == false).unwrap();
+    let resumed_row = connections.iter().find(|c| c["resumed"] == true).unwrap();
+    let parse = |records: &[u8]| {
+        let mut reader = HelloReader::default();
+        assert!(matches!(reader.feed(records), Ok(Progress::Complete { .. })));
+        reader.message().unwrap().to_vec()
+    };
+    let fresh_message = parse(include_bytes!("../../pcaps/hellos/firefox-fresh.bin"));
+    let resumed_message = parse(include_bytes!("../../pcaps/hellos/firefox-resumed.bin"));
+    let fresh = ClientHello::parse(&fresh_message, Transport::Tcp).unwrap();
+    let resumed = ClientHello::parse(&resumed_message, Transport::Tcp).unwrap();
+    assert!(fresh.extensions.kinds().any(|k| k == 0x0023) && !fresh.extensions.kinds().any(|k| k == 0x0029));
+    assert!(resumed.extensions.kinds().any(|k| k == 0x0029) && !resumed.extensions.kinds().any(|k| k == 0x0023));
+    let fresh_binding = fingerprint::binding(&fresh, Transport::Tcp, AlpnMode::Spec);
+    let resumed_binding = fingerprint::binding(&resumed, Transport::Tcp, AlpnMode::Spec);
+    assert_eq!(fresh_binding.ja4.as_str(), fresh_row["ja4"]);
+    assert_eq!(resumed_binding.ja4.as_str(), resumed_row["ja4"]);
+    assert_eq!(fresh_binding.ja4_stable.as_str(), fresh_row["ja4_stable"]);
+    assert_eq!(resumed_binding.ja4_stable, fresh_binding.ja4_stable);
+    assert_eq!(resumed_binding.ja4_stable_v1.as_str(), resumed_row["ja4_stable_v1_with_session_ticket"]);
+    assert_eq!(fresh_binding.ja4_stable_v1.as_str(), fresh_row["ja4_stable_v1"]);
+
+    // A session bound by the previous release on the fresh hello, met on the resumed one.
+    let stored = Metadata::from_pairs([
+        ("ja3", fresh_row["ja3"].as_str().unwrap()),
+        ("ja4", fresh_row["ja4"].as_str().unwrap()),
+        ("ja4_stable", fresh_row["ja4_stable_v1"].as_str().unwrap()),
+    ])
+    .unwrap();
+    let observed = Observed {
+        ja3: resumed_binding.ja3.as_str(),
+        ja3n: "",
+        ja4: resumed_binding.ja4.as_str(),
+        ja4_stable: resumed_binding.ja4_stable.as_str(),
+        ja4_stable_v1: resumed_binding.ja4_stable_v1.as_str(),
+    };
+    let policy = Policy::default();
+    let event = Event {
+        route: Route::Login,
+        session_id: Some("ses_x"),
+        refresh_token_id: None,
+        stored: Some(&stored),
+        observed: Some(observed),
+    };
+    let decision = decide(&event, &policy);
+    assert_eq!((decision.verdict, decision.reason), (Verdict::Bind, Reason::BindingUpgraded));
+    let written: Vec<_> = decision.writes.iter().collect();
+    assert_eq!(written, [("ja3", observed.ja3), ("ja4", observed.ja4), ("ja4_stable", observed.ja4_stable)]);
+    // A value that matches neither rule is a mismatch, never an upgrade.
+    let other = Metadata::from_pairs([("ja4_stable", "t13d1617h2_86a278354501_000000000000")]).unwrap();
+    let decision = decide(&Event { stored: Some(&other), ..event }, &policy);
+    assert_eq!((decision.verdict, decision.reason), (Verdict::Challenge, Reason::FingerprintMismatch));
+    // Comparing another key never upgrades.
+    let ja4_policy = Policy { compare: helloguard::engine::CompareKey::Ja4, ..Policy::default() };
+    let stored_ja4 = Metadata::from_pairs([("ja4", fresh_row["ja4"].as_str().unwrap())]).unwrap();
+    let decision = decide(&Event { stored: Some(&stored_ja4), ..event }, &ja4_policy);
+    assert_eq!(decision.reason, Reason::FingerprintMismatch);
+}

@@ -10,6 +10,11 @@ use crate::common::client::{build_bytes, connect, send, Answer, Client, FORM};
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
+/// A case's name, path, extra headers and body.
+type Attempt = (&'static str, String, Vec<(&'static str, String)>, Vec<u8>);
+/// Headers, body, and the status and `error_description` expected.
+type Refused = (&'static [(&'static str, &'static str)], String, u16, &'static str);
+
 async fn post(scene: &Scene, client: Client, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
     let connected = connect(&scene.running.target(), client, None).await.unwrap();
     send(connected, build_bytes("POST", path, headers, body)).await
@@ -34,7 +39,7 @@ async fn a_stolen_refresh_token_in_any_form_is_never_exchanged() {
         );
         let multipart_type = format!("multipart/form-data; boundary={boundary}");
         let padding = "p".repeat(70 * 1024);
-        let cases: Vec<(&str, String, Vec<(&str, String)>, Vec<u8>)> = vec![
+        let cases: Vec<Attempt> = vec![
             ("plain", "/oauth/token".into(), vec![], form.clone().into_bytes()),
             (
                 "charset=json",
@@ -121,7 +126,7 @@ async fn a_stolen_refresh_token_in_any_form_is_never_exchanged() {
 async fn refusals_are_the_contracts_answers() {
     let Some(scene) = Scene::start(super::Backend::Memory, |_| {}).await else { return };
     let t = &scene.token;
-    let cases: [(&[(&str, &str)], String, u16, &str); 4] = [
+    let cases: [Refused; 4] = [
         (
             &[("content-type", "text/plain")],
             format!("grant_type=refresh_token&refresh_token={t}"),
