@@ -139,6 +139,9 @@ impl Default for StoreConfig {
 pub struct SessionConfig {
     pub cookie_name: String,
     pub user_id_header: String,
+    /// How the user id header's value carries the id: `raw` (UTF-8, default) or `percent`.
+    #[serde(deserialize_with = "from_str_value")]
+    pub user_id_encoding: crate::session::UserIdEncoding,
     pub idle_timeout: ConfigDuration,
     pub absolute_timeout: ConfigDuration,
     pub sweep_interval: ConfigDuration,
@@ -149,6 +152,7 @@ impl Default for SessionConfig {
         Self {
             cookie_name: "session".to_owned(),
             user_id_header: "helloguard-user-id".to_owned(),
+            user_id_encoding: crate::session::UserIdEncoding::Raw,
             idle_timeout: days(3),
             absolute_timeout: days(30),
             sweep_interval: ConfigDuration(Duration::from_secs(60)),

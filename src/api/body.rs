@@ -61,13 +61,7 @@ impl Received {
 
 /// The replacement map a PATCH body asks for. `field` is the one property allowed.
 pub fn metadata_patch(content_type: Option<&str>, bytes: &[u8], field: &str) -> Result<Metadata, ApiError> {
-    if !content_type.is_some_and(is_json_media_type) {
-        return Err(payload_error("Invalid JSON"));
-    }
-    let Strict(document) = serde_json::from_slice(bytes).map_err(|_| payload_error("Invalid JSON"))?;
-    let Value::Object(object) = document else {
-        return Err(payload_error(&format!("Expected type object but found type {}", type_name(&document))));
-    };
+    let object = json_object(content_type, bytes)?;
     if object.is_empty() {
         return Err(payload_error("Too few properties defined (0), minimum 1"));
     }
@@ -78,6 +72,88 @@ pub fn metadata_patch(content_type: Option<&str>, bytes: &[u8], field: &str) -> 
     match object.get(field) {
         None | Some(Value::Null) => Ok(Metadata::new()),
         Some(value) => Metadata::from_json(value).map_err(|e| ApiError::InvalidBody(e.api_message())),
+    }
+}
+
+/// Most ids one revoke names.
+pub const MAX_REVOKE_IDS: usize = 100;
+
+/// Which refresh tokens `POST /api/v2/refresh-tokens/revoke` ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeRequest {
+    /// These ids (unknown and already ended ones are skipped).
+    Ids(Vec<String>),
+    /// Every live token of the user, or only those of one client. The reference's `audience`
+    /// is accepted and ignored: helloguard records a token's audience only when the token request
+    /// named one, so it cannot select by it.
+    User { user_id: String, client_id: Option<String> },
+}
+
+/// A revoke body, in one of the reference's shapes: `{"ids": [...]}` (1 to 100 ids), or
+/// `{"user_id": ...}`, optionally with `client_id`, and then optionally `audience`.
+pub fn revoke_request(content_type: Option<&str>, bytes: &[u8]) -> Result<RevokeRequest, ApiError> {
+    let object = json_object(content_type, bytes)?;
+    if let Some(extra) = object.keys().find(|key| !["ids", "user_id", "client_id", "audience"].contains(&key.as_str()))
+    {
+        return Err(payload_error(&format!("Additional properties not allowed: {extra}")));
+    }
+    let string = |name: &str| -> Result<Option<String>, ApiError> {
+        match object.get(name) {
+            None => Ok(None),
+            Some(Value::String(text)) if !text.is_empty() => Ok(Some(text.clone())),
+            Some(Value::String(_)) => Err(property_error(name, "String is too short (0 chars), minimum 1")),
+            Some(other) => {
+                Err(property_error(name, &format!("Expected type string but found type {}", type_name(other))))
+            }
+        }
+    };
+    let (user_id, client_id) = (string("user_id")?, string("client_id")?);
+    if string("audience")?.is_some() && (user_id.is_none() || client_id.is_none()) {
+        return Err(payload_error("audience is allowed only with user_id and client_id"));
+    }
+    match (object.get("ids"), user_id) {
+        (Some(_), Some(_)) => Err(payload_error("Only one of ids or user_id may be given")),
+        (None, None) => Err(payload_error("Missing required property: ids or user_id")),
+        (None, Some(user_id)) => Ok(RevokeRequest::User { user_id, client_id }),
+        (Some(_), None) if client_id.is_some() => Err(payload_error("client_id is allowed only with user_id")),
+        (Some(ids), None) => {
+            let Value::Array(items) = ids else {
+                return Err(property_error("ids", &format!("Expected type array but found type {}", type_name(ids))));
+            };
+            if items.is_empty() {
+                return Err(property_error("ids", "Array is too short (0), minimum 1"));
+            }
+            if items.len() > MAX_REVOKE_IDS {
+                return Err(property_error(
+                    "ids",
+                    &format!("Array is too long ({}), maximum {MAX_REVOKE_IDS}", items.len()),
+                ));
+            }
+            let ids = items.iter().map(|item| match item {
+                Value::String(id) => Ok(id.clone()),
+                other => {
+                    Err(property_error("ids", &format!("Expected type string but found type {}", type_name(other))))
+                }
+            });
+            Ok(RevokeRequest::Ids(ids.collect::<Result<_, _>>()?))
+        }
+    }
+}
+
+/// `Payload validation error: '<detail>' on property <name>.`
+fn property_error(name: &str, detail: &str) -> ApiError {
+    ApiError::InvalidBody(format!("Payload validation error: '{detail}' on property {name}."))
+}
+
+/// A JSON body that must be an object (`application/json`, no duplicate keys at any depth).
+fn json_object(content_type: Option<&str>, bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if !content_type.is_some_and(is_json_media_type) {
+        return Err(payload_error("Invalid JSON"));
+    }
+    let Strict(document) = serde_json::from_slice(bytes).map_err(|_| payload_error("Invalid JSON"))?;
+    match document {
+        Value::Object(object) => Ok(object),
+        other => Err(payload_error(&format!("Expected type object but found type {}", type_name(&other)))),
     }
 }
 

@@ -205,6 +205,19 @@ async fn serve(
         Endpoint::ListUserRefreshTokens => {
             refresh_tokens::list(backend, &param, routes::paging(parts.uri.query())?, now).await
         }
+        Endpoint::DeleteUserRefreshTokens => refresh_tokens::delete_user(backend, &param, now).await,
+        Endpoint::ListRefreshTokens => {
+            let query = parts.uri.query();
+            let user_id = routes::query_value(query, "user_id").filter(|u| !u.is_empty()).ok_or_else(|| {
+                ApiError::InvalidUri("Query validation error: 'Missing required property: user_id'.".to_owned())
+            })?;
+            let client_id = routes::query_value(query, "client_id");
+            refresh_tokens::list_by_query(backend, &user_id, client_id.as_deref(), routes::paging(query)?, now).await
+        }
+        Endpoint::RevokeRefreshTokens => {
+            let bytes = body.bytes().await?;
+            refresh_tokens::revoke(backend, body::revoke_request(content_type(), &bytes)?, now).await
+        }
     }
 }
 

@@ -34,6 +34,11 @@ pub enum Endpoint {
     PatchRefreshToken,
     DeleteRefreshToken,
     ListUserRefreshTokens,
+    /// `GET /api/v2/refresh-tokens?user_id=…`: a user's tokens, optionally of one client.
+    ListRefreshTokens,
+    /// `POST /api/v2/refresh-tokens/revoke`: tokens by id, or a user's (of one client).
+    RevokeRefreshTokens,
+    DeleteUserRefreshTokens,
 }
 
 impl Endpoint {
@@ -45,9 +50,11 @@ impl Endpoint {
             Self::PatchSession => &[UPDATE_SESSIONS],
             Self::DeleteSession | Self::DeleteUserSessions => &[DELETE_SESSIONS],
             Self::RevokeSession => &[DELETE_SESSIONS, DELETE_REFRESH_TOKENS],
-            Self::GetRefreshToken | Self::ListUserRefreshTokens => &[READ_REFRESH_TOKENS],
+            Self::GetRefreshToken | Self::ListUserRefreshTokens | Self::ListRefreshTokens => &[READ_REFRESH_TOKENS],
             Self::PatchRefreshToken => &[UPDATE_REFRESH_TOKENS],
-            Self::DeleteRefreshToken => &[DELETE_REFRESH_TOKENS],
+            Self::DeleteRefreshToken | Self::RevokeRefreshTokens | Self::DeleteUserRefreshTokens => {
+                &[DELETE_REFRESH_TOKENS]
+            }
         }
     }
 
@@ -70,12 +77,20 @@ impl Endpoint {
                 | Self::DeleteUserSessions
                 | Self::PatchRefreshToken
                 | Self::DeleteRefreshToken
+                | Self::RevokeRefreshTokens
+                | Self::DeleteUserRefreshTokens
         )
     }
 
     /// Whether the path parameter is a record `{id}` (else a `{user_id}`).
     fn takes_record_id(self) -> bool {
-        !matches!(self, Self::ListUserSessions | Self::DeleteUserSessions | Self::ListUserRefreshTokens)
+        !matches!(
+            self,
+            Self::ListUserSessions
+                | Self::DeleteUserSessions
+                | Self::ListUserRefreshTokens
+                | Self::DeleteUserRefreshTokens
+        )
     }
 }
 
@@ -106,6 +121,9 @@ pub fn match_route<'a>(method: &Method, path: &'a str) -> Option<Matched<'a>> {
         ("PATCH", ["refresh-tokens", id]) => (Endpoint::PatchRefreshToken, *id),
         ("DELETE", ["refresh-tokens", id]) => (Endpoint::DeleteRefreshToken, *id),
         ("GET", ["users", user, "refresh-tokens"]) => (Endpoint::ListUserRefreshTokens, *user),
+        ("DELETE", ["users", user, "refresh-tokens"]) => (Endpoint::DeleteUserRefreshTokens, *user),
+        ("GET", ["refresh-tokens"]) => (Endpoint::ListRefreshTokens, ""),
+        ("POST", ["refresh-tokens", "revoke"]) => (Endpoint::RevokeRefreshTokens, ""),
         _ => return None,
     };
     Some(Matched { endpoint, raw_param })
@@ -151,6 +169,11 @@ fn percent_decode(text: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// A query parameter's first value (repeats count by their first occurrence, as for paging).
+pub fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 /// `take` and `from` of a list request.
@@ -203,7 +226,10 @@ mod tests {
         assert_eq!(endpoint(Method::PUT, "/api/v2/sessions/ses_1"), None);
         assert_eq!(endpoint(Method::GET, "/api/v2/sessions/"), None);
         assert_eq!(endpoint(Method::GET, "/api/v2/sessions/a/b"), None);
-        assert_eq!(endpoint(Method::DELETE, "/api/v2/users/u/refresh-tokens"), None);
+        assert_eq!(endpoint(Method::DELETE, "/api/v2/users/u/refresh-tokens"), Some(Endpoint::DeleteUserRefreshTokens));
+        assert_eq!(endpoint(Method::GET, "/api/v2/refresh-tokens"), Some(Endpoint::ListRefreshTokens));
+        assert_eq!(endpoint(Method::POST, "/api/v2/refresh-tokens/revoke"), Some(Endpoint::RevokeRefreshTokens));
+        assert_eq!(endpoint(Method::POST, "/api/v2/refresh-tokens/rt_1"), None);
         assert_eq!(endpoint(Method::GET, "/api/v1/sessions/x"), None);
     }
 

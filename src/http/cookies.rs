@@ -11,7 +11,8 @@
 //! the one plain form (one field, the session cookie once, spelled exactly, unquoted) the upstream
 //! gets a rewritten single header with only that value. A comma inside a pair followed by the
 //! session cookie's name (`a=1,session=v`, which comma-splitting parsers read as two cookies) has
-//! no plain reading: such a request is refused.
+//! no plain reading, nor has a session cookie value with anything but RFC 6265 cookie octets in
+//! it (`"a\"b"`, `a b`): such a request is refused.
 //!
 //! Values are compared as bytes: a header with bytes outside visible ASCII is still read, never
 //! skipped.
@@ -63,6 +64,9 @@ pub fn read(headers: &HeaderMap, name: &str) -> Result<CookieReading, AmbiguousC
             continue;
         }
         let (unquoted, quoted) = unquote(trim(raw_value));
+        if !unquoted.iter().all(|&b| is_cookie_octet(b)) {
+            return Err(AmbiguousCookie);
+        }
         if value.is_none() {
             value = Some(unquoted.to_vec());
             plain &= !quoted && raw_name == name.as_bytes() && raw_value == unquoted;
@@ -169,6 +173,13 @@ fn contains_hidden_session(value: &[u8], name: &str) -> bool {
         .any(|part| names_session(split_pair(trim(part)).0, name) && part.contains(&b'='))
 }
 
+/// RFC 6265 §4.1.1's `cookie-octet`: what a cookie value may hold. Anything else (a space, a
+/// quote, a backslash, a byte above 0x7e) is read differently by different parsers (some unescape
+/// `\"`, some stop at a space, some strip quotes again).
+fn is_cookie_octet(byte: u8) -> bool {
+    matches!(byte, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e)
+}
+
 /// A cookie value as it is read: without its surrounding double quotes.
 pub fn unquoted(value: &[u8]) -> &[u8] {
     unquote(value).0
@@ -259,6 +270,21 @@ mod tests {
         let (value, rewrite) = reading(&[b"x=\xff; session=junk; session=STOLEN"]);
         assert_eq!(value.as_deref(), Some("junk"));
         assert_eq!(rewrite.as_deref(), Some("x=\u{fffd}; session=junk"));
+    }
+
+    #[test]
+    fn a_session_value_without_one_reading_is_refused() {
+        for field in
+            [&b"session=\"\"x\"\""[..], b"session=\"a\\\"b\"", b"session=a b", b"session=\xc3\xa9", b"session=a\\b"]
+        {
+            assert_eq!(
+                read(&headers(&[field]), "session"),
+                Err(AmbiguousCookie),
+                "{:?}",
+                String::from_utf8_lossy(field)
+            );
+        }
+        assert!(read(&headers(&[b"session=s%3Aabc.def-_~!"]), "session").is_ok());
     }
 
     #[test]

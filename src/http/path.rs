@@ -72,7 +72,8 @@ fn decode_unreserved(path: &str) -> Cow<'_, str> {
     let mut at = 0;
     while at < bytes.len() {
         if bytes[at] == b'%' {
-            if let Some(decoded) = bytes.get(at + 1..at + 3).and_then(hex_byte).filter(|b| is_unreserved(*b)) {
+            let decoded = bytes.get(at + 1..at + 3).and_then(hex_byte).filter(|b| is_unreserved(*b));
+            if let Some(decoded) = decoded.filter(|b| !completes_escape(&out, *b)) {
                 out.push(char::from(decoded));
                 at += 3;
                 continue;
@@ -84,6 +85,16 @@ fn decode_unreserved(path: &str) -> Cow<'_, str> {
         at += width;
     }
     Cow::Owned(out)
+}
+
+/// Whether decoding to `byte` would make an escape out of what precedes it (`%%32` → `%2`), which a
+/// second normalisation would decode again: such an escape is left as it is, so that the normal
+/// form is its own normal form.
+fn completes_escape(out: &str, byte: u8) -> bool {
+    let tail = out.as_bytes();
+    byte.is_ascii_hexdigit()
+        && (tail.last() == Some(&b'%')
+            || (tail.len() >= 2 && tail[tail.len() - 2] == b'%' && tail[tail.len() - 1].is_ascii_hexdigit()))
 }
 
 /// The byte two hex digits spell.
@@ -160,6 +171,11 @@ mod tests {
         assert_eq!(normalise("/é/"), "/é");
         assert_eq!(normalise("/a%zz"), "/a%zz");
         assert_eq!(normalise("/a%4"), "/a%4");
+        // Decoding never makes a new escape: the normal form is its own.
+        for tricky in ["/%%32e", "/%2%65", "/%%32%65"] {
+            let once = normalise(tricky);
+            assert_eq!(normalise(&once), once, "{tricky}");
+        }
         assert!(matches!(normalise("/plain/path.css"), Cow::Borrowed(_)));
     }
 

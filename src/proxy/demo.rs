@@ -175,7 +175,8 @@ fn html_response(html: &str) -> Response<Body> {
 }
 
 fn add_header(response: &mut Response<Body>, name: hyper::header::HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
+    // From bytes: a user name may be UTF-8 (`demo|é`), which a header value carries as it is.
+    if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
         response.headers_mut().append(name, value);
     }
 }

@@ -74,7 +74,9 @@ pub fn clean_head(shared: &Shared, headers: &mut HeaderMap) -> Consumed {
         return Consumed::default();
     }
     Consumed {
-        user_id: take_header(headers, &names.user_id).filter(|v| valid_user_id(v)),
+        user_id: headers.remove(&names.user_id).and_then(|value| {
+            crate::session::user_id::from_header(value.as_bytes(), shared.config.session.user_id_encoding)
+        }),
         confirmed: take_header(headers, &names.mfa_confirmed).is_some_and(|v| v.trim() == "1"),
     }
 }
@@ -501,11 +503,6 @@ fn take_header(headers: &mut HeaderMap, name: &header::HeaderName) -> Option<Str
     headers.remove(name).and_then(|v| v.to_str().ok().map(str::to_owned))
 }
 
-/// CONTRACT §1: 1–255 bytes, no control characters.
-fn valid_user_id(value: &str) -> bool {
-    (1..=255).contains(&value.len()) && !value.chars().any(char::is_control)
-}
-
 /// User agents are kept to 512 bytes, cut at a character boundary.
 fn cut_user_agent(agent: &str) -> String {
     let mut end = agent.len().min(512);
@@ -539,6 +536,5 @@ mod tests {
         let agent = "é".repeat(300);
         let cut = cut_user_agent(&agent);
         assert!(cut.len() <= 512 && cut.len() >= 510);
-        assert!(valid_user_id("auth0|abc") && !valid_user_id("") && !valid_user_id("a\nb"));
     }
 }

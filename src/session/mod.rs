@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod records;
 pub mod redis;
 pub mod store;
+pub mod user_id;
 
 pub use metadata::{Metadata, MetadataError, RecordKind};
 pub use outbox::{Leased, OutboxEntry};
@@ -18,6 +19,7 @@ pub use records::{
     Tombstone, Versioned,
 };
 pub use store::{Cursor, MetadataChange, Page, Store, StoreError};
+pub use user_id::UserIdEncoding;
 
 use std::sync::Arc;
 

@@ -6,6 +6,9 @@
 //! Without the `schemathesis` command the test is skipped with a note, unless
 //! `HELLOGUARD_REQUIRE_SCHEMATHESIS=1` (set by `.ci/run`), which makes it fail instead.
 //!
+//! The stateful phase follows the document's links from each listing to GET, PATCH and DELETE of
+//! the first record listed.
+//!
 //! Excluded checks: `unsupported_method` expects `405` for a method a path does not define, but
 //! the contract answers every unmatched route `404 not_found` (CONTRACT §6.1).
 //!
@@ -64,7 +67,7 @@ async fn the_api_conforms_to_its_openapi_document() {
             .args(["--config-file", config.to_str().unwrap()])
             .args(["run", &url, "--tls-verify", "false", "-H", &authorization])
             .args(["--checks", "all", "--exclude-checks", "unsupported_method"])
-            .args(["--max-examples", "20", "--seed", "20250115", "--phases", "examples,coverage,fuzzing"])
+            .args(["--max-examples", "20", "--seed", "20250115", "--phases", "examples,coverage,fuzzing,stateful"])
             .args(["--workers", "1", "--request-timeout", "10", "--no-color"])
             .current_dir(report.path())
             .output()
@@ -76,4 +79,69 @@ async fn the_api_conforms_to_its_openapi_document() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "schemathesis failed:\n{stdout}\n{stderr}");
     println!("{stdout}");
+}
+
+/// The document's PATCH map schema says what the server does: for each map, the document's
+/// verdict (`jsonschema_rs`, the validator schemathesis itself uses, against `MetadataPatch`) equals the
+/// server's (200 or 400). `null` entries are dropped before the rules apply, under any key.
+/// (The 25-entry limit on non-null values is prose in the document: JSON Schema cannot count only
+/// non-null members, so no case here has more than 25.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patch_schema_agrees_with_the_server() {
+    if !schemathesis_available() {
+        return;
+    }
+    let python = which_python_of_schemathesis();
+    let keys = Keys::generate();
+    let running = start(|c| keys.configure(c)).await;
+    seed_session(&running.store, "ses_patch_schema", None, 0).await;
+    let nulls: serde_json::Map<String, serde_json::Value> =
+        (0..30).map(|i| (format!("gone key {i}"), serde_json::Value::Null)).collect();
+    let mut many_nulls = nulls.clone();
+    many_nulls.insert("kept".into(), "v".into());
+    let cases = [
+        serde_json::json!({"bad key": null}),
+        serde_json::json!({"ok_key": "v", "bad key": null, "é": null}),
+        serde_json::Value::Object(many_nulls),
+        serde_json::json!({}),
+        serde_json::json!({"bad key": "v"}),
+        serde_json::json!({"k": 1}),
+        serde_json::json!({"k": "x".repeat(256)}),
+        serde_json::json!({"k": "a\u{0}b"}),
+    ];
+    let schema = {
+        let document: serde_json::Value = serde_json::from_str(helloguard::api::OPENAPI_JSON).unwrap();
+        document["components"]["schemas"]["MetadataPatch"].clone()
+    };
+    let script = "import json, sys, jsonschema_rs\n\
+                  schema, cases = json.loads(sys.argv[1]), json.loads(sys.argv[2])\n\
+                  validator = jsonschema_rs.Draft202012Validator(schema)\n\
+                  print(json.dumps([validator.is_valid(c) for c in cases]))\n";
+    let output = Command::new(&python)
+        .args(["-c", script, &schema.to_string(), &serde_json::Value::Array(cases.to_vec()).to_string()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let verdicts: Vec<bool> = serde_json::from_slice(&output.stdout).unwrap();
+    let target = common::api::Target::proxy(&running);
+    let token = keys.token(ALL_SCOPES);
+    for (case, valid) in cases.iter().zip(verdicts) {
+        let body = serde_json::json!({ "session_metadata": case }).to_string();
+        let answer =
+            common::api::call(&target, "PATCH", "/api/v2/sessions/ses_patch_schema", Some(&token), &[], &body).await;
+        assert_eq!(
+            answer.status,
+            if valid { 200 } else { 400 },
+            "document says valid={valid} for {case}: {}",
+            answer.json
+        );
+    }
+}
+
+/// The Python interpreter of the virtualenv `schemathesis` runs from (it has `jsonschema_rs`).
+fn which_python_of_schemathesis() -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let bin =
+        std::env::split_paths(&path).find(|dir| dir.join("schemathesis").is_file()).expect("schemathesis on PATH");
+    bin.join("python3")
 }

@@ -9,11 +9,15 @@ mod common;
 
 mod api_auth;
 mod api_cli;
+mod api_idp_tokens;
 mod api_listener;
+mod api_refresh_token_revocation;
 mod api_refresh_tokens;
 mod api_revocation;
 mod api_schemathesis;
+mod api_sdks;
 mod api_sessions;
+mod api_user_ids;
 mod attack;
 mod cli_fingerprint;
 mod engine;
