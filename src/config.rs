@@ -262,8 +262,9 @@ pub struct ServerConfig {
     /// A token-route request body must arrive whole within this (`408` and the connection closed
     /// after): a client trickling its body cannot hold a connection and its buffer for long.
     pub body_read_timeout: ConfigDuration,
-    /// A connection with no request in flight for this long is closed: an HTTP/1.1 keep-alive
-    /// connection between requests, an HTTP/2 connection with no open stream (whatever its pings).
+    /// An HTTP/2 connection with no open stream for this long gets GOAWAY and is closed, whatever
+    /// its pings (an HTTP/1.1 connection waits for its next request head `header_read_timeout`);
+    /// also the HTTP/2 ping interval, and how long a drained connection may finish.
     pub idle_timeout: ConfigDuration,
     pub max_header_size: usize,
     /// `open` (default): a connection whose hello cannot be fingerprinted proceeds without one.
