@@ -20,12 +20,17 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod audit;
+pub mod binding;
 pub mod config;
+pub mod datadir;
 pub mod engine;
 pub mod fingerprint;
 pub mod hello;
 pub mod http;
 pub mod logout;
+pub mod net;
+pub mod options;
 pub mod pcap;
 pub mod proxy;
 pub mod session;

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use helloguard::api::{patch, Backend, Reply};
-use helloguard::engine::audit::{erased, AuditSink};
+use helloguard::audit::{erased, AuditSink};
 use helloguard::logout::plan::ClientPlanner;
 use helloguard::logout::SessionEnder;
 use helloguard::session::memory::MemoryStore;

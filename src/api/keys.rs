@@ -11,7 +11,8 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::SubjectPublicKeyInfoDer;
 
-use crate::config::{ApiKeyConfig, ApiKeyKind, ConfigError};
+use super::options::{ApiKeyConfig, ApiKeyKind};
+use crate::options::ConfigError;
 
 /// HS256 secrets shorter than this are refused (CONTRACT §6.1).
 pub const MIN_SECRET_LEN: usize = 32;

@@ -2,13 +2,11 @@
 //! (`<data>/keys/management-es256.pem`, mode 0600), distinct from the logout key and never
 //! published. `helloguard token` signs with it; the API always trusts it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
-use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
 
 use super::keys::VerifyingKey;
@@ -109,62 +107,33 @@ impl ManagementKey {
             aud: request.audience,
             iat: request.issued_at,
             exp: request.issued_at.saturating_add(request.ttl_seconds),
-            jti: uuid_v4()?,
+            jti: uuid::Uuid::new_v4().to_string(),
             scope: request.scopes.join(" "),
         };
         jsonwebtoken::encode(&header, &claims, &self.signing).map_err(|e| ManagementKeyError::Sign(e.to_string()))
     }
 }
 
-/// RFC 7638: SHA-256 of the canonical JWK members in lexicographic order, base64url.
+/// The RFC 7638 SHA-256 thumbprint of the public P-256 key (x, y base64url).
 fn thumbprint(x: &str, y: &str) -> String {
-    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()))
+    use jsonwebtoken::jwk::{
+        AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters, EllipticCurveKeyType, Jwk,
+        ThumbprintHash,
+    };
+    let parameters = EllipticCurveKeyParameters {
+        key_type: EllipticCurveKeyType::EC,
+        curve: EllipticCurve::P256,
+        x: x.to_owned(),
+        y: y.to_owned(),
+    };
+    let jwk = Jwk { common: CommonParameters::default(), algorithm: AlgorithmParameters::EllipticCurve(parameters) };
+    jwk.thumbprint(ThumbprintHash::SHA256)
 }
 
-fn uuid_v4() -> Result<String, ManagementKeyError> {
-    let mut b = [0u8; 16];
-    SystemRandom::new().fill(&mut b).map_err(|_| ManagementKeyError::Sign("no system randomness".to_owned()))?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    Ok(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
-}
-
-/// Writes a new key to a private temporary file, then links it into place; if another process
-/// won the race, its key stays and ours is discarded.
+/// Writes a new key into place, unless another process created it first (its key then stays).
 fn create(path: &Path) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    create_private_dir(dir)?;
     let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(std::io::Error::other)?;
-    let mut suffix = [0u8; 8];
-    SystemRandom::new().fill(&mut suffix).map_err(|_| std::io::Error::other("no system randomness"))?;
-    let temporary = dir.join(format!(".management-es256.{}.tmp", hex::encode(suffix)));
-    let written = write_private(&temporary, pair.serialize_pem().as_bytes());
-    let linked = written.and_then(|()| match std::fs::hard_link(&temporary, path) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        other => other,
-    });
-    let _ = std::fs::remove_file(&temporary);
-    linked
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+    crate::datadir::create_private(path, pair.serialize_pem().as_bytes()).map(drop)
 }
 
 #[cfg(test)]
@@ -195,13 +164,5 @@ mod tests {
         std::fs::write(dir.path().join(KEY_FILE), "not a key").unwrap();
         let error = ManagementKey::load_or_create(dir.path()).err().unwrap();
         assert!(error.to_string().ends_with("not an EC P-256 private key in PKCS#8 PEM"), "{error}");
-    }
-
-    #[test]
-    fn uuids_are_version_4() {
-        let id = uuid_v4().unwrap();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
     }
 }

@@ -21,6 +21,7 @@ pub mod body;
 pub mod errors;
 pub mod keys;
 pub mod management_key;
+pub mod options;
 pub mod rate_limit;
 pub mod refresh_tokens;
 pub mod routes;
@@ -32,16 +33,16 @@ use std::time::{Instant, SystemTime};
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use self::errors::ApiError;
 use self::management_key::{ManagementKey, ManagementKeyError};
 use self::rate_limit::{Allowance, RateLimiter};
 use self::routes::{Endpoint, Matched};
-use crate::config::{Config, ConfigError};
-use crate::engine::audit::AuditSink;
+use crate::audit::{ApiWrite, AuditSink};
 use crate::http::body::{full, Body};
 use crate::logout::SessionEnder;
+use crate::options::ConfigError;
 use crate::session::{Page, RecordKind, Store, StoreError, Timestamp};
 
 /// The OpenAPI 3.1 document, served at `GET /api/v2/openapi.json` without authentication.
@@ -101,9 +102,8 @@ pub struct Api {
 
 impl Api {
     /// Loads the verification keys (creating the local management key on first use).
-    pub fn new(config: &Config) -> Result<Self, StartError> {
-        let api = &config.api;
-        let local = ManagementKey::load_or_create(&config.store.path)?.verifying_key()?;
+    pub fn new(api: &options::ApiConfig, data_dir: &std::path::Path) -> Result<Self, StartError> {
+        let local = ManagementKey::load_or_create(data_dir)?.verifying_key()?;
         let keyring = keys::Keyring::load(&api.keys, local)?;
         Ok(Self {
             verifier: auth::Verifier::new(keyring, api.audience.clone(), api.issuer.clone()),
@@ -157,14 +157,15 @@ impl Api {
         };
         add_rate_limit_headers(&mut response, &allowance);
         if matched.endpoint.is_write() {
-            backend.audit.record(&json!({
-                "event": "api_write",
-                "time": Timestamp::now(),
-                "method": parts.method.as_str(),
-                "path": parts.uri.path(),
-                "sub": principal.subject,
-                "status": response.status().as_u16(),
-            }));
+            let status = response.status().as_u16();
+            let subject = principal.subject.as_deref();
+            backend.audit.record(&ApiWrite::new(
+                Timestamp::now(),
+                parts.method.as_str(),
+                parts.uri.path(),
+                subject,
+                status,
+            ));
         }
         response
     }

@@ -7,8 +7,8 @@
 //! fingerprint is never written and never passes a binding: a client can make its own capture
 //! fail, so a bound record met without a fingerprint is challenged.
 
-pub mod audit;
-mod json_object;
+pub(crate) mod json_object;
+pub mod options;
 pub mod policy;
 
 use crate::session::Metadata;
@@ -22,7 +22,7 @@ pub enum Route {
     Refresh,
 }
 
-policy::wire_names!(Route { Login => "login", Refresh => "refresh" });
+crate::options::wire_names!(Route { Login => "login", Refresh => "refresh" });
 
 /// Fingerprints observed on the connection. `None` in an [`Event`] means unknown (no ClientHello
 /// captured).
@@ -72,7 +72,7 @@ pub enum Verdict {
     Challenge,
 }
 
-policy::wire_names!(Verdict { Allow => "allow", Bind => "bind", Challenge => "challenge" });
+crate::options::wire_names!(Verdict { Allow => "allow", Bind => "bind", Challenge => "challenge" });
 
 /// Why (§3). The last four are the response phase's `bind` reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +91,7 @@ pub enum Reason {
     MfaConfirmed,
 }
 
-policy::wire_names!(Reason {
+crate::options::wire_names!(Reason {
     NoSession => "no_session",
     UnknownRefreshToken => "unknown_refresh_token",
     FingerprintUnknown => "fingerprint_unknown",
@@ -216,7 +216,7 @@ pub enum Outcome {
     Rejected,
 }
 
-policy::wire_names!(Outcome { Forwarded => "forwarded", Redirected => "redirected", Rejected => "rejected" });
+crate::options::wire_names!(Outcome { Forwarded => "forwarded", Redirected => "redirected", Rejected => "rejected" });
 
 /// The request-phase decision (§3 table; first matching row wins).
 pub fn decide<'a>(event: &Event<'a, '_>, policy: &'a Policy) -> Decision<'a> {

@@ -2,51 +2,7 @@
 //! challenge factors, each with its exact wire name. Parsing from text lives here so the config
 //! loader and the CLI accept the same spellings.
 
-/// Implements `Display`, `Serialize` and `FromStr` from one table of (variant, wire name), so the
-/// accepted spellings and the printed ones cannot drift apart. The `FromStr` error is the message
-/// the config loader prints: `unknown value "x", expected one of a, b, c`.
-macro_rules! wire_names {
-    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
-        impl $ty {
-            /// Every value, in documentation order.
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($ty::$variant => $name),+
-                }
-            }
-        }
-
-        impl std::fmt::Display for $ty {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl serde::Serialize for $ty {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
-        impl std::str::FromStr for $ty {
-            type Err = String;
-            fn from_str(text: &str) -> Result<Self, String> {
-                match text {
-                    $($name => Ok($ty::$variant),)+
-                    _ => Err($crate::engine::policy::unknown_value(text, Self::ALL.iter().map(|v| v.as_str()))),
-                }
-            }
-        }
-    };
-}
-pub(crate) use wire_names;
-
-pub(crate) fn unknown_value<'a>(text: &str, expected: impl Iterator<Item = &'a str>) -> String {
-    let names: Vec<&str> = expected.collect();
-    format!("unknown value {text:?}, expected one of {}", names.join(", "))
-}
+use crate::options::wire_names;
 
 /// Which fingerprint key is compared (`[policy] compare`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

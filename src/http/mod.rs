@@ -9,11 +9,15 @@
 //! | [`token_request`] | a token-route request's one reading (media type, encoding, parameters) or its refusal |
 //! | [`path`] | the normal form routes and reserved paths are matched on |
 //! | [`header_names`] | header names that read as helloguard's own under case folding and `_` |
+//! | [`hop_by_hop`] | the headers never forwarded in either direction |
+//! | [`origin`] | an upstream origin's authority and base path |
 //!
 //! Nothing here knows about sessions or stores.
 
 pub mod body;
 pub mod cookies;
 pub mod header_names;
+pub mod hop_by_hop;
+pub mod origin;
 pub mod path;
 pub mod token_request;

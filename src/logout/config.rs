@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use super::INITIATOR_NAMES;
-use crate::config::{from_str_value, ConfigDuration, ConfigError};
+use crate::options::{from_str_value, ConfigDuration, ConfigError};
 
 /// `[logout] alg`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

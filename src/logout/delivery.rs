@@ -18,17 +18,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ring::rand::SystemRandom;
-use serde_json::json;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
-use super::config::{LogoutConfig, TokenTyp};
+use super::config::{ClientConfig, LogoutConfig, TokenTyp};
 use super::retry::{after_status, bounded, delay, random_jitter, Next};
 use super::sender::Sender;
 use super::signer::LogoutSigner;
 use super::token::LogoutClaims;
-use crate::config::{Config, ConfigError};
-use crate::engine::audit::AuditSink;
+use crate::audit::{AuditSink, LogoutAttempt};
+use crate::options::ConfigError;
 use crate::session::{Leased, Store, Timestamp};
 
 /// How often idle workers look for due entries when nothing woke them.
@@ -83,17 +82,16 @@ impl Deliveries {
     /// `None` when no issuer is configured (then no client has `oidc_logout`, and entries left
     /// from an earlier configuration wait until one is).
     pub fn new(
-        config: &Config,
+        (logout, clients): (&LogoutConfig, &[ClientConfig]),
         store: Arc<dyn Store>,
         audit: Arc<dyn AuditSink>,
         counts: Arc<DeliveryCounts>,
         signer: Arc<LogoutSigner>,
     ) -> Result<Option<Self>, ConfigError> {
-        let logout: &LogoutConfig = &config.logout;
         let Some(issuer) = logout.issuer.clone() else {
             return Ok(None);
         };
-        let typs = config.clients.iter().map(|c| (c.client_id.clone(), c.logout_token_typ)).collect();
+        let typs = clients.iter().map(|c| (c.client_id.clone(), c.logout_token_typ)).collect();
         Ok(Some(Self {
             store,
             audit,
@@ -162,22 +160,19 @@ impl Deliveries {
             bounded(result.as_ref().map_or(Next::Retry, |status| after_status(*status)), attempt, self.max_attempts);
         let last = next != Next::Retry;
         let now = Timestamp::now();
-        let mut event = json!({
-            "event": if next == Next::Delivered { "oidc_backchannel_logout_succeeded" } else { "oidc_backchannel_logout_failed" },
-            "time": now,
-            "session_id": entry.sid,
-            "client_id": entry.client_id,
-            "url": entry.url,
-            "initiator": entry.initiator,
-            "trace_id": entry.trace_id,
-            "attempt": attempt,
-            "final": last,
+        self.audit.record(&LogoutAttempt {
+            event: if next == Next::Delivered { LogoutAttempt::SUCCEEDED } else { LogoutAttempt::FAILED },
+            time: now,
+            session_id: &entry.sid,
+            client_id: &entry.client_id,
+            url: &entry.url,
+            initiator: &entry.initiator,
+            trace_id: &entry.trace_id,
+            attempt,
+            r#final: last,
+            status: result.as_ref().ok().copied(),
+            error: result.as_ref().err().map(String::as_str),
         });
-        match &result {
-            Ok(status) => event["status"] = json!(status),
-            Err(error) => event["error"] = json!(error),
-        }
-        self.audit.record(&event);
         self.counts.count(next);
         if next == Next::GiveUp {
             tracing::warn!(

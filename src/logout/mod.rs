@@ -29,15 +29,14 @@ pub mod token;
 use std::sync::Arc;
 
 use ring::rand::{SecureRandom, SystemRandom};
-use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::engine::audit::AuditSink;
+use crate::audit::{AuditSink, SessionEnded};
 use crate::session::{OutboxEntry, Session, Store, StoreError, Timestamp, Versioned};
 
 /// What `check-config` verifies beyond the TOML: the key file and retired keys parse and fit
 /// `[logout] alg`, and the CA file holds certificates.
-pub fn check_files(config: &config::LogoutConfig) -> Result<(), crate::config::ConfigError> {
+pub fn check_files(config: &config::LogoutConfig) -> Result<(), crate::options::ConfigError> {
     signer::LogoutSigner::check_files(config)?;
     sender::Sender::new(config).map(drop)
 }
@@ -122,14 +121,9 @@ impl SessionEnder {
         if deliveries > 0 {
             self.enqueued.notify_one();
         }
-        self.audit.record(&json!({
-            "event": "session_ended",
-            "time": now,
-            "session_id": session.record.id,
-            "user_id": session.record.user_id,
-            "initiator": initiator.as_str(),
-            "trace_id": trace_id,
-        }));
+        let record = &session.record;
+        let user_id = record.user_id.as_deref();
+        self.audit.record(&SessionEnded::new(now, &record.id, user_id, initiator.as_str(), &trace_id));
         Ok(())
     }
 

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::config::LogoutConfig;
-use crate::config::ConfigError;
+use crate::options::ConfigError;
 
 /// Why an attempt got no status code.
 #[derive(Debug, thiserror::Error)]

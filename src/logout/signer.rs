@@ -19,7 +19,7 @@ use rsa::traits::PublicKeyParts;
 use serde::Serialize;
 
 use super::config::{LogoutConfig, SigningAlg, TokenTyp};
-use crate::config::ConfigError;
+use crate::options::ConfigError;
 
 /// RS256 keys shorter than this are refused (CONTRACT §8).
 pub const MIN_RSA_BITS: usize = 2048;
@@ -117,19 +117,9 @@ fn generated(alg: SigningAlg, data_dir: &Path) -> Result<KeyPair, KeyError> {
     let dir = data_dir.join("keys");
     let path = dir.join(format!("logout-{}.pem", alg.as_str().to_ascii_lowercase()));
     if !path.exists() {
-        let write_error =
-            |path: &Path, e: std::io::Error| KeyError::Write { path: path.to_owned(), message: e.to_string() };
-        std::fs::create_dir_all(&dir).map_err(|e| write_error(&dir, e))?;
         let pem = generate_pem(alg)?;
-        let aside = dir.join(format!(".logout-{}.{}.tmp", alg.as_str().to_ascii_lowercase(), std::process::id()));
-        crate::proxy::tls::write_private(&aside, pem.as_bytes()).map_err(|e| write_error(&aside, e))?;
-        let linked = std::fs::hard_link(&aside, &path);
-        let _ = std::fs::remove_file(&aside);
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(write_error(&path, e)),
-        }
+        crate::datadir::create_private(&path, pem.as_bytes())
+            .map_err(|e| KeyError::Write { path: path.clone(), message: e.to_string() })?;
     }
     let pem = read(&path, "logout.key_file")?;
     Ok(parse_private(alg, &pem).map_err(|m| file_error("logout.key_file", &path, m))?)

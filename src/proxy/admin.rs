@@ -10,7 +10,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::service::Shared;
+use super::state::Shared;
 use crate::http::body::{full, Body};
 
 pub async fn run(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
@@ -35,7 +35,7 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch
 
 async fn answer(shared: &Shared, request: &Request<hyper::body::Incoming>) -> Response<Body> {
     let (status, content_type, body) = match request.uri().path() {
-        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", shared.metrics.render()),
+        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", shared.metrics.render(shared.audit.dropped())),
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         "/readyz" => match shared.store.get_session("ses_readiness-probe").await {
             Ok(_) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::service::Shared;
+use super::state::Shared;
 use crate::http::body::boxed;
 
 /// Accept until `shutdown` turns true; each connection is served on its own task.

@@ -21,7 +21,8 @@ use super::capture::{capture, Replay};
 use super::deadlines::Deadlines;
 use super::header_timeout::HeaderTimeout;
 use super::proxy_protocol::{self, HeaderError, Parsed};
-use super::service::{handle, Connection, Shared};
+use super::request::handle;
+use super::state::{Connection, Shared};
 use crate::config::{FailurePolicy, ProxyProtocol};
 use crate::engine::CompareKey;
 
@@ -147,7 +148,7 @@ async fn serve_connection(
     };
     // `server.fingerprinting = false`: no capture at all (a kill switch, and the CPU benchmark's baseline).
     let (replayed, fingerprint) = if server.fingerprinting {
-        let with_ja3n = shared.policy.compare == CompareKey::Ja3n;
+        let with_ja3n = shared.binder.policy().compare == CompareKey::Ja3n;
         let captured = match capture(&mut socket, server.max_hello_size, server.hello_timeout.0, with_ja3n).await {
             Ok(Some(captured)) => captured,
             Ok(None) | Err(_) => return, // closed or reset before a hello: nothing to serve
@@ -304,7 +305,7 @@ async fn read_proxy_header(
         bytes.extend_from_slice(&chunk[..read]);
         match proxy_protocol::parse(&bytes) {
             Ok(Parsed::NeedMore) => continue,
-            Ok(Parsed::Complete { header, consumed }) if protocol.accepts(header.version) => {
+            Ok(Parsed::Complete { header, consumed }) if accepts(protocol, header.version) => {
                 return Ok((header.source, bytes.split_off(consumed)));
             }
             Ok(Parsed::Complete { .. }) => return Err("version not enabled"),
@@ -312,6 +313,15 @@ async fn read_proxy_header(
             Err(HeaderError::Malformed(_)) => return Err("malformed"),
         }
     }
+}
+
+/// Whether `[server] proxy_protocol` accepts a header of this version.
+fn accepts(protocol: ProxyProtocol, version: proxy_protocol::Version) -> bool {
+    use proxy_protocol::Version;
+    matches!(
+        (protocol, version),
+        (ProxyProtocol::Any, _) | (ProxyProtocol::V1, Version::V1) | (ProxyProtocol::V2, Version::V2)
+    )
 }
 
 fn proxy_header_rejected(shared: &Shared, peer: std::net::SocketAddr, reason: &'static str) {

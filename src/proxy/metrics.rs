@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::capture::CaptureFailure;
-use crate::engine::{Mode, Verdict};
 use crate::logout::delivery::DeliveryCounts;
 
 /// Upper bounds of the fingerprint-time histogram, in seconds.
@@ -57,8 +56,6 @@ pub struct Metrics {
     pub handshakes_failed: AtomicU64,
     capture_failures: [AtomicU64; 5],
     fingerprint_time: Histogram,
-    /// `[verdict][mode]`, in the order of `Verdict::ALL` × `Mode::ALL`.
-    decisions: [[AtomicU64; 3]; 3],
     pub requests: AtomicU64,
     pub upstream_errors: AtomicU64,
     pub upstream_timeouts: AtomicU64,
@@ -68,15 +65,12 @@ pub struct Metrics {
     pub requests_refused: AtomicU64,
     /// Token-route bodies not complete within `server.body_read_timeout` (408).
     pub body_read_timeouts: AtomicU64,
-    /// Logout-route requests whose session could not be ended.
-    pub logout_end_failures: AtomicU64,
-    pub metadata_write_failures: AtomicU64,
-    pub revoked_uses: AtomicU64,
-    pub store_errors: AtomicU64,
     pub store_refusals: AtomicU64,
     pub proxy_headers_rejected: AtomicU64,
     pub certificate_reloads: AtomicU64,
     pub certificate_reload_failures: AtomicU64,
+    /// What the binding layer counts (decisions, write failures, revoked uses, store errors).
+    pub binding: Arc<crate::binding::Counters>,
     /// Shared with the back-channel logout workers, which count their attempts into it.
     pub logout_deliveries: Arc<DeliveryCounts>,
 }
@@ -96,16 +90,8 @@ impl Metrics {
         self.upstream_latency.observe(&UPSTREAM_BUCKETS, latency);
     }
 
-    pub fn decided(&self, verdict: Verdict, mode: Mode) {
-        let row = Verdict::ALL.iter().position(|&v| v == verdict);
-        let column = Mode::ALL.iter().position(|&m| m == mode);
-        if let Some(cell) = row.zip(column).and_then(|(r, c)| self.decisions.get(r)?.get(c)) {
-            cell.fetch_add(1, Relaxed);
-        }
-    }
-
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition; `audit_dropped`: audit lines dropped so far.
+    pub fn render(&self, audit_dropped: u64) -> String {
         let mut out = String::with_capacity(4096);
         let counter = |out: &mut String, name: &str, help: &str, value: &AtomicU64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Relaxed));
@@ -158,14 +144,8 @@ impl Metrics {
             out,
             "# HELP helloguard_decisions_total Decisions by kind and mode.\n# TYPE helloguard_decisions_total counter"
         );
-        for (verdict, row) in Verdict::ALL.iter().zip(&self.decisions) {
-            for (mode, value) in Mode::ALL.iter().zip(row) {
-                let _ = writeln!(
-                    out,
-                    "helloguard_decisions_total{{decision=\"{verdict}\",mode=\"{mode}\"}} {}",
-                    value.load(Relaxed)
-                );
-            }
+        for (verdict, mode, value) in self.binding.decisions() {
+            let _ = writeln!(out, "helloguard_decisions_total{{decision=\"{verdict}\",mode=\"{mode}\"}} {value}");
         }
         counter(&mut out, "helloguard_requests_total", "HTTP requests handled.", &self.requests);
         counter(
@@ -203,21 +183,30 @@ impl Metrics {
             &mut out,
             "helloguard_logout_end_failures_total",
             "Logout-route requests whose session could not be ended in the store.",
-            &self.logout_end_failures,
+            &self.binding.logout_end_failures,
         );
         counter(
             &mut out,
             "helloguard_metadata_write_failures_total",
             "Engine metadata writes that failed.",
-            &self.metadata_write_failures,
+            &self.binding.metadata_write_failures,
         );
         counter(
             &mut out,
             "helloguard_revoked_uses_total",
             "Requests presenting a revoked session or token.",
-            &self.revoked_uses,
+            &self.binding.revoked_uses,
         );
-        counter(&mut out, "helloguard_store_errors_total", "Session store operations that failed.", &self.store_errors);
+        counter(
+            &mut out,
+            "helloguard_store_errors_total",
+            "Session store operations that failed.",
+            &self.binding.store_errors,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP helloguard_audit_lines_dropped_total Audit lines dropped because the audit writer could not keep up.\n# TYPE helloguard_audit_lines_dropped_total counter\nhelloguard_audit_lines_dropped_total {audit_dropped}"
+        );
         counter(
             &mut out,
             "helloguard_store_refusals_total",
@@ -256,16 +245,18 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{Mode, Verdict};
 
     #[test]
     fn renders_counters_and_histograms() {
         let m = Metrics::default();
         m.capture_failed(CaptureFailure::TooLarge);
         m.fingerprinted(Duration::from_nanos(1500));
-        m.decided(Verdict::Challenge, Mode::Enforce);
-        let text = m.render();
+        m.binding.decided(Verdict::Challenge, Mode::Enforce);
+        let text = m.render(3);
         assert!(text.contains("helloguard_capture_failures_total{reason=\"too_large\"} 1"), "{text}");
         assert!(text.contains("helloguard_fingerprint_seconds_bucket{le=\"0.000002\"} 1"), "{text}");
         assert!(text.contains("helloguard_decisions_total{decision=\"challenge\",mode=\"enforce\"} 1"));
+        assert!(text.contains("helloguard_audit_lines_dropped_total 3"), "{text}");
     }
 }

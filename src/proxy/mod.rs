@@ -6,9 +6,11 @@
 //! | [`proxy_protocol`] | the PROXY protocol v1/v2 header from trusted load balancers |
 //! | [`capture`] | reading the ClientHello before rustls and replaying it byte-exact |
 //! | [`tls`], [`certificates`] | PEM files or a self-signed certificate; per-SNI choice and reload |
-//! | [`service`] | the request phases: hygiene, classify, decide, enforce, forward |
-//! | [`records`] | the response phase: sessions and refresh tokens bound to fingerprints |
-//! | [`store_failure`] | what a request does when the store fails (`[store] on_error`) |
+//! | [`state`] | what requests share, and what is known about a connection |
+//! | [`request`] | the request phases in order: reserved → hygiene → classify → look up → bind/decide → enforce → forward |
+//! | [`forward`] | the headers the upstream gets besides the client's |
+//! | [`response`] | the response phase: what the upstream's answer creates, handed to the binding layer |
+//! | [`answers`] | what helloguard answers itself: challenges, refusals, store and upstream failures, the JWKS |
 //! | [`headers`], [`routes`] | header names and hygiene; route classification |
 //! | [`upstream`], [`demo`] | the pooled HTTP client, and the built-in demo login service |
 //! | [`upgrade`] | WebSocket (and other `Upgrade:`) connections passed through |
@@ -16,24 +18,26 @@
 //! | [`api_listener`] | the Management API's own listener, when `[api] listen` is set |
 //! | [`upkeep`] | the allocator's collection run on each worker, so freed memory goes back |
 //!
-//! The proxy holds no decision logic: that is [`crate::engine`].
+//! The proxy holds no decision logic and writes no record: that is [`crate::binding`].
 
 pub mod admin;
+pub mod answers;
 pub mod api_listener;
 pub mod capture;
 pub mod certificates;
 mod deadlines;
 pub mod demo;
+pub mod forward;
 mod header_timeout;
 pub mod headers;
 pub mod listener;
 pub mod metrics;
 mod pool;
 pub mod proxy_protocol;
-pub mod records;
+pub mod request;
+pub mod response;
 pub mod routes;
-pub mod service;
-pub mod store_failure;
+pub mod state;
 pub mod tls;
 pub mod upgrade;
 pub mod upkeep;
@@ -46,8 +50,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::audit::AuditSink;
+use crate::binding::Binder;
 use crate::config::Config;
-use crate::engine::audit::AuditSink;
 use crate::logout::delivery::Deliveries;
 use crate::logout::plan::ClientPlanner;
 use crate::logout::signer::LogoutSigner;
@@ -78,7 +83,7 @@ pub struct Proxy {
     api: Option<TcpListener>,
     acceptor: TlsAcceptor,
     certificates: Arc<certificates::Certificates>,
-    shared: Arc<service::Shared>,
+    shared: Arc<state::Shared>,
     /// Back-channel logout workers, when an issuer is configured.
     deliveries: Option<Arc<Deliveries>>,
     /// SHA-256 of the served certificate (hex).
@@ -111,9 +116,14 @@ impl Proxy {
             None => None,
         };
         let signer = Arc::new(LogoutSigner::load(&config.logout, &config.store.path)?);
-        let deliveries =
-            Deliveries::new(&config, store.clone(), audit.clone(), metrics.logout_deliveries.clone(), signer.clone())?
-                .map(Arc::new);
+        let deliveries = Deliveries::new(
+            (&config.logout, &config.clients),
+            store.clone(),
+            audit.clone(),
+            metrics.logout_deliveries.clone(),
+            signer.clone(),
+        )?
+        .map(Arc::new);
         let planner = Arc::new(ClientPlanner::new(&config.clients));
         let api = match config.api.address()? {
             Some(address) => Some(bind(address).await?),
@@ -121,16 +131,18 @@ impl Proxy {
         };
         let names = headers::HeaderNames::new(&config);
         let demo = Arc::new(demo::Demo::new(names.clone(), &config.session));
-        let shared = Arc::new(service::Shared {
+        let sessions = Arc::new(SessionEnder::new(store.clone(), audit.clone(), planner));
+        let lifetimes = (config.session.lifetimes(), config.refresh_tokens.lifetimes());
+        let binder =
+            Binder::new(store.clone(), policy, audit.clone(), sessions.clone(), metrics.binding.clone(), lifetimes);
+        let shared = Arc::new(state::Shared {
             upstream: upstream::Upstream::new(&config.server, demo).map_err(StartError::Upstream)?,
             routes: routes::Routes::new(&config.routes, &config.logout.jwks_path),
-            session_lifetimes: config.session.lifetimes(),
-            token_lifetimes: config.refresh_tokens.lifetimes(),
             names,
-            policy,
-            sessions: SessionEnder::new(store.clone(), audit.clone(), planner),
+            binder,
+            sessions,
             signer,
-            api: crate::api::Api::new(&config)?,
+            api: crate::api::Api::new(&config.api, &config.store.path)?,
             store,
             audit,
             metrics,
@@ -146,7 +158,7 @@ impl Proxy {
 
     /// What every request shares (the store, the session ender): for callers that end sessions
     /// outside a request, and for tests.
-    pub fn shared(&self) -> Arc<service::Shared> {
+    pub fn shared(&self) -> Arc<state::Shared> {
         self.shared.clone()
     }
 
@@ -188,7 +200,7 @@ impl Proxy {
 /// Every `session.sweep_interval`: end expired sessions (initiator `session-expired`), drop
 /// expired refresh tokens and
 /// tombstones past their TTL. Store errors are logged and retried at the next tick.
-async fn sweep(shared: Arc<service::Shared>, mut shutdown: watch::Receiver<bool>) {
+async fn sweep(shared: Arc<state::Shared>, mut shutdown: watch::Receiver<bool>) {
     const BATCH: usize = 1000;
     let mut tick = tokio::time::interval(shared.config.session.sweep_interval.0);
     loop {
@@ -218,17 +230,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.store.path)
         .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", config.store.path.display()))?;
     let store = crate::session::open_store(&config.store).await?;
-    let audit: Arc<dyn AuditSink> = match &config.audit.path {
+    // Audit lines are written by a thread of their own: a slow reader never stalls a request.
+    let writer = match &config.audit.path {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
                 .map_err(|e| anyhow::anyhow!("cannot open audit file {}: {e}", path.display()))?;
-            Arc::new(crate::engine::audit::JsonLines::new(file))
+            crate::audit::Writer::spawn(file, config.audit.queue)
         }
-        None => Arc::new(crate::engine::audit::JsonLines::new(std::io::stdout())),
+        None => crate::audit::Writer::spawn(std::io::stdout(), config.audit.queue),
     };
+    let writer = Arc::new(writer.map_err(|e| anyhow::anyhow!("cannot start the audit writer: {e}"))?);
+    let audit: Arc<dyn AuditSink> = writer.clone();
     let upstream = match &config.server.upstream {
         crate::config::Upstream::Demo => "builtin:demo".to_owned(),
         crate::config::Upstream::Http(origin) => origin.clone(),
@@ -253,6 +268,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     proxy.run(stopped).await?;
+    // What was audited before the stop reaches its file (bounded: a reader that stopped reading
+    // cannot hold the exit).
+    if !writer.flush(std::time::Duration::from_secs(5)) {
+        tracing::warn!("audit lines still queued at exit were not all written");
+    }
     Ok(())
 }
 

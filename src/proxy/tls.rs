@@ -12,6 +12,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::ResolvesServerCert;
 use rustls::ServerConfig;
 
+use crate::datadir::{create_private, Created};
+
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -61,11 +63,23 @@ pub fn self_signed_files(data_dir: &Path) -> Result<(PathBuf, PathBuf), TlsError
         return Ok((cert, key));
     }
     let write_err = |path: &Path, e: std::io::Error| TlsError::Write { path: path.to_owned(), message: e.to_string() };
-    std::fs::create_dir_all(&dir).map_err(|e| write_err(&dir, e))?;
     let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     let generated = rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
-    write_private(&key, generated.signing_key.serialize_pem().as_bytes()).map_err(|e| write_err(&key, e))?;
-    std::fs::write(&cert, generated.cert.pem()).map_err(|e| write_err(&cert, e))?;
+    let pem = generated.signing_key.serialize_pem();
+    match create_private(&key, pem.as_bytes()).map_err(|e| write_err(&key, e))? {
+        Created::New => {
+            create_private(&cert, generated.cert.pem().as_bytes()).map_err(|e| write_err(&cert, e))?;
+        }
+        // Another process starting at the same time made the key: its certificate follows.
+        Created::Existing => {
+            for _ in 0..100 {
+                if cert.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
     Ok((cert, key))
 }
 
@@ -79,19 +93,6 @@ pub fn server_config(certificates: Arc<dyn ResolvesServerCert>) -> Result<Arc<Se
         .with_cert_resolver(certificates);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// Writes a secret file readable by its owner only (mode 0600 on Unix).
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(bytes)
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use hyper::upgrade::OnUpgrade;
 use hyper::{Response, Version};
 use hyper_util::rt::TokioIo;
 
-use super::service::remove_hop_by_hop;
 use crate::http::body::Body;
+use crate::http::hop_by_hop::remove_hop_by_hop;
 
 /// A client request that asked to switch protocols.
 pub struct Requested {

@@ -6,6 +6,7 @@
 pub mod embedded;
 pub mod memory;
 pub mod metadata;
+pub mod options;
 pub mod outbox;
 pub mod records;
 pub mod redis;
@@ -23,7 +24,7 @@ pub use user_id::UserIdEncoding;
 
 use std::sync::Arc;
 
-use crate::config::{Backend, StoreConfig};
+use options::{Backend, StoreConfig};
 
 /// Opens the backend `[store]` names.
 pub async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {

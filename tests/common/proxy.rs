@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use helloguard::audit::{erased, AuditSink};
 use helloguard::config::Config;
-use helloguard::engine::audit::{erased, AuditSink};
 use helloguard::proxy::Proxy;
 use helloguard::session::memory::MemoryStore;
 use helloguard::session::Store;
@@ -47,7 +47,7 @@ pub struct Running {
     pub root: CertificateDer<'static>,
     pub events: Arc<Events>,
     pub store: Arc<dyn Store>,
-    pub shared: Arc<helloguard::proxy::service::Shared>,
+    pub shared: Arc<helloguard::proxy::state::Shared>,
     pub dir: tempfile::TempDir,
     _stop: watch::Sender<bool>,
 }

@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use helloguard::engine::audit::{AuditSink, DecisionEvent, JsonLines};
+use helloguard::audit::{AuditSink, DecisionEvent, JsonLines};
 use helloguard::engine::{
     bind_on_response, decide, CompareKey, Decision, Event, Factor, Factors, Mode, Observed, Outcome, Policy, Reason,
     Route, Verdict,

@@ -12,8 +12,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use helloguard::audit::JsonLines;
 use helloguard::config::StoreConfig;
-use helloguard::engine::audit::JsonLines;
 use helloguard::logout::{Initiator, Planner, SessionEnder};
 use helloguard::session::embedded::EmbeddedStore;
 use helloguard::session::memory::MemoryStore;
