@@ -8,7 +8,7 @@
 //! |---|---|
 //! | [`lookup`] | the live session of a cookie, the record of a presented refresh token, revoked uses |
 //! | [`decide`] | the request-phase events: `on_login`, `on_refresh` (decide → write → audit, once) |
-//! | [`records`] | the response-phase events: `on_new_session`, `on_token_issued`, `on_mfa_confirmed`, `on_user_reported`, `note_activity`, `on_logout` |
+//! | [`records`] | the response-phase events: `on_new_session`, `on_token_issued`, `on_mfa_confirmed`, `on_user_reported`, `note_activity`, `on_logout`; and `sweep` |
 //! | [`counters`] | what the layer counts (decisions, write failures, revoked uses, store errors) |
 //!
 //! Cookies and tokens are hashed into ids here and never stored or logged.

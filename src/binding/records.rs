@@ -7,7 +7,8 @@
 //! - a refresh token in a token answer is recorded (`new_refresh_token`) or rotates the presented
 //!   one (`rotation`);
 //! - the upstream's user id is stored; its MFA confirmation rebinds (`mfa_confirmed`);
-//! - a proxied request notes the session's activity; an accepted logout ends the session.
+//! - a proxied request notes the session's activity; an accepted logout ends the session;
+//! - the sweeper ends expired sessions and drops expired records.
 
 use super::decide::apply_writes;
 use super::{Binder, Facts, StoreFailure};
@@ -46,6 +47,9 @@ pub struct IssuedToken<'a> {
 
 /// Tokens moved per store query when a session's refresh tokens follow a cookie rotation.
 const RELINK_BATCH: usize = 100;
+
+/// Records ended or dropped per sweep and kind.
+const SWEEP_BATCH: usize = 1000;
 
 impl Binder {
     /// Records the session a login answer's cookie creates. Returns its id (`None`: nothing new).
@@ -311,6 +315,22 @@ impl Binder {
         next.device.last_user_agent = device.last_user_agent;
         if let Err(error) = self.store.put_session(&next, current.version).await {
             self.store_failed("note session activity", &error);
+        }
+    }
+
+    /// Ends expired sessions (initiator `session-expired`), drops expired refresh tokens and
+    /// tombstones past their TTL. Store errors are logged; the next sweep tries again.
+    pub async fn sweep(&self, now: Timestamp) {
+        match self.sessions.sweep(now, SWEEP_BATCH).await {
+            Ok(ended) if ended > 0 => tracing::info!(count = ended, "expired sessions ended"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "session sweep failed"),
+        }
+        if let Err(error) = self.store.sweep_refresh_tokens(now, SWEEP_BATCH).await {
+            tracing::warn!(%error, "refresh token sweep failed");
+        }
+        if let Err(error) = self.store.sweep_tombstones(now).await {
+            tracing::warn!(%error, "tombstone sweep failed");
         }
     }
 

@@ -387,3 +387,121 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod logout_sections {
+    //! `[logout]` and `[[clients]]` as the file reads them, with their key paths.
+    use super::Config;
+    use crate::logout::config::{LogoutConfig, TokenTyp};
+
+    const CLIENT: &str = "[logout]\nissuer = \"https://idp.example/\"\n[[clients]]\nclient_id = \"web\"\n";
+
+    fn error(text: &str) -> String {
+        match Config::from_toml(text) {
+            Ok(c) => panic!("accepted: {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_and_a_full_client() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.logout, LogoutConfig::default());
+        assert_eq!(
+            (c.logout.jwks_path.as_str(), c.logout.max_attempts, c.logout.workers),
+            ("/.well-known/jwks.json", 8, 16)
+        );
+        assert_eq!(c.logout.timeout.0, std::time::Duration::from_secs(5));
+        let c = Config::from_toml(&format!(
+            "{CLIENT}logout_token_typ = \"JWT\"\n[clients.oidc_logout]\nbackchannel_logout_urls = [\"https://rp.example/bcl?x=1\"]\n\
+             backchannel_logout_initiators = {{ mode = \"custom\", selected_initiators = [\"account-deactivated\", \"session-revoked\"] }}\n\
+             backchannel_logout_session_metadata = {{ include = true }}\n"
+        ))
+        .unwrap();
+        let client = &c.clients[0];
+        assert_eq!(client.logout_token_typ, TokenTyp::Jwt);
+        let settings = client.logout().unwrap();
+        assert!(settings.backchannel_logout_initiators.enables("session-revoked"));
+        assert!(!settings.backchannel_logout_initiators.enables("rp-logout"));
+        assert!(settings.backchannel_logout_session_metadata.include);
+        assert!(c.warnings().is_empty());
+    }
+
+    #[test]
+    fn absent_initiators_mean_rp_and_idp_logout() {
+        let c = Config::from_toml(&format!(
+            "{CLIENT}[clients.oidc_logout]\nbackchannel_logout_urls = [\"https://rp.example/bcl\"]\n"
+        ))
+        .unwrap();
+        let settings = c.clients[0].logout().unwrap();
+        assert!(settings.backchannel_logout_initiators.enables("rp-logout"));
+        assert!(!settings.backchannel_logout_initiators.enables("session-expired"));
+        assert!(!settings.backchannel_logout_session_metadata.include);
+    }
+
+    #[test]
+    fn errors_name_the_key_path() {
+        let urls = |list: &str| format!("{CLIENT}[clients.oidc_logout]\nbackchannel_logout_urls = {list}\n");
+        assert_eq!(
+            error("[[clients]]\nclient_id = \"web\"\n[clients.oidc_logout]\nbackchannel_logout_urls = [\"https://rp.example/bcl\"]\n"),
+            "logout.issuer: required when a client has oidc_logout (clients[0].oidc_logout)"
+        );
+        assert!(error(&urls("[\"/bcl\"]"))
+            .starts_with("clients[0].oidc_logout.backchannel_logout_urls[0]: \"/bcl\" is not an absolute URL"));
+        assert_eq!(
+            error(&urls("[\"https://rp.example/bcl\", \"http://rp.example/bcl\"]")),
+            "clients[0].oidc_logout.backchannel_logout_urls[1]: \"http://rp.example/bcl\": http URLs need logout.allow_insecure_urls = true"
+        );
+        assert!(Config::from_toml(
+            &urls("[\"http://127.0.0.1:9/bcl\"]").replace("[logout]\n", "[logout]\nallow_insecure_urls = true\n")
+        )
+        .is_ok());
+        assert_eq!(
+            error(&urls("[\"https://rp.example/bcl#top\"]")),
+            "clients[0].oidc_logout.backchannel_logout_urls[0]: \"https://rp.example/bcl#top\" must not have a fragment"
+        );
+        assert!(error(&urls("[\"ftp://rp.example/bcl\"]")).contains("scheme \"ftp\" is not https"));
+        assert!(error(&urls("[\" https://rp.example/bcl\"]")).ends_with("must not have surrounding spaces"));
+        assert!(error(&urls("[\"https://user:pw@rp.example/bcl\"]")).ends_with("must not carry credentials"));
+        assert_eq!(error(&urls("[]")), "clients[0].oidc_logout.backchannel_logout_urls: must list at least one URL");
+        let initiators =
+            |value: &str| format!("{}backchannel_logout_initiators = {value}\n", urls("[\"https://rp.example/b\"]"));
+        assert_eq!(
+            error(&initiators("{ mode = \"custom\" }")),
+            "clients[0].oidc_logout.backchannel_logout_initiators.selected_initiators: required when mode = \"custom\""
+        );
+        assert!(error(&initiators("{ mode = \"custom\", selected_initiators = [\"rp-logout\", \"session-deleted\"] }"))
+            .starts_with("clients[0].oidc_logout.backchannel_logout_initiators.selected_initiators[1]: unknown value \"session-deleted\", expected one of rp-logout, idp-logout,"));
+        assert!(error(&initiators("{ mode = \"some\" }"))
+            .starts_with("clients[0].oidc_logout.backchannel_logout_initiators.mode: unknown value \"some\""));
+        assert!(error("[logout]\nalg = \"HS256\"")
+            .starts_with("logout.alg: unknown value \"HS256\", expected one of ES256, RS256"));
+        assert!(error("[logout]\nalg = \"none\"").starts_with("logout.alg: "));
+        assert!(error(&format!("{CLIENT}logout_token_typ = \"jwt\""))
+            .starts_with("clients[0].logout_token_typ: unknown value"));
+        assert_eq!(error("[logout]\nmax_attempts = 0"), "logout.max_attempts: must be at least 1");
+        assert_eq!(error("[logout]\njwks_path = \"jwks\""), "logout.jwks_path: must start with /");
+        assert_eq!(
+            error(&format!("{CLIENT}[[clients]]\nclient_id = \"web\"\n")),
+            "clients[1].client_id: \"web\" is configured twice"
+        );
+        assert!(error(&format!("{CLIENT}oidc_logut = {{}}\n")).starts_with("clients[0].oidc_logut: unknown field"));
+    }
+
+    #[test]
+    fn the_deprecated_alias_works_and_warns() {
+        let text = format!(
+            "{CLIENT}[clients.oidc_backchannel_logout]\nbackchannel_logout_urls = [\"https://rp.example/bcl\"]\n"
+        );
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(c.clients[0].logout().unwrap().backchannel_logout_urls, ["https://rp.example/bcl"]);
+        assert_eq!(
+            c.warnings(),
+            ["clients[0].oidc_backchannel_logout is deprecated; rename it to clients[0].oidc_logout"]
+        );
+        let both = format!("{text}[clients.oidc_logout]\nbackchannel_logout_urls = [\"https://rp.example/bcl\"]\n");
+        assert!(error(&both).starts_with("clients[0].oidc_backchannel_logout: is the deprecated name of oidc_logout"));
+        assert!(error(&text.replace("https://rp.example/bcl", "http://rp.example/bcl"))
+            .starts_with("clients[0].oidc_backchannel_logout.backchannel_logout_urls[0]: "));
+    }
+}

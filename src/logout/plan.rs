@@ -56,11 +56,16 @@ impl Planner for ClientPlanner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::session::{ClientRef, Device, Lifetimes};
 
+    /// The `[[clients]]` of a file.
+    #[derive(serde::Deserialize)]
+    struct File {
+        clients: Vec<crate::logout::config::ClientConfig>,
+    }
+
     fn planner() -> ClientPlanner {
-        let config = Config::from_toml(
+        let config: File = toml::from_str(
             r#"
             [logout]
             issuer = "https://idp.example/"

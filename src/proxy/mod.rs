@@ -197,30 +197,16 @@ impl Proxy {
     }
 }
 
-/// Every `session.sweep_interval`: end expired sessions (initiator `session-expired`), drop
-/// expired refresh tokens and
-/// tombstones past their TTL. Store errors are logged and retried at the next tick.
+/// Every `session.sweep_interval`, the binding layer ends expired sessions and drops expired
+/// records (see [`Binder::sweep`]); failures are logged and retried at the next tick.
 async fn sweep(shared: Arc<state::Shared>, mut shutdown: watch::Receiver<bool>) {
-    const BATCH: usize = 1000;
     let mut tick = tokio::time::interval(shared.config.session.sweep_interval.0);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let now = crate::session::Timestamp::now();
-        let store = &shared.store;
-        match shared.sessions.sweep(now, BATCH).await {
-            Ok(ended) if ended > 0 => tracing::info!(count = ended, "expired sessions ended"),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "session sweep failed"),
-        }
-        if let Err(error) = store.sweep_refresh_tokens(now, BATCH).await {
-            tracing::warn!(%error, "refresh token sweep failed");
-        }
-        if let Err(error) = store.sweep_tombstones(now).await {
-            tracing::warn!(%error, "tombstone sweep failed");
-        }
+        shared.binder.sweep(crate::session::Timestamp::now()).await;
     }
 }
 

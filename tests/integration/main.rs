@@ -18,6 +18,7 @@ mod api_schemathesis;
 mod api_sdks;
 mod api_sessions;
 mod api_user_ids;
+mod architecture;
 mod attack;
 mod cli_fingerprint;
 mod engine;
