@@ -6,11 +6,11 @@
 # are left out (the 16 handshakes of the measured run are in, about 1k instructions per request).
 #
 # Needs valgrind, nginx, h2load (apt-get install valgrind nginx nghttp2-client) and a release build.
-# Usage: bash benches/keepalive_instructions.sh [REQUESTS]     (default 20000)
+# Usage: bash benches/keepalive_instructions.sh [REQUESTS]     (default 20000; HELLOGUARD_BIN=path measures another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests="${1:-20000}"
-binary=target/release/helloguard
+binary="${HELLOGUARD_BIN:-target/release/helloguard}"
 [ -x "$binary" ] || cargo build --release
 for tool in valgrind callgrind_control nginx h2load taskset; do
   command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }

@@ -15,8 +15,8 @@ use helloguard::fingerprint::{self, AlpnMode};
 use helloguard::hello::Transport;
 use helloguard::pcap::{DecideOptions, Options as ReplayOptions, SessionKey};
 
-/// mimalloc: cheaper per-request allocations than glibc malloc under keep-alive load (see the
-/// README's performance notes).
+/// mimalloc: cheaper per-request allocations than glibc malloc under keep-alive load
+/// (docs/PERFORMANCE.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -28,11 +28,11 @@ fn collect_freed_memory() {
     unsafe { libmimalloc_sys::mi_collect(false) };
 }
 
-/// The replay keeps its memory bounded (the README's hostile-capture figures), so it gives up
-/// transparent huge pages: mimalloc asks for them on its arenas, and where the kernel grants them
-/// on request (`transparent_hugepage/enabled = madvise`) a touched 4 KiB page can make 2 MiB
-/// resident. Peak RSS on the 65k-connection hostile capture there: 52.9 MiB with, 38.9 MiB without.
-/// `serve` keeps them. Failure (a kernel without the option) changes nothing but memory.
+/// The replay keeps its memory bounded, so it gives up transparent huge pages: mimalloc asks for
+/// them on its arenas, and where the kernel grants them on request
+/// (`transparent_hugepage/enabled = madvise`) a touched 4 KiB page can make 2 MiB resident
+/// (docs/PERFORMANCE.md has the peak figures with and without). `serve` keeps them. Failure (a
+/// kernel without the option) changes nothing but memory.
 fn without_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes integers only and sets a flag of this process's memory.
     let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
@@ -52,7 +52,7 @@ enum Command {
     /// admin listener (/metrics, /healthz, /readyz) on 127.0.0.1:9090. Decisions are audited as
     /// JSON lines on standard output; logs go to standard error (RUST_LOG=debug for more).
     Serve {
-        /// TOML configuration file (see the README's config reference); flags below override it.
+        /// TOML configuration file (docs/CONFIGURATION.md lists every key); flags below override it.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Address of the TLS listener, e.g. 0.0.0.0:443.

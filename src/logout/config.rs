@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use super::INITIATOR_NAMES;
-use crate::options::{from_str_value, ConfigDuration, ConfigError};
+use crate::options::{from_str_value, wire_names, ConfigDuration, ConfigError};
 
 /// `[logout] alg`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,31 +21,7 @@ pub enum SigningAlg {
     Rs256,
 }
 
-impl SigningAlg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Es256 => "ES256",
-            Self::Rs256 => "RS256",
-        }
-    }
-}
-
-impl FromStr for SigningAlg {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "ES256" => Ok(Self::Es256),
-            "RS256" => Ok(Self::Rs256),
-            other => Err(format!("unknown value {other:?}, expected one of ES256, RS256")),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for SigningAlg {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        from_str_value(d)
-    }
-}
+wire_names!(SigningAlg { Es256 => "ES256", Rs256 => "RS256" });
 
 /// `[logout]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -101,31 +77,7 @@ pub enum TokenTyp {
     Jwt,
 }
 
-impl TokenTyp {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::LogoutJwt => "logout+jwt",
-            Self::Jwt => "JWT",
-        }
-    }
-}
-
-impl FromStr for TokenTyp {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "logout+jwt" => Ok(Self::LogoutJwt),
-            "JWT" => Ok(Self::Jwt),
-            other => Err(format!("unknown value {other:?}, expected one of logout+jwt, JWT")),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for TokenTyp {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        from_str_value(d)
-    }
-}
+wire_names!(TokenTyp { LogoutJwt => "logout+jwt", Jwt => "JWT" });
 
 /// One name of the reference's initiator enum (helloguard raises three of them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,22 +107,7 @@ pub enum InitiatorMode {
     Custom,
 }
 
-impl FromStr for InitiatorMode {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "all" => Ok(Self::All),
-            "custom" => Ok(Self::Custom),
-            other => Err(format!("unknown value {other:?}, expected one of all, custom")),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for InitiatorMode {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        from_str_value(d)
-    }
-}
+wire_names!(InitiatorMode { All => "all", Custom => "custom" });
 
 /// `backchannel_logout_initiators`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -2,8 +2,8 @@
 //! read timeout (see [`super::header_timeout`]) and the upstream timeout. Nearly all of them are
 //! cancelled or moved long before they are due, so arming one must cost next to nothing. A tokio
 //! timer links an entry into the driver's wheel under its lock and unlinks it again; here a
-//! deadline is a slot in a table of the worker's own (callgrind, per keep-alive request, both
-//! limits on tokio's timer: 43.2k instructions; on these deadlines: 42.0k).
+//! deadline is a slot in a table of the worker's own, which costs fewer instructions per request
+//! (docs/PERFORMANCE.md).
 //!
 //! One task per worker looks at the table every [`TICK`] and wakes what is due, so a deadline
 //! fires up to one tick late. [`Deadlines::now`] is the time of the last tick (no clock read),

@@ -5,9 +5,8 @@
 //! headers, or a keep-alive connection left idle.
 //!
 //! hyper keeps the same timeout itself when given a timer, but it then boxes a new sleep for every
-//! request and tries one more read after each response to start it (callgrind, per keep-alive
-//! request: 43.2k instructions with hyper's timeout on tokio's timer, 42.0k on [`super::deadlines`],
-//! 41.7k kept here, where it is a few stores into the deadline's slot).
+//! request and tries one more read after each response to start it; kept here, it is a few stores
+//! into the deadline's slot (docs/PERFORMANCE.md has the instruction counts).
 //!
 //! HTTP/2 multiplexes requests, so there is no head to wait for; the same deadline is the
 //! connection's idle timeout instead: due `idle_timeout` after the handshake and after its last

@@ -2,8 +2,6 @@
 //! without control characters, sent as it is (`raw`) or percent-encoded (`percent`, for upstreams
 //! whose HTTP stack only sends ASCII header values). Anything else is ignored, never stored.
 
-use std::str::FromStr;
-
 /// `[session] user_id_encoding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UserIdEncoding {
@@ -14,16 +12,7 @@ pub enum UserIdEncoding {
     Percent,
 }
 
-impl FromStr for UserIdEncoding {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "raw" => Ok(Self::Raw),
-            "percent" => Ok(Self::Percent),
-            other => Err(format!("unknown value {other:?}, expected one of raw, percent")),
-        }
-    }
-}
+crate::options::wire_names!(UserIdEncoding { Raw => "raw", Percent => "percent" });
 
 /// Longest user id kept, in bytes.
 pub const MAX_USER_ID: usize = 255;

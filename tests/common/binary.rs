@@ -35,6 +35,8 @@ pub fn fingerprint(records: &[u8]) -> serde_json::Value {
 
 pub struct Served {
     pub child: Child,
+    /// The process's standard output, when it was kept as a pipe nobody reads.
+    _unread_stdout: Option<std::process::ChildStdout>,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
@@ -44,16 +46,27 @@ impl Served {
     /// Start with `config` (TOML; unset: a free listener, a free admin port, the memory store, an
     /// audit file); returns once it prints where it listens.
     pub fn start(config: &str) -> Self {
+        Self::start_with(config, false)
+    }
+
+    /// Like [`Served::start`], but audit lines go to standard output, a pipe that nobody reads
+    /// (it fills after 64 KiB), as when helloguard's output is piped into a stalled consumer.
+    pub fn start_with_unread_stdout(config: &str) -> Self {
+        Self::start_with(config, true)
+    }
+
+    fn start_with(config: &str, unread_stdout: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("helloguard.toml");
-        let audit = dir.path().join("audit.jsonl");
-        std::fs::write(&file, with_defaults(config, &audit)).unwrap();
+        let audit = (!unread_stdout).then(|| dir.path().join("audit.jsonl"));
+        std::fs::write(&file, with_defaults(config, audit.as_deref())).unwrap();
         let mut child = Command::new(program())
             .args(["serve", "--config", file.to_str().unwrap(), "--data-dir", dir.path().to_str().unwrap()])
-            .stdout(Stdio::null())
+            .stdout(if unread_stdout { Stdio::piped() } else { Stdio::null() })
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let unread = child.stdout.take();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut address = |prefix: &str| -> SocketAddr {
             for line in lines.by_ref() {
@@ -68,7 +81,7 @@ impl Served {
         let admin = address("admin on http://");
         // Keep draining stderr so the process never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Self { child, addr, admin, dir }
+        Self { child, _unread_stdout: unread, addr, admin, dir }
     }
 
     /// The self-signed certificate the process generated.
@@ -92,15 +105,15 @@ impl Drop for Served {
     }
 }
 
-/// `extra` (TOML) with the test defaults filled in where it sets nothing.
-fn with_defaults(extra: &str, audit: &std::path::Path) -> String {
+/// `extra` (TOML) with the test defaults filled in where it sets nothing; no audit file: standard
+/// output.
+fn with_defaults(extra: &str, audit: Option<&std::path::Path>) -> String {
     let mut table: toml::Table = extra.parse().unwrap();
-    let defaults = [
-        ("server", "listen", "127.0.0.1:0"),
-        ("admin", "listen", "127.0.0.1:0"),
-        ("store", "backend", "memory"),
-        ("audit", "path", audit.to_str().unwrap()),
-    ];
+    let mut defaults =
+        vec![("server", "listen", "127.0.0.1:0"), ("admin", "listen", "127.0.0.1:0"), ("store", "backend", "memory")];
+    if let Some(audit) = audit {
+        defaults.push(("audit", "path", audit.to_str().unwrap()));
+    }
     for (section, key, value) in defaults {
         let section = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if let toml::Value::Table(section) = section {

@@ -20,6 +20,7 @@ mod api_sessions;
 mod api_user_ids;
 mod architecture;
 mod attack;
+mod audit_sink;
 mod cli_fingerprint;
 mod engine;
 mod logout_check_config;

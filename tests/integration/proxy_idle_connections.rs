@@ -49,6 +49,8 @@ async fn two_thousand_idle_tls_connections_are_held() {
         "idle TLS connections: {CONNECTIONS}, proxy VmRSS {before} KiB -> {after} KiB, {:.1} KiB per connection",
         per_connection / 1024.0
     );
-    assert!(per_connection < 1024.0 * 1024.0, "under 1 MiB per idle connection");
+    // About twice the most measured (42 KiB here with transparent huge pages on madvise; 19 KiB on
+    // other machines), so a real regression fails while machines differ.
+    assert!(per_connection < 84.0 * 1024.0, "{:.1} KiB per idle connection", per_connection / 1024.0);
     drop(held);
 }
