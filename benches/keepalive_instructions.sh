@@ -6,7 +6,8 @@
 # are left out (the 16 handshakes of the measured run are in, about 1k instructions per request).
 #
 # Needs valgrind, nginx, h2load (apt-get install valgrind nginx nghttp2-client) and a release build.
-# Usage: bash benches/keepalive_instructions.sh [REQUESTS]     (default 20000; HELLOGUARD_BIN=path measures another build)
+# Usage: bash benches/keepalive_instructions.sh [REQUESTS]     (default 20000; HELLOGUARD_BIN=path measures
+# another build; HELLOGUARD_BENCH_LOG=helloguard=info measures with serve's default log filter, spans on)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests="${1:-20000}"
@@ -53,7 +54,7 @@ path = "$work/proxy/audit.jsonl"
 [store]
 path = "$work/proxy"
 EOF
-RUST_LOG=warn taskset -c 1 valgrind --tool=callgrind --instr-atstart=no \
+RUST_LOG="${HELLOGUARD_BENCH_LOG:-warn}" taskset -c 1 valgrind --tool=callgrind --instr-atstart=no \
   --callgrind-out-file="$work/callgrind.out" "$binary" serve --config "$work/proxy/helloguard.toml" \
   > "$work/proxy/log" 2>&1 &
 url="https://127.0.0.1:$proxy_port/hello"

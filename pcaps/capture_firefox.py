@@ -39,6 +39,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from capture_hello import read_exact  # noqa: E402
+
 FIREFOX = "firefox-esr"
 
 # A fresh profile's background services (updates, remote settings, safe browsing, add-on and media
@@ -81,16 +84,6 @@ FETCH_SECOND = """
 const done = arguments[arguments.length - 1];
 fetch("/second").then(r => r.json()).then(done, e => done({error: String(e)}));
 """
-
-
-def read_exact(conn, n):
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            raise EOFError(f"connection closed after {len(data)} of {n} bytes")
-        data += chunk
-    return data
 
 
 def read_hello_records(conn):

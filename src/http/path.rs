@@ -40,26 +40,9 @@ pub fn normalise(path: &str) -> Cow<'_, str> {
 
 /// No escape, no empty segment, no dot segment, no trailing `/` (but the root itself).
 fn is_normal(path: &[u8]) -> bool {
-    if path.first() != Some(&b'/') || (path.len() > 1 && path.last() == Some(&b'/')) {
-        return false;
-    }
-    // Every segment starts after a `/`: look at what follows each one.
-    let mut at = 0;
-    while at < path.len() {
-        let byte = path[at];
-        if byte == b'%' {
-            return false;
-        }
-        if byte == b'/' && at + 1 < path.len() {
-            let rest = &path[at + 1..];
-            let segment = rest.split(|&b| b == b'/').next().unwrap_or_default();
-            if segment.is_empty() || segment == b"." || segment == b".." {
-                return false;
-            }
-        }
-        at += 1;
-    }
-    true
+    let [b'/', rest @ ..] = path else { return false };
+    rest.is_empty()
+        || (!rest.contains(&b'%') && rest.split(|&b| b == b'/').all(|segment| !matches!(segment, b"" | b"." | b"..")))
 }
 
 /// `%XX` escapes of unreserved characters (RFC 3986 §2.3) decoded; every other escape kept.

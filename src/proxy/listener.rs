@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use super::capture::{capture, Replay};
+use super::capture::{capture, ConnectionFingerprint, Replay};
 use super::deadlines::Deadlines;
 use super::header_timeout::HeaderTimeout;
 use super::proxy_protocol::{self, HeaderError, Parsed};
@@ -116,15 +116,12 @@ impl Worker {
             // SNI and ja4_stable (RUST_LOG=helloguard=debug adds a span per request).
             let id = CONNECTION_IDS.fetch_add(1, Relaxed);
             let span = tracing::info_span!("connection", id, %peer, sni = Empty, ja4_stable = Empty);
-            tokio::spawn(
-                async move {
-                    shared.metrics.connections_open.fetch_add(1, Relaxed);
-                    serve_connection(socket, peer, worker, tls, &shared, drain).await;
-                    shared.metrics.connections_open.fetch_sub(1, Relaxed);
-                    drop(permit);
-                }
-                .instrument(span),
-            );
+            tokio::spawn(async move {
+                shared.metrics.connections_open.fetch_add(1, Relaxed);
+                serve_connection(socket, peer, (worker, span), tls, &shared, drain).await;
+                shared.metrics.connections_open.fetch_sub(1, Relaxed);
+                drop(permit);
+            });
         }
         drop(listener);
         let max = shared.config.server.max_connections as u32;
@@ -136,14 +133,41 @@ impl Worker {
     }
 }
 
+/// One connection: established (PROXY header, capture, handshake) inside its span, then served.
 async fn serve_connection(
-    mut socket: TcpStream,
+    socket: TcpStream,
     peer: std::net::SocketAddr,
-    (worker, deadlines): (usize, Deadlines),
+    (worker, span): ((usize, Deadlines), tracing::Span),
     tls: TlsAcceptor,
     shared: &Arc<Shared>,
     drain: watch::Receiver<bool>,
 ) {
+    let established = establish(socket, peer, &tls, shared).instrument(span.clone()).await;
+    let Some((tls_stream, peer, fingerprint)) = established else { return };
+    if let Some(sni) = tls_stream.get_ref().1.server_name() {
+        span.record("sni", sni);
+    }
+    if let Some(fingerprint) = &fingerprint {
+        span.record("ja4_stable", fingerprint.binding.ja4_stable.as_str());
+    }
+    serve_http(tls_stream, (peer, fingerprint), (worker, span), shared, drain).await;
+}
+
+/// What an established connection brings: the TLS stream over the replayed hello, the client's
+/// address (a trusted PROXY header's source), and its fingerprint when one was captured.
+type Established = (ClientStream, std::net::SocketAddr, Option<ConnectionFingerprint>);
+
+/// The client's TLS stream: over the replayed PROXY-header remainder and the replayed hello.
+type ClientStream = tokio_rustls::server::TlsStream<Replay<Replay<TcpStream>>>;
+
+/// PROXY header (from trusted peers), ClientHello capture and TLS handshake; `None`: the
+/// connection is closed.
+async fn establish(
+    mut socket: TcpStream,
+    peer: std::net::SocketAddr,
+    tls: &TlsAcceptor,
+    shared: &Arc<Shared>,
+) -> Option<Established> {
     let server = &shared.config.server;
     let _ = socket.set_nodelay(true);
     let handshake_deadline = tokio::time::Instant::now() + server.handshake_timeout.0;
@@ -153,7 +177,10 @@ async fn serve_connection(
         match read_proxy_header(&mut socket, protocol, server.hello_timeout.0).await {
             Ok((source, read_ahead)) => (Replay::new(read_ahead, socket), source.unwrap_or(peer)),
             // Counted before the socket closes: whoever sees it closed sees it counted.
-            Err(reason) => return proxy_header_rejected(shared, peer, reason),
+            Err(reason) => {
+                proxy_header_rejected(shared, peer, reason);
+                return None;
+            }
         }
     } else {
         (Replay::new(Vec::new(), socket), peer)
@@ -163,10 +190,11 @@ async fn serve_connection(
         let with_ja3n = shared.binder.policy().compare == CompareKey::Ja3n;
         let captured = match capture(&mut socket, server.max_hello_size, server.hello_timeout.0, with_ja3n).await {
             Ok(Some(captured)) => captured,
-            Ok(None) | Err(_) => return, // closed or reset before a hello: nothing to serve
+            Ok(None) | Err(_) => return None, // closed or reset before a hello: nothing to serve
         };
         if protocol != ProxyProtocol::Off && !trusted && proxy_protocol::looks_like_header(&captured.bytes) {
-            return proxy_header_rejected(shared, peer, "from an untrusted peer");
+            proxy_header_rejected(shared, peer, "from an untrusted peer");
+            return None;
         }
         let fingerprint = match captured.fingerprint {
             Ok(fingerprint) => {
@@ -178,7 +206,7 @@ async fn serve_connection(
                 tracing::info!(%peer, reason = failure.reason(), "no fingerprint for this connection");
                 if server.capture_failure == FailurePolicy::Closed {
                     shared.metrics.connections_refused.fetch_add(1, Relaxed);
-                    return;
+                    return None;
                 }
                 None
             }
@@ -193,22 +221,30 @@ async fn serve_connection(
         Ok(Err(error)) => {
             shared.metrics.handshakes_failed.fetch_add(1, Relaxed);
             tracing::debug!(%peer, %error, "TLS handshake failed");
-            return;
+            return None;
         }
         Err(_) => {
             shared.metrics.handshakes_failed.fetch_add(1, Relaxed);
             tracing::debug!(%peer, "TLS handshake timed out");
-            return;
+            return None;
         }
     };
     shared.metrics.handshakes_completed.fetch_add(1, Relaxed);
-    let span = tracing::Span::current();
-    if let Some(sni) = tls_stream.get_ref().1.server_name() {
-        span.record("sni", sni);
-    }
-    if let Some(fingerprint) = &fingerprint {
-        span.record("ja4_stable", fingerprint.binding.ja4_stable.as_str());
-    }
+    Some((tls_stream, peer, fingerprint))
+}
+
+/// HTTP/1.1 or HTTP/2 on an established connection until the client leaves or shutdown drains it.
+/// Each request runs in the connection's span (and, at debug level, a span of its own inside), so
+/// its log lines carry the connection; the connection's own task is not wrapped in it, which would
+/// enter and leave it on every read and write.
+async fn serve_http(
+    tls_stream: ClientStream,
+    (peer, fingerprint): (std::net::SocketAddr, Option<ConnectionFingerprint>),
+    ((worker, deadlines), span): ((usize, Deadlines), tracing::Span),
+    shared: &Arc<Shared>,
+    drain: watch::Receiver<bool>,
+) {
+    let server = &shared.config.server;
     let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
     // HTTP/1: the time to the first request head; HTTP/2: the idle timeout (see `header_timeout`).
     let wait = if h2 { server.idle_timeout.0 } else { server.header_read_timeout.0 };
@@ -225,7 +261,9 @@ async fn serve_connection(
             let (shared, connection, header_timeout) = (shared.clone(), connection.clone(), header_timeout.clone());
             header_timeout.head_arrived();
             let version = request.version();
-            let span = tracing::debug_span!("request", method = %request.method(), path = request.uri().path());
+            let request_span =
+                tracing::debug_span!(parent: &span, "request", method = %request.method(), path = request.uri().path());
+            let span = if request_span.is_disabled() { span.clone() } else { request_span };
             async move {
                 let response = handle(shared, connection, request).await;
                 Ok::<_, std::convert::Infallible>(header_timeout.watch(version, response))

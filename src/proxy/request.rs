@@ -73,40 +73,26 @@ pub async fn handle(
         }
     }
 
-    // 3. look up
-    // A shared handle on the header's bytes, not a copy: the facts borrow it while the headers change.
+    // 3. look up and 4. bind/decide: only a request on a route or with a session cookie has
+    // anything to look up (most requests have neither, and skip this)
     let user_agent = parts.headers.get(header::USER_AGENT).cloned();
-    let facts = connection.facts(user_agent.as_ref().and_then(|v| v.to_str().ok()), now);
-    // The session and the exchange are boxed: rarely there, they would otherwise take room in the
-    // future of every request.
-    let mut store_down = false;
-    let session = match look_up_session(&shared, route.as_ref(), cookie.as_deref(), &facts, &mut parts.headers).await {
-        Ok(session) => session,
-        Err(LookUp::Answer(answer)) => return answer,
-        Err(LookUp::StoreDown) => {
-            store_down = true;
-            None
-        }
-    };
-    let exchange = match token_request.as_ref().and_then(|t| t.refresh_token.as_deref()) {
-        Some(token) => match Box::pin(look_up_exchange(&shared, route.as_ref(), token, &facts)).await {
-            Ok(exchange) => exchange,
+    let bound = if route.is_some() || cookie.is_some() {
+        let looked_up = look_up_and_bind(
+            &shared,
+            &connection,
+            route.as_ref(),
+            (cookie.as_deref(), token_request.as_ref()),
+            (&mut parts.headers, user_agent.as_ref()),
+            now,
+        );
+        match Box::pin(looked_up).await {
+            Ok(bound) => bound,
             Err(answer) => return answer,
-        },
-        None => None,
-    };
-
-    // 4. bind/decide
-    let evaluated = match route.as_ref().map(|r| r.kind) {
-        Some(RouteKind::Login) if !store_down => {
-            Some(Box::pin(shared.binder.on_login(&facts, session.as_deref())).await)
         }
-        Some(RouteKind::Token) => match exchange.as_deref() {
-            Some(exchange) => Some(Box::pin(shared.binder.on_refresh(&facts, session.as_deref(), exchange)).await),
-            None => None,
-        },
-        _ => None,
+    } else {
+        Bound::default()
     };
+    let Bound { session, exchange, evaluated } = bound;
 
     // 5. enforce
     if let Some(answer) = evaluated.as_ref().and_then(|decision| answers::enforce(&shared, decision, &parts)) {
@@ -148,6 +134,51 @@ pub async fn handle(
     };
     // Boxed: the response phase's future is the largest of all (see phase 0).
     Box::pin(response::on_response(context, response)).await
+}
+
+/// What the look-up and the binding layer gave the request.
+#[derive(Default)]
+struct Bound {
+    /// Boxed, as the exchange: rarely there, they would otherwise take room in every request's future.
+    session: Option<Box<Versioned<Session>>>,
+    exchange: Option<Box<Exchange>>,
+    /// The decision of a login or refresh exchange.
+    evaluated: Option<Evaluated>,
+}
+
+/// Phases 3 and 4: the records the request names, and the binding layer's decision on a login or
+/// a refresh exchange; or the answer that ends the request here.
+async fn look_up_and_bind(
+    shared: &Shared,
+    connection: &Connection,
+    route: Option<&RouteConfig>,
+    (cookie, token_request): (Option<&[u8]>, Option<&TokenRequest>),
+    (headers, user_agent): (&mut hyper::HeaderMap, Option<&HeaderValue>),
+    now: Timestamp,
+) -> Result<Bound, Response<Body>> {
+    let facts = connection.facts(user_agent.and_then(|v| v.to_str().ok()), now);
+    let mut store_down = false;
+    let session = match look_up_session(shared, route, cookie, &facts, headers).await {
+        Ok(session) => session,
+        Err(LookUp::Answer(answer)) => return Err(answer),
+        Err(LookUp::StoreDown) => {
+            store_down = true;
+            None
+        }
+    };
+    let exchange = match token_request.and_then(|t| t.refresh_token.as_deref()) {
+        Some(token) => look_up_exchange(shared, route, token, &facts).await?,
+        None => None,
+    };
+    let evaluated = match route.map(|r| r.kind) {
+        Some(RouteKind::Login) if !store_down => Some(shared.binder.on_login(&facts, session.as_deref()).await),
+        Some(RouteKind::Token) => match exchange.as_deref() {
+            Some(exchange) => Some(shared.binder.on_refresh(&facts, session.as_deref(), exchange).await),
+            None => None,
+        },
+        _ => None,
+    };
+    Ok(Bound { session, exchange, evaluated })
 }
 
 /// Strips helloguard's own header names and reads the session cookie its one way; the single

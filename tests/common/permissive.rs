@@ -234,17 +234,11 @@ fn percent_decode(text: &str) -> String {
 }
 
 fn route_of(path: &str) -> &'static str {
-    let decoded = percent_decode(path).to_ascii_lowercase();
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in decoded.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            other => segments.push(other),
-        }
-    }
+    // The WHATWG URL parser resolves dot segments (`%2e` too) as browsers and many servers do;
+    // then everything is decoded, empty segments dropped and case folded, as lenient routers do.
+    let resolved = url::Url::parse(&format!("http://upstream{path}")).map(|u| u.path().to_owned()).unwrap_or_default();
+    let decoded = percent_decode(&resolved).to_ascii_lowercase();
+    let segments: Vec<&str> = decoded.split('/').filter(|s| !s.is_empty()).collect();
     match segments.join("/").as_str() {
         "login" => "login",
         "oauth/token" => "token",
