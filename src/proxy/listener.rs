@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use super::capture::{capture, ConnectionFingerprint, Replay};
+use super::capture::{capture, Replay};
 use super::deadlines::Deadlines;
 use super::header_timeout::HeaderTimeout;
 use super::proxy_protocol::{self, HeaderError, Parsed};
@@ -113,15 +113,20 @@ impl Worker {
             let (tls, shared, drain) = (tls.clone(), shared.clone(), shutdown.clone());
             let worker = (index, deadlines.clone());
             // Every log line about this connection carries its id and peer, and once known its
-            // SNI and ja4_stable (RUST_LOG=helloguard=debug adds a span per request).
+            // SNI and ja4_stable (RUST_LOG=helloguard=debug adds a span per request). The span
+            // wraps the connection's whole task: wrapping each request instead costs a span clone
+            // and drop per request, more than entering it on each poll.
             let id = CONNECTION_IDS.fetch_add(1, Relaxed);
             let span = tracing::info_span!("connection", id, %peer, sni = Empty, ja4_stable = Empty);
-            tokio::spawn(async move {
-                shared.metrics.connections_open.fetch_add(1, Relaxed);
-                serve_connection(socket, peer, (worker, span), tls, &shared, drain).await;
-                shared.metrics.connections_open.fetch_sub(1, Relaxed);
-                drop(permit);
-            });
+            tokio::spawn(
+                async move {
+                    shared.metrics.connections_open.fetch_add(1, Relaxed);
+                    serve_connection(socket, peer, worker, tls, &shared, drain).await;
+                    shared.metrics.connections_open.fetch_sub(1, Relaxed);
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
         drop(listener);
         let max = shared.config.server.max_connections as u32;
@@ -133,41 +138,14 @@ impl Worker {
     }
 }
 
-/// One connection: established (PROXY header, capture, handshake) inside its span, then served.
 async fn serve_connection(
-    socket: TcpStream,
+    mut socket: TcpStream,
     peer: std::net::SocketAddr,
-    (worker, span): ((usize, Deadlines), tracing::Span),
+    (worker, deadlines): (usize, Deadlines),
     tls: TlsAcceptor,
     shared: &Arc<Shared>,
     drain: watch::Receiver<bool>,
 ) {
-    let established = establish(socket, peer, &tls, shared).instrument(span.clone()).await;
-    let Some((tls_stream, peer, fingerprint)) = established else { return };
-    if let Some(sni) = tls_stream.get_ref().1.server_name() {
-        span.record("sni", sni);
-    }
-    if let Some(fingerprint) = &fingerprint {
-        span.record("ja4_stable", fingerprint.binding.ja4_stable.as_str());
-    }
-    serve_http(tls_stream, (peer, fingerprint), (worker, span), shared, drain).await;
-}
-
-/// What an established connection brings: the TLS stream over the replayed hello, the client's
-/// address (a trusted PROXY header's source), and its fingerprint when one was captured.
-type Established = (ClientStream, std::net::SocketAddr, Option<ConnectionFingerprint>);
-
-/// The client's TLS stream: over the replayed PROXY-header remainder and the replayed hello.
-type ClientStream = tokio_rustls::server::TlsStream<Replay<Replay<TcpStream>>>;
-
-/// PROXY header (from trusted peers), ClientHello capture and TLS handshake; `None`: the
-/// connection is closed.
-async fn establish(
-    mut socket: TcpStream,
-    peer: std::net::SocketAddr,
-    tls: &TlsAcceptor,
-    shared: &Arc<Shared>,
-) -> Option<Established> {
     let server = &shared.config.server;
     let _ = socket.set_nodelay(true);
     let handshake_deadline = tokio::time::Instant::now() + server.handshake_timeout.0;
@@ -177,10 +155,7 @@ async fn establish(
         match read_proxy_header(&mut socket, protocol, server.hello_timeout.0).await {
             Ok((source, read_ahead)) => (Replay::new(read_ahead, socket), source.unwrap_or(peer)),
             // Counted before the socket closes: whoever sees it closed sees it counted.
-            Err(reason) => {
-                proxy_header_rejected(shared, peer, reason);
-                return None;
-            }
+            Err(reason) => return proxy_header_rejected(shared, peer, reason),
         }
     } else {
         (Replay::new(Vec::new(), socket), peer)
@@ -190,11 +165,10 @@ async fn establish(
         let with_ja3n = shared.binder.policy().compare == CompareKey::Ja3n;
         let captured = match capture(&mut socket, server.max_hello_size, server.hello_timeout.0, with_ja3n).await {
             Ok(Some(captured)) => captured,
-            Ok(None) | Err(_) => return None, // closed or reset before a hello: nothing to serve
+            Ok(None) | Err(_) => return, // closed or reset before a hello: nothing to serve
         };
         if protocol != ProxyProtocol::Off && !trusted && proxy_protocol::looks_like_header(&captured.bytes) {
-            proxy_header_rejected(shared, peer, "from an untrusted peer");
-            return None;
+            return proxy_header_rejected(shared, peer, "from an untrusted peer");
         }
         let fingerprint = match captured.fingerprint {
             Ok(fingerprint) => {
@@ -206,7 +180,7 @@ async fn establish(
                 tracing::info!(%peer, reason = failure.reason(), "no fingerprint for this connection");
                 if server.capture_failure == FailurePolicy::Closed {
                     shared.metrics.connections_refused.fetch_add(1, Relaxed);
-                    return None;
+                    return;
                 }
                 None
             }
@@ -221,30 +195,22 @@ async fn establish(
         Ok(Err(error)) => {
             shared.metrics.handshakes_failed.fetch_add(1, Relaxed);
             tracing::debug!(%peer, %error, "TLS handshake failed");
-            return None;
+            return;
         }
         Err(_) => {
             shared.metrics.handshakes_failed.fetch_add(1, Relaxed);
             tracing::debug!(%peer, "TLS handshake timed out");
-            return None;
+            return;
         }
     };
     shared.metrics.handshakes_completed.fetch_add(1, Relaxed);
-    Some((tls_stream, peer, fingerprint))
-}
-
-/// HTTP/1.1 or HTTP/2 on an established connection until the client leaves or shutdown drains it.
-/// Each request runs in the connection's span (and, at debug level, a span of its own inside), so
-/// its log lines carry the connection; the connection's own task is not wrapped in it, which would
-/// enter and leave it on every read and write.
-async fn serve_http(
-    tls_stream: ClientStream,
-    (peer, fingerprint): (std::net::SocketAddr, Option<ConnectionFingerprint>),
-    ((worker, deadlines), span): ((usize, Deadlines), tracing::Span),
-    shared: &Arc<Shared>,
-    drain: watch::Receiver<bool>,
-) {
-    let server = &shared.config.server;
+    let span = tracing::Span::current();
+    if let Some(sni) = tls_stream.get_ref().1.server_name() {
+        span.record("sni", sni);
+    }
+    if let Some(fingerprint) = &fingerprint {
+        span.record("ja4_stable", fingerprint.binding.ja4_stable.as_str());
+    }
     let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
     // HTTP/1: the time to the first request head; HTTP/2: the idle timeout (see `header_timeout`).
     let wait = if h2 { server.idle_timeout.0 } else { server.header_read_timeout.0 };
@@ -261,9 +227,7 @@ async fn serve_http(
             let (shared, connection, header_timeout) = (shared.clone(), connection.clone(), header_timeout.clone());
             header_timeout.head_arrived();
             let version = request.version();
-            let request_span =
-                tracing::debug_span!(parent: &span, "request", method = %request.method(), path = request.uri().path());
-            let span = if request_span.is_disabled() { span.clone() } else { request_span };
+            let span = tracing::debug_span!("request", method = %request.method(), path = request.uri().path());
             async move {
                 let response = handle(shared, connection, request).await;
                 Ok::<_, std::convert::Infallible>(header_timeout.watch(version, response))
@@ -275,7 +239,7 @@ async fn serve_http(
     let ending = Ending { peer, header_deadline, drain, idle_timeout: server.idle_timeout.0, h2 };
     // HTTP/2 over TLS is chosen by ALPN only (RFC 9113 §3.3): without `h2` the client speaks HTTP/1.1.
     if h2 {
-        let mut builder = http2::Builder::new(TokioExecutor::new());
+        let mut builder = http2::Builder::new(InSpan(tracing::Span::current()));
         builder
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(server.max_header_size).unwrap_or(u32::MAX))
@@ -296,6 +260,21 @@ async fn serve_http(
             .serve_connection(io, service)
             .with_upgrades();
         ending.serve(connection, |connection| connection.graceful_shutdown()).await;
+    }
+}
+
+/// Spawns HTTP/2's stream tasks inside the connection's span: a task does not inherit the span of
+/// the task that spawned it, so its log lines would otherwise carry no connection.
+#[derive(Clone)]
+struct InSpan(tracing::Span);
+
+impl<F> hyper::rt::Executor<F> for InSpan
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::spawn(future.instrument(self.0.clone()));
     }
 }
 
