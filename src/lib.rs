@@ -12,6 +12,7 @@
 //! | [`api`] | the Management API: `/api/v2/` routes, bearer JWTs with scopes, rate limit, Auth0-shaped errors, the OpenAPI document |
 //! | [`pcap`] | offline replay of pcap/pcapng: link/IP/TCP/UDP decoding, flow reassembly, QUIC Initial decryption, DTLS |
 //! | [`binding`] | one method per event (login, refresh, new session, token issued, MFA confirmed, user reported, activity, logout, sweep): facts in, decision, writes and audit out; no HTTP type |
+//! | [`actions`] | the Actions runtime (CONTRACT §11): compiled files, the sandbox, time and memory limits, what `api` calls asked for |
 //! | [`logout`] | how sessions end: initiators, OIDC back-channel logout (`[[clients]]` config, planning into the store's outbox, signed logout tokens, JWKS, durable delivery workers with retries) |
 //! | [`audit`] | the typed audit events and where their lines go (a writer thread behind a bounded queue) |
 //! | [`engine`] | the binding decision: a pure function from event + observed + stored fingerprints to allow/bind/challenge and the writes; `[policy]` |
@@ -31,6 +32,7 @@
 //! `main.rs` is a thin CLI over these modules: everything it can do, a test can do too.
 #![forbid(unsafe_code)]
 
+pub mod actions;
 pub mod api;
 pub mod audit;
 pub mod binding;

@@ -94,6 +94,11 @@ enum Command {
         /// The TOML file.
         file: PathBuf,
     },
+    /// Work with post-login Actions (CONTRACT §11) without a proxy.
+    Actions {
+        #[command(subcommand)]
+        command: ActionsCommand,
+    },
     /// Fingerprint one ClientHello and print a JSON object with ja3, ja3_full, ja3n, ja4, ja4_r,
     /// ja4_o, ja4_ro, ja4_stable, sni, alpn and tls_version.
     ///
@@ -163,6 +168,29 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ActionsCommand {
+    /// Run Action files, in order, on one `event` (a JSON file in the shape the proxy builds, see
+    /// README "Actions") and print what they decided, wrote and claimed as one JSON object:
+    /// `decision`, `reason`, `challenge`, `additional_factors`, `deny`, `session_metadata` and
+    /// `refresh_token_metadata` (each record's metadata after the writes, only when written),
+    /// `claims` and `error`. `console` output goes to stderr. Exit status 1 when an Action failed
+    /// or wrote invalid metadata (`error` says why), 2 when a file does not compile (file:line:column)
+    /// or the event cannot be read.
+    Test {
+        /// Action files (`exports.onExecutePostLogin = async (event, api) => {…}`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The `event` as JSON.
+        #[arg(long)]
+        event: PathBuf,
+        /// A configuration file whose `[actions]` limits, `on_error` and secrets apply (its
+        /// `post_login` list is ignored: the files named here run).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -172,6 +200,13 @@ fn main() -> ExitCode {
         Command::Serve { config, listen, upstream, data_dir } => serve_command(config, listen, upstream, data_dir),
         Command::Token { scopes, ttl, sub, config, data_dir } => token_command(&scopes, ttl, &sub, config, data_dir),
         Command::CheckConfig { file } => check_config_command(&file),
+        Command::Actions { command: ActionsCommand::Test { files, event, config } } => {
+            match actions_test_command(files, &event, config) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(error) => Err(error),
+            }
+        }
         Command::Replay {
             pcaps,
             format,
@@ -207,11 +242,31 @@ fn main() -> ExitCode {
 fn check_config_command(file: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(file)?;
     helloguard::logout::check_files(&config.logout)?;
+    helloguard::actions::Actions::check(&config.actions)?;
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
     }
     println!("{}: ok", file.display());
     Ok(())
+}
+
+/// `Ok(false)`: an Action failed or wrote invalid metadata.
+fn actions_test_command(files: Vec<PathBuf>, event: &std::path::Path, config: Option<PathBuf>) -> anyhow::Result<bool> {
+    let mut actions = match config {
+        Some(path) => Config::load(&path)?.actions,
+        None => helloguard::config::ActionsConfig::default(),
+    };
+    actions.post_login = files;
+    actions.base_dir = None;
+    let text = std::fs::read_to_string(event).with_context(|| format!("reading {}", event.display()))?;
+    let event: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", event.display()))?;
+    let (report, logs) = helloguard::actions::offline::run(&actions, &event)?;
+    for (file, level, line) in logs {
+        eprintln!("{file}: console.{level}: {line}");
+    }
+    println!("{report}");
+    Ok(report["error"].is_null())
 }
 
 fn fingerprint_command(file: Option<PathBuf>, hex: bool, transport: &str, alpn_compat: bool) -> anyhow::Result<()> {

@@ -22,6 +22,10 @@ pub struct DecisionEvent<'a> {
     pub client_addr: Option<&'a str>,
     /// The wrapped message (`Failed to set session metadata: …`), for `metadata_write_failed` only.
     pub error: Option<&'a str>,
+    /// The Action files that ran (CONTRACT §11), when any is configured.
+    pub actions: Option<&'a [String]>,
+    /// The names of the claims the Actions set (never their values).
+    pub claims: Option<&'a [String]>,
 }
 
 impl DecisionEvent<'_> {
@@ -52,6 +56,12 @@ impl DecisionEvent<'_> {
         object.opt_str("client_addr", self.client_addr);
         if let Some(error) = self.error {
             object.str("error", error);
+        }
+        if let Some(actions) = self.actions {
+            object.strs("actions", actions.iter().map(String::as_str));
+        }
+        if let Some(claims) = self.claims.filter(|c| !c.is_empty()) {
+            object.strs("claims", claims.iter().map(String::as_str));
         }
         object.close();
         out
@@ -140,6 +150,24 @@ pub struct LogoutAttempt<'a> {
 impl LogoutAttempt<'_> {
     pub const SUCCEEDED: &'static str = "oidc_backchannel_logout_succeeded";
     pub const FAILED: &'static str = "oidc_backchannel_logout_failed";
+}
+
+/// `action_error`: an Action threw, rejected, ran out of time or memory, or asked for something
+/// invalid; `[actions] on_error` decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionError<'a> {
+    pub event: &'static str,
+    pub time: Timestamp,
+    pub file: &'a str,
+    /// Cut at 255 characters.
+    pub message: String,
+    pub decision: &'a str,
+}
+
+impl<'a> ActionError<'a> {
+    pub fn new(time: Timestamp, file: &'a str, message: &str, decision: &'a str) -> Self {
+        Self { event: "action_error", time, file, message: message.chars().take(255).collect(), decision }
+    }
 }
 
 /// `api_write`: a Management API write, whatever its answer.

@@ -13,7 +13,7 @@ pub mod events;
 pub mod options;
 pub mod sink;
 
-pub use events::{ApiWrite, DecisionEvent, LogoutAttempt, RevokedUse, SessionEnded};
+pub use events::{ActionError, ApiWrite, DecisionEvent, LogoutAttempt, RevokedUse, SessionEnded};
 pub use sink::{JsonLines, Writer};
 
 /// Where audit events go.

@@ -7,12 +7,15 @@ use crate::engine::{Mode, Verdict};
 #[derive(Default)]
 pub struct Counters {
     /// `[verdict][mode]`, in the order of `Verdict::ALL` × `Mode::ALL`.
-    decisions: [[AtomicU64; 3]; 3],
+    decisions: [[AtomicU64; 3]; 4],
     pub metadata_write_failures: AtomicU64,
     pub revoked_uses: AtomicU64,
     pub store_errors: AtomicU64,
     /// Logout-route requests whose session could not be ended.
     pub logout_end_failures: AtomicU64,
+    /// Action invocations that threw, rejected, ran out of time or memory, or asked for something
+    /// invalid.
+    pub action_errors: AtomicU64,
 }
 
 impl Counters {

@@ -6,6 +6,7 @@
 //!
 //! | file | owns |
 //! |---|---|
+//! | [`actions`] | the `event` Actions read, and their run on the worker's Actions thread |
 //! | [`lookup`] | the live session of a cookie, the record of a presented refresh token, revoked uses |
 //! | [`decide`] | the request-phase events: `on_login`, `on_refresh` (decide → write → audit, once) |
 //! | [`records`] | the response-phase events: `on_new_session`, `on_token_issued`, `on_mfa_confirmed`, `on_user_reported`, `note_activity`, `on_logout`; and `sweep` |
@@ -13,6 +14,7 @@
 //!
 //! Cookies and tokens are hashed into ids here and never stored or logged.
 
+pub mod actions;
 pub mod counters;
 pub mod decide;
 pub mod lookup;
@@ -20,11 +22,13 @@ pub mod records;
 
 use std::sync::Arc;
 
+pub use actions::RequestInfo;
 pub use counters::Counters;
-pub use decide::Evaluated;
+pub use decide::{Evaluated, Held};
 pub use lookup::{Exchange, ExchangeLookup, SessionLookup};
 pub use records::{IssuedToken, NewSession};
 
+use crate::actions::Actions;
 use crate::audit::{AuditSink, DecisionEvent};
 use crate::engine::{Decision, Observed, Outcome, Policy};
 use crate::logout::SessionEnder;
@@ -40,6 +44,8 @@ pub struct Facts<'a> {
     /// The request's `User-Agent`.
     pub user_agent: Option<&'a str>,
     pub now: Timestamp,
+    /// The request as Actions read it; `None` when no Action is configured.
+    pub request: Option<&'a RequestInfo>,
 }
 
 impl Facts<'_> {
@@ -66,6 +72,7 @@ pub struct Binder {
     counters: Arc<Counters>,
     session_lifetimes: Lifetimes,
     token_lifetimes: Lifetimes,
+    actions: Option<Arc<Actions>>,
 }
 
 impl Binder {
@@ -77,7 +84,18 @@ impl Binder {
         counters: Arc<Counters>,
         (session_lifetimes, token_lifetimes): (Lifetimes, Lifetimes),
     ) -> Self {
-        Self { store, policy, audit, sessions, counters, session_lifetimes, token_lifetimes }
+        Self { store, policy, audit, sessions, counters, session_lifetimes, token_lifetimes, actions: None }
+    }
+
+    /// Runs these Actions after the built-in decision (CONTRACT §11).
+    pub fn with_actions(mut self, actions: Option<Arc<Actions>>) -> Self {
+        self.actions = actions;
+        self
+    }
+
+    /// The Actions in service, if any.
+    pub fn actions(&self) -> Option<&Arc<Actions>> {
+        self.actions.as_ref()
     }
 
     pub fn policy(&self) -> &Policy {
@@ -101,8 +119,7 @@ impl Binder {
         StoreFailure { backend }
     }
 
-    /// The audit event and the count of one decision (request or response phase).
-    #[allow(clippy::too_many_arguments)]
+    /// The audit event and the count of one response-phase decision.
     fn record_decision(
         &self,
         facts: &Facts<'_>,
@@ -111,6 +128,22 @@ impl Binder {
         user_id: Option<&str>,
         outcome: Outcome,
         error: Option<&str>,
+    ) {
+        self.record_decision_with(facts, decision, stored, user_id, outcome, error, None);
+    }
+
+    /// The audit event and the count of one decision, with the Actions that ran and the claims
+    /// they set.
+    #[allow(clippy::too_many_arguments)]
+    fn record_decision_with(
+        &self,
+        facts: &Facts<'_>,
+        decision: &Decision<'_>,
+        stored: Option<&Metadata>,
+        user_id: Option<&str>,
+        outcome: Outcome,
+        error: Option<&str>,
+        actions: Option<&(Vec<String>, Vec<String>)>,
     ) {
         if let Some(error) = error {
             self.counters.metadata_write_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -126,6 +159,8 @@ impl Binder {
             stored,
             client_addr: Some(facts.client_ip),
             error,
+            actions: actions.map(|(files, _)| files.as_slice()),
+            claims: actions.map(|(_, claims)| claims.as_slice()),
         });
         self.counters.decided(decision.verdict, self.policy.mode);
     }

@@ -10,13 +10,13 @@
 //! - a proxied request notes the session's activity; an accepted logout ends the session;
 //! - the sweeper ends expired sessions and drops expired records.
 
-use super::decide::apply_writes;
+use super::decide::{apply_held, apply_writes};
 use super::{Binder, Facts, StoreFailure};
 use crate::engine::{bind_on_response, Outcome, Reason, Route};
 use crate::logout::Initiator;
 use crate::session::{
-    refresh_token_id, session_id, ClientRef, RecordKind, RefreshToken, ResourceServer, Session, StoreError, Timestamp,
-    Versioned,
+    refresh_token_id, session_id, ClientRef, MetadataEdit, RecordKind, RefreshToken, ResourceServer, Session,
+    StoreError, Timestamp, Versioned,
 };
 
 /// A login answer set a session cookie.
@@ -29,6 +29,8 @@ pub struct NewSession<'a> {
     pub previous: Option<&'a Versioned<Session>>,
     /// The login route's `client_id`.
     pub client_id: Option<String>,
+    /// Actions' writes held for the session this answer creates (CONTRACT §11).
+    pub held: &'a [MetadataEdit],
 }
 
 /// A token answer carried a refresh token.
@@ -43,6 +45,8 @@ pub struct IssuedToken<'a> {
     pub client_id: Option<String>,
     /// The request's audience with the answer's scopes, when both are known.
     pub resource: Option<ResourceServer>,
+    /// Actions' writes held for a token this answer issues (CONTRACT §11).
+    pub held: &'a [MetadataEdit],
 }
 
 /// Tokens moved per store query when a session's refresh tokens follow a cookie rotation.
@@ -92,6 +96,7 @@ impl Binder {
         }
         let decision = bind_on_response(reason, Route::Login, Some(&id), None, facts.observed, &self.policy);
         let (stored_before, error) = apply_writes(&mut session.session_metadata, &decision.writes, RecordKind::Session);
+        let error = error.or_else(|| apply_held(&mut session.session_metadata, new.held, RecordKind::Session));
         if let Err(e) = self.store.create_session(&session).await {
             return Err(self.store_failed("create session", &e));
         }
@@ -177,7 +182,16 @@ impl Binder {
         issued: IssuedToken<'_>,
     ) -> Result<Option<String>, StoreFailure> {
         let new_id = refresh_token_id(issued.token);
-        if let Some(old) = issued.presented {
+        // The request phase may have written the presented token (a binding, an Action's write):
+        // it rotates, and its successor inherits, as it is now.
+        let current = match issued.presented {
+            Some(old) => match self.store.get_refresh_token(&old.record.id).await {
+                Ok(current) => Some(current.unwrap_or_else(|| old.clone())),
+                Err(error) => return Err(self.store_failed("refresh token lookup for a rotation", &error)),
+            },
+            None => None,
+        };
+        if let Some(old) = current.as_ref() {
             if old.record.id == new_id {
                 // The same token again (a non-rotating upstream): only the exchange is noted.
                 let mut exchanged = old.record.clone();
@@ -236,6 +250,8 @@ impl Binder {
         );
         let (before, error) =
             apply_writes(&mut record.refresh_token_metadata, &decision.writes, RecordKind::RefreshToken);
+        let error =
+            error.or_else(|| apply_held(&mut record.refresh_token_metadata, issued.held, RecordKind::RefreshToken));
         if let Err(e) = self.store.create_refresh_token(&record).await {
             return Err(self.store_failed("create refresh token", &e));
         }

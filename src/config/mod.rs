@@ -13,6 +13,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use crate::actions::ActionsConfig;
 pub use crate::api::options::{ApiConfig, ApiKeyConfig, ApiKeyKind, PerSecond};
 pub use crate::audit::options::AuditConfig;
 pub use crate::engine::options::{FactorName, PolicyConfig};
@@ -45,6 +46,7 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     pub logout: LogoutConfig,
     pub clients: Vec<ClientConfig>,
+    pub actions: ActionsConfig,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
             routes: proxy::default_routes(),
             logout: LogoutConfig::default(),
             clients: Vec::new(),
+            actions: ActionsConfig::default(),
         }
     }
 }
@@ -88,7 +91,10 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::Read { path: path.display().to_string(), message: e.to_string() })?;
-        Self::from_toml(&text)
+        let mut config = Self::from_toml(&text)?;
+        // Action files are named relative to the file that names them.
+        config.actions.base_dir = path.parent().map(std::path::Path::to_path_buf);
+        Ok(config)
     }
 
     /// Accepted but discouraged settings, one line each (`check-config` prints them).

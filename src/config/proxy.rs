@@ -204,6 +204,12 @@ pub struct HeadersConfig {
     pub decision: Option<String>,
     pub reason: Option<String>,
     pub challenge: Option<String>,
+    /// Keys of the live session's metadata sent on every request as `helloguard-session-metadata`
+    /// (base64url JSON); `["*"]`: all keys (CONTRACT §11).
+    pub forward_session_metadata: Vec<String>,
+    /// Keys of the presented refresh token's metadata sent on a refresh exchange as
+    /// `helloguard-refresh-token-metadata`.
+    pub forward_refresh_token_metadata: Vec<String>,
 }
 
 impl Default for HeadersConfig {
@@ -217,6 +223,8 @@ impl Default for HeadersConfig {
             decision: None,
             reason: None,
             challenge: None,
+            forward_session_metadata: Vec::new(),
+            forward_refresh_token_metadata: Vec::new(),
         }
     }
 }

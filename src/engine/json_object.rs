@@ -60,6 +60,20 @@ impl<'o> JsonObject<'o> {
         self
     }
 
+    /// An array of strings.
+    pub(crate) fn strs<'v>(&mut self, key: &'static str, items: impl IntoIterator<Item = &'v str>) -> &mut Self {
+        self.key(key);
+        self.out.push('[');
+        for (index, item) in items.into_iter().enumerate() {
+            if index > 0 {
+                self.out.push(',');
+            }
+            push_string(self.out, item);
+        }
+        self.out.push(']');
+        self
+    }
+
     /// An array of objects, one per item, whose members `write` adds.
     pub(crate) fn objects<T>(
         &mut self,

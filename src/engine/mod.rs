@@ -15,14 +15,16 @@ use crate::session::Metadata;
 use json_object::JsonObject;
 pub use policy::{CompareKey, Factor, Factors, FactorsError, Mode, Policy};
 
-/// The request kinds that get a decision.
+/// The request kinds that get a decision: the built-in one decides logins and refresh exchanges;
+/// Actions also run on other token requests that can issue tokens (`token`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Login,
     Refresh,
+    Token,
 }
 
-crate::options::wire_names!(Route { Login => "login", Refresh => "refresh" });
+crate::options::wire_names!(Route { Login => "login", Refresh => "refresh", Token => "token" });
 
 /// Fingerprints observed on the connection. `None` in an [`Event`] means unknown (no ClientHello
 /// captured).
@@ -64,15 +66,17 @@ pub struct Event<'a, 's> {
     pub observed: Option<Observed<'a>>,
 }
 
-/// `allow`, `bind` or `challenge`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `allow`, `bind`, `challenge`, or an Action's `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Verdict {
+    #[default]
     Allow,
     Bind,
     Challenge,
+    Deny,
 }
 
-crate::options::wire_names!(Verdict { Allow => "allow", Bind => "bind", Challenge => "challenge" });
+crate::options::wire_names!(Verdict { Allow => "allow", Bind => "bind", Challenge => "challenge", Deny => "deny" });
 
 /// Why (§3). The last four are the response phase's `bind` reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +93,12 @@ pub enum Reason {
     NewRefreshToken,
     Rotation,
     MfaConfirmed,
+    /// An Action called `api.authentication.challengeWith(...)`.
+    ActionChallenge,
+    /// An Action called `api.access.deny(...)`.
+    ActionDeny,
+    /// An Action failed and `[actions] on_error` decided.
+    ActionError,
 }
 
 crate::options::wire_names!(Reason {
@@ -104,6 +114,9 @@ crate::options::wire_names!(Reason {
     NewRefreshToken => "new_refresh_token",
     Rotation => "rotation",
     MfaConfirmed => "mfa_confirmed",
+    ActionChallenge => "action_challenge",
+    ActionDeny => "action_deny",
+    ActionError => "action_error",
 });
 
 /// Metadata keys to merge into the record: at most `ja3`, `ja4`, `ja4_stable`, `ja3n`.
@@ -174,7 +187,8 @@ impl<'a> Decision<'a> {
     /// What happens to the request under `policy` (§4), for the audit event.
     pub fn outcome(&self, policy: &Policy) -> Outcome {
         match (self.verdict, policy.mode, self.route) {
-            (Verdict::Challenge, Mode::Enforce, Route::Refresh) => Outcome::Rejected,
+            (Verdict::Deny, Mode::Enforce, _) => Outcome::Rejected,
+            (Verdict::Challenge, Mode::Enforce, Route::Refresh | Route::Token) => Outcome::Rejected,
             (Verdict::Challenge, Mode::Enforce, Route::Login) if policy.has_challenge_url => Outcome::Redirected,
             _ => Outcome::Forwarded,
         }
@@ -209,8 +223,9 @@ impl Decision<'_> {
 }
 
 /// `forwarded` / `redirected` / `rejected` (§9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Outcome {
+    #[default]
     Forwarded,
     Redirected,
     Rejected,
@@ -225,7 +240,7 @@ pub fn decide<'a>(event: &Event<'a, '_>, policy: &'a Policy) -> Decision<'a> {
     let key = policy.compare.as_str();
     let (verdict, reason, writes) = match (event.route, event.stored, observed) {
         (Route::Login, None, _) => (Verdict::Allow, Reason::NoSession, Writes::default()),
-        (Route::Refresh, None, _) => (Verdict::Allow, Reason::UnknownRefreshToken, Writes::default()),
+        (Route::Refresh | Route::Token, None, _) => (Verdict::Allow, Reason::UnknownRefreshToken, Writes::default()),
         (_, Some(stored), None) if stored.get(key).is_some() => {
             (Verdict::Challenge, Reason::FingerprintUnknown, Writes::default())
         }

@@ -35,6 +35,8 @@ pub struct PolicyConfig {
     pub additional_factors: Vec<FactorName>,
     pub challenge_url: Option<String>,
     pub confirm_header: String,
+    /// The built-in binding of CONTRACT §3; `false`: Actions alone decide and write.
+    pub builtin: bool,
 }
 
 impl Default for PolicyConfig {
@@ -46,6 +48,7 @@ impl Default for PolicyConfig {
             additional_factors: vec![FactorName(Factor::PushNotification), FactorName(Factor::Phone)],
             challenge_url: None,
             confirm_header: "helloguard-mfa-confirmed".to_owned(),
+            builtin: true,
         }
     }
 }
@@ -56,6 +59,12 @@ impl PolicyConfig {
         let additional: Vec<Factor> = self.additional_factors.iter().map(|f| f.0).collect();
         let factors = Factors::new(self.challenge.0, &additional)
             .map_err(|e| ConfigError::key("policy.additional_factors", e.to_string()))?;
-        Ok(Policy { mode: self.mode, compare: self.compare, factors, has_challenge_url: self.challenge_url.is_some() })
+        Ok(Policy {
+            mode: self.mode,
+            compare: self.compare,
+            factors,
+            has_challenge_url: self.challenge_url.is_some(),
+            builtin_off: !self.builtin,
+        })
     }
 }

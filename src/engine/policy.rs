@@ -120,4 +120,6 @@ pub struct Policy {
     pub factors: Factors,
     /// Whether `[policy] challenge_url` is set: decides how an enforce-mode login challenge ends.
     pub has_challenge_url: bool,
+    /// `[policy] builtin = false`: the built-in binding does not run; Actions alone decide.
+    pub builtin_off: bool,
 }

@@ -69,11 +69,13 @@ pub enum DecisionKind {
     Allow,
     Bind,
     Challenge,
+    Deny,
     Skipped,
 }
 
 impl DecisionKind {
-    /// Every decision, in summary order.
+    /// Every decision replay can reach, in summary order. `deny` comes only from Actions, which
+    /// replay does not run.
     pub const ALL: [DecisionKind; 4] = [Self::Allow, Self::Bind, Self::Challenge, Self::Skipped];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +83,7 @@ impl DecisionKind {
             Self::Allow => "allow",
             Self::Bind => "bind",
             Self::Challenge => "challenge",
+            Self::Deny => "deny",
             Self::Skipped => "skipped",
         }
     }
@@ -92,6 +95,7 @@ impl From<Verdict> for DecisionKind {
             Verdict::Allow => Self::Allow,
             Verdict::Bind => Self::Bind,
             Verdict::Challenge => Self::Challenge,
+            Verdict::Deny => Self::Deny,
         }
     }
 }

@@ -14,16 +14,25 @@ use super::state::Shared;
 use super::upstream::UpstreamError;
 use crate::binding::{Evaluated, StoreFailure};
 use crate::config::{FailurePolicy, RouteConfig, RouteKind};
-use crate::engine::Outcome;
+use crate::engine::{Factor, Outcome, Verdict};
 use crate::http::body::{full, json_response, Body};
 use crate::http::token_request::Refusal;
 
 /// The enforce-mode answers (CONTRACT §4); `None` means forward.
 pub fn enforce(shared: &Shared, evaluated: &Evaluated, parts: &hyper::http::request::Parts) -> Option<Response<Body>> {
+    // An Action's metadata write that fails validation refuses the request in every mode.
+    if let Some(description) = &evaluated.refused {
+        return Some(access_denied(description));
+    }
+    let policy = shared.binder.policy();
+    let factors: Vec<Factor> = evaluated.factors.clone().unwrap_or_else(|| policy.factors.all().to_vec());
     match evaluated.outcome {
         Outcome::Forwarded => None,
+        Outcome::Rejected if evaluated.verdict == Verdict::Deny => {
+            Some(access_denied(evaluated.deny.as_deref().unwrap_or("Access denied")))
+        }
         Outcome::Rejected => {
-            let factors: Vec<_> = shared.binder.policy().factors.all().iter().map(|f| json!({"type": f})).collect();
+            let factors: Vec<_> = factors.iter().map(|f| json!({"type": f})).collect();
             let mut response = json_response(
                 StatusCode::FORBIDDEN,
                 &json!({"error": "mfa_required", "error_description": "Multifactor authentication required",
@@ -36,9 +45,9 @@ pub fn enforce(shared: &Shared, evaluated: &Evaluated, parts: &hyper::http::requ
             let base = shared.config.policy.challenge_url.as_deref()?;
             let mut query = form_urlencoded::Serializer::new(String::new());
             query.append_pair("reason", evaluated.reason);
-            query.append_pair("challenge", shared.binder.policy().factors.primary().as_str());
-            let additional: Vec<&str> =
-                shared.binder.policy().factors.additional().iter().map(|f| f.as_str()).collect();
+            let (primary, additional) = factors.split_first()?;
+            query.append_pair("challenge", primary.as_str());
+            let additional: Vec<&str> = additional.iter().map(|f| f.as_str()).collect();
             if !additional.is_empty() {
                 query.append_pair("additional_factors", &additional.join(","));
             }
@@ -56,6 +65,14 @@ pub fn enforce(shared: &Shared, evaluated: &Evaluated, parts: &hyper::http::requ
             Some(response)
         }
     }
+}
+
+/// `403 {"error":"access_denied","error_description":…}` (CONTRACT §11).
+fn access_denied(description: &str) -> Response<Body> {
+    let mut response =
+        json_response(StatusCode::FORBIDDEN, &json!({"error": "access_denied", "error_description": description}));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// `GET`/`HEAD` of the JWKS (CONTRACT §8): public, cacheable for five minutes.

@@ -6,12 +6,16 @@
 //!   persistent (`Max-Age` = `[session] absolute_timeout`), like a hosted login service's: a browser
 //!   that restarts is still logged in, which is when it opens new TLS connections with a new
 //!   ClientHello. (A browser drops a session cookie, one without `Max-Age`, when it exits.)
+//!   A login helloguard decided to challenge gets a one-time-password page instead; the form
+//!   posts back with `otp`, and the demo's fixed code ([`DEMO_OTP`], shown on the page) logs in
+//!   with `helloguard-mfa-confirmed: 1`, which makes helloguard bind the session to this client.
 //! - `POST /oauth/token`: `grant_type=password&username=U` issues an access and a refresh token;
 //!   `grant_type=refresh_token&refresh_token=R` rotates them.
 //! - `POST /logout`: expires the session cookie.
 //!
-//! Every other answer is the same JSON echo. Tokens and cookies are random and kept in memory only
-//! (the demo is a toy; helloguard itself never stores them).
+//! Every other answer is the same JSON echo, which includes the session metadata and Action claims
+//! helloguard forwarded (decoded). Tokens and cookies are random and kept in memory only (the demo
+//! is a toy; helloguard itself never stores them).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,6 +30,10 @@ use serde_json::{json, Value};
 use super::headers::HeaderNames;
 use crate::config::SessionConfig;
 use crate::http::body::{full, json_response, Body};
+
+/// The demo's one-time password. A real login service checks a code the user's authenticator
+/// shows; the demo says its code on the page.
+pub const DEMO_OTP: &str = "123456";
 
 /// The demo's state: who is logged in with which cookie, and which refresh tokens are live.
 pub struct Demo {
@@ -59,7 +67,21 @@ impl Demo {
         let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
         match (&parts.method, parts.uri.path()) {
             (&Method::GET, "/") => html_response(&self.page(&echo)),
-            (&Method::POST, "/login") => self.login(&form, echo),
+            (&Method::POST, "/login") => {
+                let challenged = echo["decision"] == "challenge";
+                match form.get("otp") {
+                    Some(code) if challenged && code == DEMO_OTP => {
+                        let mut response = self.login(&form, echo);
+                        add_header(&mut response, self.names.mfa_confirmed.clone(), "1");
+                        response
+                    }
+                    code if challenged => {
+                        let target = parts.uri.path_and_query().map_or("/login", |p| p.as_str());
+                        otp_page(&form, &echo, target, code.is_some())
+                    }
+                    _ => self.login(&form, echo),
+                }
+            }
             (&Method::POST, "/oauth/token") => self.token(&form),
             (&Method::POST, "/logout") => {
                 let mut response = json_response(StatusCode::OK, &json!({"logged_out": true, "helloguard": echo}));
@@ -73,10 +95,17 @@ impl Demo {
         }
     }
 
-    /// The helloguard headers this request carried.
+    /// The helloguard headers this request carried; the JSON ones decoded.
     fn echo(&self, headers: &hyper::HeaderMap) -> Value {
         let get = |name: &hyper::header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+        let decoded = |name| {
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(get(name)?).ok()?;
+            serde_json::from_slice::<Value>(&bytes).ok()
+        };
         json!({
+            "session_metadata": decoded(&self.names.session_metadata),
+            "refresh_token_metadata": decoded(&self.names.refresh_token_metadata),
+            "claims": decoded(&self.names.claims),
             "ja3": get(&self.names.ja3),
             "ja4": get(&self.names.ja4),
             "ja4_stable": get(&self.names.ja4_stable),
@@ -162,6 +191,31 @@ impl Demo {
             row("challenge", "challenge"),
         )
     }
+}
+
+/// The page a challenged login gets: the factor helloguard asked for and a code field that posts
+/// the login again, to the same address, with `otp`.
+fn otp_page(form: &HashMap<String, String>, echo: &Value, target: &str, wrong: bool) -> Response<Body> {
+    let user = form.get("username").map_or("", String::as_str);
+    let factors = echo["challenge"].as_str().unwrap_or("otp");
+    let reason = echo["reason"].as_str().unwrap_or("");
+    let error = if wrong { "<p><strong>That code is not right.</strong></p>" } else { "" };
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>helloguard demo: verify</title></head>\
+         <body><h1>Verify it is you</h1>\
+         <p>helloguard asked for a second factor (<code>{}</code>, because <code>{}</code>).</p>{error}\
+         <p>This is the demo: its one-time password is always <code>{DEMO_OTP}</code>.</p>\
+         <form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"username\" value=\"{}\">\
+         <input name=\"otp\" autocomplete=\"one-time-code\" inputmode=\"numeric\"><button>Verify</button></form>\
+         </body></html>",
+        escape(factors),
+        escape(reason),
+        escape(target),
+        escape(user),
+    );
+    let mut response = html_response(&html);
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    response
 }
 
 fn escape(text: &str) -> String {

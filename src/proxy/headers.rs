@@ -23,11 +23,15 @@ pub struct HeaderNames {
     /// sees the response.
     pub user_id: HeaderName,
     pub mfa_confirmed: HeaderName,
+    /// Actions' claims, and the metadata forwarded with every request (CONTRACT §11).
+    pub claims: HeaderName,
+    pub session_metadata: HeaderName,
+    pub refresh_token_metadata: HeaderName,
     /// Everything removed from client requests: both presets and the configured names.
     forbidden: NameSet,
 }
 
-const HELLOGUARD: [&str; 7] = [
+const HELLOGUARD: [&str; 10] = [
     "helloguard-ja3",
     "helloguard-ja4",
     "helloguard-ja4-stable",
@@ -35,6 +39,9 @@ const HELLOGUARD: [&str; 7] = [
     "helloguard-decision",
     "helloguard-decision-reason",
     "helloguard-challenge",
+    "helloguard-claims",
+    "helloguard-session-metadata",
+    "helloguard-refresh-token-metadata",
 ];
 const CLOUDFRONT_JA3: &str = "cloudfront-viewer-ja3-fingerprint";
 const CLOUDFRONT_JA4: &str = "cloudfront-viewer-ja4-fingerprint";
@@ -67,6 +74,9 @@ impl HeaderNames {
                 Some(&whole.policy.confirm_header),
                 HeaderName::from_static("helloguard-mfa-confirmed"),
             ),
+            claims: preset(7),
+            session_metadata: preset(8),
+            refresh_token_metadata: preset(9),
             forbidden: NameSet::default(),
         };
         let configured = [

@@ -69,6 +69,9 @@ pub struct Metrics {
     pub proxy_headers_rejected: AtomicU64,
     pub certificate_reloads: AtomicU64,
     pub certificate_reload_failures: AtomicU64,
+    /// Action file sets reloaded, and reloads that kept the previous set (a file did not compile).
+    pub action_reloads: AtomicU64,
+    pub action_reload_failures: AtomicU64,
     /// What the binding layer counts (decisions, write failures, revoked uses, store errors).
     pub binding: Arc<crate::binding::Counters>,
     /// Shared with the back-channel logout workers, which count their attempts into it.
@@ -230,6 +233,19 @@ impl Metrics {
             "helloguard_certificate_reload_failures_total",
             "Certificate reloads that failed (the previous certificate stays in service).",
             &self.certificate_reload_failures,
+        );
+        counter(
+            &mut out,
+            "helloguard_action_errors_total",
+            "Action invocations that threw, rejected, ran out of time or memory, or asked for something invalid.",
+            &self.binding.action_errors,
+        );
+        counter(&mut out, "helloguard_action_reloads_total", "Action file sets reloaded.", &self.action_reloads);
+        counter(
+            &mut out,
+            "helloguard_action_reload_failures_total",
+            "Action reloads that failed (a file did not compile or could not be read; the previous set stays in service).",
+            &self.action_reload_failures,
         );
         let _ = writeln!(
             out,

@@ -10,6 +10,7 @@
 //! | [`request`] | the request phases in order: reserved → hygiene → classify → look up → bind/decide → enforce → forward |
 //! | [`forward`] | the headers the upstream gets besides the client's |
 //! | [`response`] | the response phase: what the upstream's answer creates, handed to the binding layer |
+//! | [`action_facts`] | what Actions read of a login or token request |
 //! | [`answers`] | what helloguard answers itself: challenges, refusals, store and upstream failures, the JWKS |
 //! | [`headers`], [`routes`] | header names and hygiene; route classification |
 //! | [`upstream`], [`demo`] | the pooled HTTP client, and the built-in demo login service |
@@ -20,6 +21,7 @@
 //!
 //! The proxy holds no decision logic and writes no record: that is [`crate::binding`].
 
+pub mod action_facts;
 pub mod admin;
 pub mod answers;
 pub mod api_listener;
@@ -74,6 +76,8 @@ pub enum StartError {
     LogoutKey(#[from] crate::logout::signer::KeyError),
     #[error("server.upstream: {0}")]
     Upstream(String),
+    #[error(transparent)]
+    Actions(crate::actions::LoadError),
 }
 
 /// A bound, ready proxy: the caller learns its addresses before it runs.
@@ -133,8 +137,10 @@ impl Proxy {
         let demo = Arc::new(demo::Demo::new(names.clone(), &config.session));
         let sessions = Arc::new(SessionEnder::new(store.clone(), audit.clone(), planner));
         let lifetimes = (config.session.lifetimes(), config.refresh_tokens.lifetimes());
+        let actions = crate::actions::Actions::load(&config.actions).map_err(StartError::Actions)?.map(Arc::new);
         let binder =
-            Binder::new(store.clone(), policy, audit.clone(), sessions.clone(), metrics.binding.clone(), lifetimes);
+            Binder::new(store.clone(), policy, audit.clone(), sessions.clone(), metrics.binding.clone(), lifetimes)
+                .with_actions(actions);
         let shared = Arc::new(state::Shared {
             upstream: upstream::Upstream::new(&config.server, demo).map_err(StartError::Upstream)?,
             routes: routes::Routes::new(&config.routes, &config.logout.jwks_path),
@@ -182,8 +188,9 @@ impl Proxy {
             tokio::spawn(api_listener::run(api, tls, self.shared.clone(), shutdown.clone()));
         }
         tokio::spawn(sweep(self.shared.clone(), shutdown.clone()));
-        tokio::spawn(reload_certificates(
+        tokio::spawn(reload_files(
             self.certificates,
+            self.shared.clone(),
             self.shared.config.tls.reload_interval.0,
             shutdown.clone(),
         ));
@@ -262,9 +269,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reload changed certificate files every `interval`, and all of them on SIGHUP.
-async fn reload_certificates(
+/// Reload changed certificate and Action files every `interval`, and all of them on SIGHUP.
+async fn reload_files(
     certificates: Arc<certificates::Certificates>,
+    shared: Arc<state::Shared>,
     interval: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -288,6 +296,17 @@ async fn reload_certificates(
             _ = shutdown.changed() => return,
         };
         certificates.reload(force);
+        if let Some(actions) = shared.binder.actions() {
+            match actions.reload(force) {
+                Ok(false) => {}
+                Ok(true) => {
+                    shared.metrics.action_reloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(_) => {
+                    shared.metrics.action_reload_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
     }
 }
 

@@ -21,10 +21,11 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use super::answers::{self, bad_request, refused, token_refusal};
+use super::forward::Carried;
 use super::response::{self, RequestContext};
 use super::state::{Connection, Shared};
 use super::upgrade::Requested;
-use crate::binding::{Evaluated, Exchange, ExchangeLookup, SessionLookup};
+use crate::binding::{Evaluated, Exchange, ExchangeLookup, RequestInfo, SessionLookup};
 use crate::config::{RouteConfig, RouteKind};
 use crate::http::body::{discard_up_to, full, read_whole, Body, ReadError};
 use crate::http::cookies;
@@ -57,21 +58,42 @@ pub async fn handle(
         Err(ambiguous) => return refused(&shared, StatusCode::BAD_REQUEST, "invalid_request", &ambiguous.to_string()),
     };
 
-    // 2. classify (the route, above) and a token request's one reading
+    // 2. classify (the route, above) and a token request's one reading; with Actions, what they
+    // read of a login or token request
     let now = Timestamp::now();
     let mut body = crate::http::body::boxed(body);
     let mut token_request = None;
+    let mut bytes = None;
     if route.as_ref().is_some_and(|r| r.kind == RouteKind::Token) {
         // helloguard must read the answer, so no compressed encodings (CONTRACT §1).
         parts.headers.remove(header::ACCEPT_ENCODING);
         match Box::pin(read_token_request(&shared, &parts, body)).await {
-            Ok((request, bytes)) => {
+            Ok((request, read)) => {
                 token_request = Some(request);
-                body = full(bytes);
+                body = full(read.clone());
+                bytes = Some(read);
             }
             Err(answer) => return answer,
         }
     }
+    let actions_run = shared.binder.actions().is_some() && route.as_ref().is_some_and(|r| r.kind != RouteKind::Logout);
+    if actions_run && bytes.is_none() {
+        match Box::pin(read_whole(body, token_request::MAX_BODY, shared.config.server.body_read_timeout.0)).await {
+            Ok(read) => {
+                body = full(read.clone());
+                bytes = Some(read);
+            }
+            Err(ReadError::TooLarge(_)) => return token_refusal(&shared, Refusal::TooLarge),
+            Err(_) => return bad_request("unreadable request body"),
+        }
+    }
+    let info = match actions_run
+        .then(|| super::action_facts::request_info(&parts, route.as_ref(), bytes.as_deref(), token_request.as_ref()))
+        .transpose()
+    {
+        Ok(info) => info.map(Box::new),
+        Err(ambiguity) => return refused(&shared, StatusCode::BAD_REQUEST, "invalid_request", &ambiguity.to_string()),
+    };
 
     // 3. look up and 4. bind/decide: only a request on a route or with a session cookie has
     // anything to look up (most requests have neither, and skip this)
@@ -81,7 +103,7 @@ pub async fn handle(
             &shared,
             &connection,
             route.as_ref(),
-            (cookie.as_deref(), token_request.as_ref()),
+            (cookie.as_deref(), token_request.as_ref(), info.as_deref()),
             (&mut parts.headers, user_agent.as_ref()),
             now,
         );
@@ -100,11 +122,15 @@ pub async fn handle(
     }
 
     // 6. forward
-    let (response, upgrade) =
-        match forward(&shared, &connection, parts, body, session.as_deref(), evaluated.as_ref()).await {
-            Ok(forwarded) => forwarded,
-            Err(answer) => return answer,
-        };
+    let carried = Carried {
+        session: session.as_deref().map(|s| &s.record),
+        refresh_token: exchange.as_deref().and_then(|e| e.record.as_ref()).map(|r| &r.record.refresh_token_metadata),
+        evaluated: evaluated.as_ref(),
+    };
+    let (response, upgrade) = match forward(&shared, &connection, parts, body, carried).await {
+        Ok(forwarded) => forwarded,
+        Err(answer) => return answer,
+    };
 
     // 7. respond. Only a switch hands the connection over; any other answer to an upgrade request
     // is an ordinary response (a client cannot skip binding or logout by asking for an upgrade).
@@ -130,6 +156,7 @@ pub async fn handle(
         session: session.map(|session| *session),
         exchange: exchange.map(|exchange| *exchange),
         token_request,
+        held: evaluated.map(|e| e.held).unwrap_or_default(),
         now,
     };
     // Boxed: the response phase's future is the largest of all (see phase 0).
@@ -152,11 +179,12 @@ async fn look_up_and_bind(
     shared: &Shared,
     connection: &Connection,
     route: Option<&RouteConfig>,
-    (cookie, token_request): (Option<&[u8]>, Option<&TokenRequest>),
+    (cookie, token_request, info): (Option<&[u8]>, Option<&TokenRequest>, Option<&RequestInfo>),
     (headers, user_agent): (&mut hyper::HeaderMap, Option<&HeaderValue>),
     now: Timestamp,
 ) -> Result<Bound, Response<Body>> {
-    let facts = connection.facts(user_agent.and_then(|v| v.to_str().ok()), now);
+    let mut facts = connection.facts(user_agent.and_then(|v| v.to_str().ok()), now);
+    facts.request = info;
     let mut store_down = false;
     let session = match look_up_session(shared, route, cookie, &facts, headers).await {
         Ok(session) => session,
@@ -174,6 +202,10 @@ async fn look_up_and_bind(
         Some(RouteKind::Login) if !store_down => Some(shared.binder.on_login(&facts, session.as_deref()).await),
         Some(RouteKind::Token) => match exchange.as_deref() {
             Some(exchange) => Some(shared.binder.on_refresh(&facts, session.as_deref(), exchange).await),
+            // Another grant that can issue tokens: only Actions decide on it.
+            None if token_request.is_some_and(|t| t.grant_type.is_some()) => {
+                shared.binder.on_token_request(&facts, session.as_deref()).await
+            }
             None => None,
         },
         _ => None,
@@ -244,12 +276,10 @@ async fn forward(
     connection: &Connection,
     mut parts: hyper::http::request::Parts,
     body: Body,
-    session: Option<&Versioned<Session>>,
-    evaluated: Option<&Evaluated>,
+    carried: Carried<'_>,
 ) -> Result<(Response<Body>, Option<Requested>), Response<Body>> {
     let upgrade = Requested::take(&mut parts);
-    let session_id = session.map(|s| s.record.id.as_str());
-    super::forward::prepare_upstream_headers(shared, connection, &mut parts, session_id, evaluated);
+    super::forward::prepare_upstream_headers(shared, connection, &mut parts, carried);
     if let Some(upgrade) = &upgrade {
         upgrade.restore(&mut parts.headers);
     }

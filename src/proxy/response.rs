@@ -9,7 +9,7 @@ use hyper::header::{self, HeaderMap};
 use hyper::{Response, StatusCode};
 
 use super::state::{Connection, Shared};
-use crate::binding::{Exchange, Facts, IssuedToken, NewSession, StoreFailure};
+use crate::binding::{Exchange, Facts, Held, IssuedToken, NewSession, StoreFailure};
 use crate::config::{RouteConfig, RouteKind};
 use crate::http::body::{buffer_up_to, full, Body, Buffered};
 use crate::http::hop_by_hop::remove_hop_by_hop;
@@ -29,6 +29,8 @@ pub struct RequestContext<'r> {
     pub session: Option<Versioned<Session>>,
     pub exchange: Option<Exchange>,
     pub token_request: Option<TokenRequest>,
+    /// Actions' writes for a session or token this answer may create.
+    pub held: Held,
     pub now: Timestamp,
 }
 
@@ -91,6 +93,7 @@ pub async fn on_response(context: RequestContext<'_>, response: Response<Body>) 
                 user_id: user_id.clone(),
                 previous: context.session.as_ref(),
                 client_id: context.route_client_id(),
+                held: &context.held.session,
             };
             match binder.on_new_session(&facts, new).await {
                 Ok(Some(id)) => bound_session = Some(id),
@@ -185,6 +188,7 @@ async fn record_refresh_token(
         session: context.session.as_ref(),
         presented: context.exchange.as_ref().and_then(|e| e.record.as_ref()),
         client_id: request.and_then(|r| r.client_id.clone()).or_else(|| context.route_client_id()),
+        held: &context.held.refresh_token,
         resource: audience.zip(scopes).map(|(audience, scopes)| ResourceServer { audience, scopes: scopes.to_owned() }),
     };
     context.shared.binder.on_token_issued(facts, issued).await

@@ -88,7 +88,7 @@ impl Connection {
 
     /// The facts the binding layer gets about a request on this connection.
     pub fn facts<'a>(&'a self, user_agent: Option<&'a str>, now: Timestamp) -> Facts<'a> {
-        Facts { observed: self.observed(), client_ip: self.client_ip(), user_agent, now }
+        Facts { observed: self.observed(), client_ip: self.client_ip(), user_agent, now, request: None }
     }
 }
 

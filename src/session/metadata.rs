@@ -39,6 +39,9 @@ pub enum MetadataError {
     /// #2
     #[error("Invalid metadata: Metadata must not contain more than 25 entries")]
     TooManyEntries,
+    /// #3 (internal callers: an Action's `setMetadata(3, …)`; JSON keys always are strings)
+    #[error("Invalid metadata: Metadata key must be a string")]
+    KeyNotString,
     /// #4
     #[error("Invalid metadata: All metadata keys must be at most 255 characters long")]
     KeyTooLong,
@@ -61,9 +64,10 @@ pub enum MetadataError {
 
 impl MetadataError {
     /// Every inner message of §2 this validator can produce, in table order.
-    pub const ALL: [MetadataError; 8] = [
+    pub const ALL: [MetadataError; 9] = [
         Self::NotAnObject,
         Self::TooManyEntries,
+        Self::KeyNotString,
         Self::KeyTooLong,
         Self::KeyContainsNul,
         Self::KeyCharset,
@@ -355,6 +359,25 @@ impl Metadata {
         Ok(valid)
     }
 
+    /// The map `edits` make of this one, validated whole (§2, in its order); this one unchanged.
+    pub fn edited(&self, edits: &[MetadataEdit]) -> Result<Self, MetadataError> {
+        let mut candidate: serde_json::Map<String, Value> =
+            self.iter().map(|(k, v)| (k.to_owned(), Value::String(v.to_owned()))).collect();
+        for edit in edits {
+            match edit {
+                MetadataEdit::Clear => candidate.clear(),
+                MetadataEdit::Delete(key) | MetadataEdit::Set(key, Value::Null) => {
+                    candidate.remove(key.as_str().ok_or(MetadataError::KeyNotString)?);
+                }
+                MetadataEdit::Set(key, value) => {
+                    let key = key.as_str().ok_or(MetadataError::KeyNotString)?;
+                    candidate.insert(key.to_owned(), value.clone());
+                }
+            }
+        }
+        Self::from_json(&Value::Object(candidate))
+    }
+
     /// Sets one key. On error the map is unchanged.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), MetadataError> {
         self.merge([(key, value)])
@@ -410,4 +433,16 @@ impl Metadata {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         entries_of(&self.text, &self.ends)
     }
+}
+
+/// One write an Action asked for (CONTRACT §11), in order: keys and values as the Action gave
+/// them, so that a non-string one fails validation rather than being coerced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetadataEdit {
+    /// `setMetadata(key, value)`: a `null` value deletes.
+    Set(Value, Value),
+    /// `deleteMetadata(key)`.
+    Delete(Value),
+    /// `evictMetadata()`.
+    Clear,
 }

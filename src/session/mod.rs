@@ -13,7 +13,7 @@ pub mod redis;
 pub mod store;
 pub mod user_id;
 
-pub use metadata::{Metadata, MetadataError, RecordKind};
+pub use metadata::{Metadata, MetadataEdit, MetadataError, RecordKind};
 pub use outbox::{Leased, OutboxEntry};
 pub use records::{
     refresh_token_id, session_id, ClientRef, Device, Lifetimes, RefreshToken, ResourceServer, Session, Timestamp,

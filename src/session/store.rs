@@ -38,7 +38,7 @@ pub enum StoreError {
 }
 
 /// How an engine write or an API PATCH changes a record's metadata (§2, §6.3).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum MetadataChange {
     /// API PATCH: the whole map is replaced.
     Replace(Metadata),
@@ -46,6 +46,8 @@ pub enum MetadataChange {
     Merge(Vec<(String, String)>),
     /// Drop these keys (e.g. the engine's, to rebind on the next request).
     Evict(Vec<String>),
+    /// Actions' writes in order, validated on the whole resulting map.
+    Edit(Vec<super::metadata::MetadataEdit>),
 }
 
 impl MetadataChange {
@@ -56,6 +58,7 @@ impl MetadataChange {
             Self::Replace(map) => next = map.clone(),
             Self::Merge(writes) => next.merge(writes.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
             Self::Evict(keys) => next.evict(keys),
+            Self::Edit(edits) => next = current.edited(edits)?,
         }
         Ok(next)
     }

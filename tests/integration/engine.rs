@@ -353,6 +353,8 @@ fn unknown_fingerprint_on_a_bound_record_is_challenged_and_audited() {
         stored: Some(&stored),
         client_addr: Some("203.0.113.7"),
         error: None,
+        actions: None,
+        claims: None,
     };
     sink.record(&event);
     let text = String::from_utf8(sink.into_inner()).unwrap();
@@ -418,6 +420,8 @@ fn failed_bind_becomes_allow_with_wrapped_error() {
     );
     let failed = d.after_write_failure();
     assert_eq!((failed.verdict, failed.reason), (Verdict::Allow, Reason::MetadataWriteFailed));
+    let files = ["risk.js".to_owned(), "tag.js".to_owned()];
+    let claim_names = ["https://example.com/risk".to_owned()];
     let event = DecisionEvent {
         time: Timestamp(0),
         decision: &failed,
@@ -428,8 +432,12 @@ fn failed_bind_becomes_allow_with_wrapped_error() {
         stored: Some(&full),
         client_addr: None,
         error: Some(&wrapped),
+        actions: Some(&files),
+        claims: Some(&claim_names),
     };
     let line = json_of(&event.to_json());
+    assert_eq!(line["actions"], json!(["risk.js", "tag.js"]));
+    assert_eq!(line["claims"], json!(["https://example.com/risk"]));
     assert_eq!(line["reason"], "metadata_write_failed");
     assert_eq!(line["error"], wrapped);
     assert_eq!(line["observed"], json!({"ja3":"a","ja4":"b","ja4_stable":"c"}));

@@ -7,6 +7,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod actions;
+mod actions_cli;
 mod api_auth;
 mod api_cli;
 mod api_idp_tokens;

@@ -15,6 +15,7 @@ fn every_message_is_verbatim() {
     let expected = [
         (MetadataError::NotAnObject, "Invalid metadata: Metadata must be an object"),
         (MetadataError::TooManyEntries, "Invalid metadata: Metadata must not contain more than 25 entries"),
+        (MetadataError::KeyNotString, "Invalid metadata: Metadata key must be a string"),
         (MetadataError::KeyTooLong, "Invalid metadata: All metadata keys must be at most 255 characters long"),
         (MetadataError::KeyContainsNul, r"Invalid metadata: Metadata keys must not contain null bytes (\x00)"),
         (

@@ -193,3 +193,65 @@ async fn a_logged_in_chromium_is_not_challenged_on_new_connections() {
     assert!(decisions.iter().all(|e| e["decision"] != "challenge"), "{decisions:?}");
     assert_eq!(running.events.reasons().iter().filter(|r| *r == "fingerprint_match").count(), RUNS);
 }
+
+/// The adaptive-security example (`examples/actions/adaptive.js`) comparing `compare` instead of
+/// what it ships with.
+fn adaptive_action(dir: &Path, compare: &str) -> std::path::PathBuf {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/actions/adaptive.js");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    let line = "const COMPARE = [\"ja4_stable\"];";
+    assert!(text.contains(line), "the example names what it compares on one line");
+    let file = dir.join(format!("adaptive-{compare}.js"));
+    std::fs::write(&file, text.replace(line, &format!("const COMPARE = [\"{compare}\"];"))).unwrap();
+    file
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_comparing_ja3_challenges_chromium_and_one_comparing_ja4_stable_does_not() {
+    if !chromium::available() {
+        return;
+    }
+    for compare in ["ja3", "ja4_stable"] {
+        let dir = tempfile::tempdir().unwrap();
+        let action = adaptive_action(dir.path(), compare);
+        let running = start(|config| {
+            config.actions.post_login = vec![action];
+            config.routes.push(RouteConfig {
+                kind: RouteKind::Login,
+                path: "/authorize".to_owned(),
+                methods: vec!["GET".to_owned()],
+                client_id: Some("demo".to_owned()),
+                case_sensitive: false,
+            })
+        })
+        .await;
+        let forwarder = Forwarder::start(running.addr).await;
+        let profile = dir.path().join("profile");
+        let page = dir.path().join("login.html");
+        std::fs::write(&page, login_page(&url(&forwarder, "/login"))).unwrap();
+        let (shown, hellos) = browse(&forwarder, &profile, &format!("file://{}", page.display()));
+        assert_eq!(shown["logged_in"], "alice", "{shown}");
+        let login = carrier(&shown["helloguard"], &hellos);
+        let mut carriers = vec![login.clone()];
+        for run in 1..=RUNS {
+            let (echo, hellos) = browse(&forwarder, &profile, &url(&forwarder, "/authorize"));
+            let hello = carrier(&echo, &hellos);
+            print_run(&format!("Action comparing {compare}, run {run}"), &hello, hellos.len());
+            let changed = hello.cli[compare] != login.cli[compare];
+            let expected = if changed { ("challenge", "action_challenge") } else { ("allow", "fingerprint_match") };
+            assert_eq!(
+                (echo["decision"].as_str(), echo["reason"].as_str()),
+                (Some(expected.0), Some(expected.1)),
+                "{compare}: {echo}"
+            );
+            if compare == "ja4_stable" {
+                assert!(!changed, "one ja4_stable for Chromium");
+            }
+            carriers.push(hello);
+        }
+        if compare == "ja3" {
+            let challenged = carriers[1..].iter().filter(|h| h.cli["ja3"] != login.cli["ja3"]).count();
+            assert!(challenged > 0, "Chromium permutes its extensions, so comparing ja3 challenges it");
+        }
+    }
+}

@@ -40,18 +40,50 @@ async fn login_binds_then_allows_then_challenges_another_client() {
     let other =
         request(&running, Client::Aes128Only, "POST", "/login", &[FORM, ("cookie", &cookie)], "username=alice").await;
     assert_ne!(other.sent.ja4_stable, login.sent.ja4_stable, "the clients really differ");
-    let echo = &other.json["helloguard"];
-    assert_eq!(echo["decision"], "challenge", "{echo}");
-    assert_eq!(echo["reason"], "fingerprint_mismatch");
-    assert_eq!(echo["challenge"], "otp,push-notification,phone");
+    // The demo answers a challenged login with its one-time-password page.
+    assert_eq!(other.status, 401);
+    let page = String::from_utf8_lossy(&other.body);
+    assert!(page.contains("otp,push-notification,phone") && page.contains("fingerprint_mismatch"), "{page}");
+    assert!(page.contains(helloguard::proxy::demo::DEMO_OTP), "the page says the demo's code");
+    assert!(other.headers.get("set-cookie").is_none(), "not logged in");
 
-    let events = running.events.0.lock().unwrap();
-    let reasons: Vec<&str> = events.iter().filter_map(|e| e["reason"].as_str()).collect();
-    assert!(reasons.starts_with(&["no_session", "new_session", "fingerprint_match", "rotation"]), "{reasons:?}");
-    let challenge = events.iter().find(|e| e["decision"] == "challenge").unwrap();
-    assert_eq!(challenge["challenge"]["type"], "otp");
-    assert_eq!(challenge["additional_factors"][0]["type"], "push-notification");
-    assert_eq!(challenge["outcome"], "forwarded");
+    {
+        let events = running.events.0.lock().unwrap();
+        let reasons: Vec<&str> = events.iter().filter_map(|e| e["reason"].as_str()).collect();
+        assert!(reasons.starts_with(&["no_session", "new_session", "fingerprint_match", "rotation"]), "{reasons:?}");
+        let challenge = events.iter().find(|e| e["decision"] == "challenge").unwrap();
+        assert_eq!(challenge["challenge"]["type"], "otp");
+        assert_eq!(challenge["additional_factors"][0]["type"], "push-notification");
+        assert_eq!(challenge["outcome"], "forwarded");
+    }
+
+    // A wrong code: the page again. The right one logs in and confirms, which rebinds the session
+    // to this client: its next login is allowed, and the first client is now the other one.
+    let wrong = request(
+        &running,
+        Client::Aes128Only,
+        "POST",
+        "/login",
+        &[FORM, ("cookie", &cookie)],
+        "username=alice&otp=000000",
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert!(String::from_utf8_lossy(&wrong.body).contains("not right"));
+    let form = format!("username=alice&otp={}", helloguard::proxy::demo::DEMO_OTP);
+    let confirmed = request(&running, Client::Aes128Only, "POST", "/login", &[FORM, ("cookie", &cookie)], &form).await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.json);
+    assert_eq!(confirmed.json["logged_in"], "alice");
+    assert!(confirmed.headers.get("helloguard-mfa-confirmed").is_none(), "consumed header is stripped");
+    assert!(running.events.reasons().contains(&"mfa_confirmed".to_owned()), "{:?}", running.events.reasons());
+    let cookie = cookie_of(&confirmed);
+    let after =
+        request(&running, Client::Aes128Only, "POST", "/login", &[FORM, ("cookie", &cookie)], "username=alice").await;
+    assert_eq!(after.json["helloguard"]["reason"], "fingerprint_match", "{}", after.json);
+    let first =
+        request(&running, Client::Default, "POST", "/login", &[FORM, ("cookie", &cookie_of(&after))], "username=alice")
+            .await;
+    assert_eq!(first.status, 401, "the first client is challenged now");
 }
 
 #[tokio::test]
