@@ -1,10 +1,12 @@
-//! The JavaScript engine (QuickJS, through `rquickjs`): one runtime per event-loop worker, on a
-//! thread of its own, created once and reused; each Action file compiled once per version in it.
+//! The JavaScript engine (QuickJS, through `rquickjs`): per event-loop worker, a runtime on the
+//! worker's own thread and one on an Actions thread of its own, each created once (on first use)
+//! and reused; each Action file compiled once per version in each.
 //!
-//! An Action runs on that thread, not on the worker's: a loop runs out its time (`[actions]
-//! timeout`, enforced by QuickJS's interrupt handler) while the worker keeps serving its other
-//! connections. A runtime that ran out of time or memory is replaced by a fresh one before the
-//! next invocation, so no half-run state survives.
+//! An Action runs in place for at most a millisecond ([`IN_PLACE`]); one that takes longer runs
+//! on the Actions thread, where a loop runs out its time (`[actions] timeout`, enforced by
+//! QuickJS's interrupt handler) while the worker keeps serving its other connections. A runtime
+//! that ran out of time or memory is replaced by a fresh one before the next invocation, so no
+//! half-run state survives.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -46,6 +48,16 @@ pub struct Ran {
     pub requests: Result<String, String>,
     /// `console` lines, with their level.
     pub logs: Vec<(String, String)>,
+}
+
+/// Whether an invocation left its runtime unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fatal {
+    No,
+    /// Stopped by the time limit.
+    Time,
+    /// Stopped by the memory limit.
+    Memory,
 }
 
 /// A compile error at a place in a file.
@@ -133,12 +145,12 @@ impl Engine {
     }
 
     /// Runs one file's `onExecutePostLogin(event, api)` on `event` (JSON) to completion: the
-    /// requests it made, as JSON. `Err(fatal)`: it ran out of time or memory; the engine must be
-    /// replaced.
-    pub fn invoke(&mut self, source: &Source, event: &str) -> (Ran, bool) {
+    /// requests it made, as JSON, and whether it ran out of time or memory (then the engine must
+    /// be replaced).
+    pub fn invoke(&mut self, source: &Source, event: &str) -> (Ran, Fatal) {
         self.logs.borrow_mut().clear();
         let outcome = match self.compile(source) {
-            Err(error) => (Err(error.to_string()), false),
+            Err(error) => (Err(error.to_string()), Fatal::No),
             Ok(()) => self.call(source, event),
         };
         let logs = std::mem::take(&mut *self.logs.borrow_mut());
@@ -146,9 +158,9 @@ impl Engine {
         (Ran { file: source.name.clone(), requests, logs }, fatal)
     }
 
-    fn call(&mut self, source: &Source, event: &str) -> (Result<String, String>, bool) {
+    fn call(&mut self, source: &Source, event: &str) -> (Result<String, String>, Fatal) {
         let Some(handler) = self.handlers.get(&(source.name.clone(), source.version)).cloned() else {
-            return (Err("not compiled".into()), false);
+            return (Err("not compiled".into()), Fatal::No);
         };
         self.deadline.set(Instant::now() + self.limits.timeout);
         let started = Instant::now();
@@ -187,11 +199,13 @@ impl Engine {
         });
         let timed_out = started.elapsed() >= self.limits.timeout && Instant::now() > self.deadline.get();
         match result {
-            Err(_) if timed_out => (Err(format!("the Action ran out of time ({:?})", self.limits.timeout)), true),
-            Err(error) if error.contains("out of memory") => {
-                (Err(format!("the Action ran out of memory ({} bytes): {error}", self.limits.memory)), true)
+            Err(_) if timed_out => {
+                (Err(format!("the Action ran out of time ({:?})", self.limits.timeout)), Fatal::Time)
             }
-            other => (other, false),
+            Err(error) if error.contains("out of memory") => {
+                (Err(format!("the Action ran out of memory ({} bytes): {error}", self.limits.memory)), Fatal::Memory)
+            }
+            other => (other, Fatal::No),
         }
     }
 
@@ -290,6 +304,13 @@ fn place_in(stack: &str, file: &str) -> Option<(u32, u32)> {
     Some((line, column))
 }
 
+/// How long an Action may run on the worker's own thread. Nearly every Action finishes in tens of
+/// microseconds, and running it in place saves two thread wake-ups; one that takes longer is
+/// stopped and run again, from the start, on the worker's Actions thread with the whole
+/// `[actions] timeout`, and that file version runs there from then on. A looping Action so holds
+/// its worker for this long once, never for its whole time limit.
+const IN_PLACE: Duration = Duration::from_millis(1);
+
 /// A job for a worker's Actions thread.
 enum Job {
     Run {
@@ -307,8 +328,17 @@ pub struct Worker {
     jobs: std::sync::mpsc::Sender<Job>,
 }
 
+/// The runtime Actions run in on the worker's own thread, and the file versions that took too long
+/// there.
+#[derive(Default)]
+struct InPlace {
+    engine: Option<Engine>,
+    slow: std::collections::HashSet<(String, u64)>,
+}
+
 thread_local! {
     static WORKER: RefCell<Option<Arc<Worker>>> = const { RefCell::new(None) };
+    static IN_PLACE_ENGINE: RefCell<InPlace> = RefCell::default();
 }
 
 impl Worker {
@@ -329,8 +359,12 @@ impl Worker {
         })
     }
 
-    /// Runs `sources` in order on `event`, off this thread.
+    /// Runs `sources` in order on `event`: in place when they finish within [`IN_PLACE`], else
+    /// on the Actions thread while this worker serves its other connections.
     pub async fn run(&self, sources: Arc<Vec<Arc<Source>>>, event: String, limits: Limits) -> Result<Vec<Ran>, String> {
+        if let Some(ran) = run_in_place(&sources, &event, limits) {
+            return Ok(ran);
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Job::Run { sources, event, limits, reply })
@@ -338,7 +372,7 @@ impl Worker {
         answer.await.map_err(|_| "the Actions thread stopped".to_owned())
     }
 
-    /// The bytes this worker's runtime holds (QuickJS's own count).
+    /// The bytes this worker's Actions-thread runtime holds (QuickJS's own count).
     pub async fn memory_used(&self) -> i64 {
         let (reply, answer) = tokio::sync::oneshot::channel();
         if self.jobs.send(Job::Memory(reply)).is_err() {
@@ -346,6 +380,35 @@ impl Worker {
         }
         answer.await.unwrap_or(0)
     }
+
+    /// The bytes this thread's in-place runtime holds.
+    pub fn memory_used_in_place() -> i64 {
+        IN_PLACE_ENGINE.with(|cell| cell.borrow().engine.as_ref().map_or(0, Engine::memory_used))
+    }
+}
+
+/// `None`: a file is known to take longer than [`IN_PLACE`], or took longer now (what it did is
+/// discarded, its `console` lines too, and it is marked).
+fn run_in_place(sources: &[Arc<Source>], event: &str, limits: Limits) -> Option<Vec<Ran>> {
+    IN_PLACE_ENGINE.with(|cell| {
+        let mut in_place = cell.borrow_mut();
+        if sources.iter().any(|s| in_place.slow.contains(&(s.name.clone(), s.version))) {
+            return None;
+        }
+        let bounded = Limits { timeout: limits.timeout.min(IN_PLACE), memory: limits.memory };
+        let (ran, out_of_time) = run_each(&mut in_place.engine, sources, event, bounded);
+        match out_of_time {
+            Some(file) if bounded.timeout < limits.timeout => {
+                in_place
+                    .slow
+                    .retain(|(name, version)| sources.iter().any(|s| &s.name == name && s.version == *version));
+                let key = sources.iter().find(|s| s.name == file).map(|s| (s.name.clone(), s.version));
+                in_place.slow.extend(key);
+                None
+            }
+            _ => Some(ran),
+        }
+    })
 }
 
 /// The Actions thread: one engine, replaced after a run that ran out of time or memory.
@@ -365,7 +428,18 @@ fn serve_jobs(queue: std::sync::mpsc::Receiver<Job>) {
 
 /// Runs every source on `event` in `engine` (created if needed, dropped after a fatal run).
 pub fn run_all(engine: &mut Option<Engine>, sources: &[Arc<Source>], event: &str, limits: Limits) -> Vec<Ran> {
+    run_each(engine, sources, event, limits).0
+}
+
+/// [`run_all`], and the file that ran out of time, if one did.
+fn run_each(
+    engine: &mut Option<Engine>,
+    sources: &[Arc<Source>],
+    event: &str,
+    limits: Limits,
+) -> (Vec<Ran>, Option<String>) {
     let mut ran = Vec::with_capacity(sources.len());
+    let mut out_of_time = None;
     for source in sources {
         if engine.as_ref().is_none_or(|e| e.limits.timeout != limits.timeout || e.limits.memory != limits.memory) {
             match Engine::new(limits) {
@@ -378,12 +452,17 @@ pub fn run_all(engine: &mut Option<Engine>, sources: &[Arc<Source>], event: &str
         }
         let Some(current) = engine.as_mut() else { continue };
         let (outcome, fatal) = current.invoke(source, event);
-        if fatal {
-            *engine = None;
+        match fatal {
+            Fatal::No => {}
+            Fatal::Time => {
+                *engine = None;
+                out_of_time.get_or_insert_with(|| source.name.clone());
+            }
+            Fatal::Memory => *engine = None,
         }
         ran.push(outcome);
     }
-    ran
+    (ran, out_of_time)
 }
 
 /// Compiles `source` in a scratch engine: what `serve` at start, reloads and `check-config` use.
@@ -419,5 +498,22 @@ mod tests {
         .unwrap_err();
         assert_eq!((deep.line, deep.column), (5, 15), "{deep}");
         assert!(compiled("exports.onExecutePostLogin = async (event, api) => {};").is_ok());
+    }
+
+    #[test]
+    fn an_action_longer_than_the_in_place_slice_finishes_on_the_actions_thread() {
+        let text = "exports.onExecutePostLogin = async (e, api) => { const end = Date.now() + 5; while (Date.now() < end) {} api.session.setMetadata('done', 'yes'); };";
+        let sources = Arc::new(vec![Arc::new(Source { name: "slow.js".into(), version: 1, text: text.into() })]);
+        let limits = Limits { timeout: Duration::from_millis(200), memory: 16 << 20 };
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let worker = Worker::current().unwrap();
+        for _ in 0..2 {
+            let ran = runtime.block_on(worker.run(sources.clone(), "{}".into(), limits)).unwrap();
+            assert!(ran[0].requests.as_ref().unwrap().contains("done"), "{:?}", ran[0].requests);
+        }
+        assert!(
+            IN_PLACE_ENGINE.with(|c| c.borrow().slow.contains(&("slow.js".to_owned(), 1))),
+            "marked to run off this thread"
+        );
     }
 }
