@@ -157,6 +157,14 @@ enum Command {
         /// key is forgotten.
         #[arg(long, default_value_t = DecideOptions::default().max_sessions, requires = "decide")]
         max_sessions: usize,
+        /// With --decide: post-login Action files run on each decided hello after the engine, as
+        /// the proxy runs them on a login, with the event fields a capture can fill (request.ip,
+        /// request.hostname from SNI, security_context, session: the key and its metadata); their
+        /// decision folds into the engine's (`deny`, `action_challenge`, `action_error`). Default
+        /// limits (20ms, 16MiB, on_error challenge).
+        /// Several: `--actions a.js,b.js` or `--actions a.js --actions b.js`, run in that order.
+        #[arg(long, value_delimiter = ',', requires = "decide")]
+        actions: Vec<PathBuf>,
         /// Connections tracked at once; packets of new connections beyond it are skipped
         /// (`flow_table_full`) until finished or idle (300 s of capture time) ones are dropped.
         #[arg(long, default_value_t = ReplayOptions::default().max_flows)]
@@ -216,6 +224,7 @@ fn main() -> ExitCode {
             session_key,
             compare,
             max_sessions,
+            actions,
             max_flows,
             max_open_hellos,
         } => {
@@ -223,7 +232,7 @@ fn main() -> ExitCode {
             let alpn = if alpn_compat { AlpnMode::Compat } else { AlpnMode::Spec };
             let options = ReplayOptions { all_hellos, alpn, decide, max_flows, max_open_hellos, ..Default::default() };
             without_huge_pages();
-            match replay_command(&pcaps, format, &options) {
+            match replay_command(&pcaps, format, &options, actions) {
                 Ok(true) => Ok(()),
                 Ok(false) => return ExitCode::FAILURE,
                 Err(error) => Err(error),
@@ -296,9 +305,12 @@ fn replay_command(
     pcaps: &[PathBuf],
     format: helloguard::pcap::Format,
     options: &ReplayOptions,
+    actions: Vec<PathBuf>,
 ) -> anyhow::Result<bool> {
+    let config = helloguard::config::ActionsConfig { post_login: actions, ..Default::default() };
+    let actions = helloguard::actions::Actions::load(&config)?;
     let stdout = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
-    Ok(helloguard::pcap::run(pcaps, options, format, stdout, &mut std::io::stderr())?)
+    Ok(helloguard::pcap::run(pcaps, (options, actions), format, stdout, &mut std::io::stderr())?)
 }
 
 fn serve_command(

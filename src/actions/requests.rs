@@ -107,6 +107,15 @@ impl Requests {
         }
     }
 
+    /// The verdict and reason that replace the built-in ones (`None`: the built-in decision
+    /// stands). An Action's challenge of a request the built-in decision challenges already keeps
+    /// the built-in reason (its factors still apply).
+    pub fn over(decided: Option<&ActionVerdict>, builtin: Verdict) -> Option<(Verdict, Reason)> {
+        let decided = decided?;
+        let keep_builtin = builtin == Verdict::Challenge && decided.reason == Reason::ActionChallenge;
+        (!keep_builtin).then_some((decided.verdict, decided.reason))
+    }
+
     /// The names of the claims set, `id_token.x` style (the audit's `claims`: never values).
     pub fn claim_names(&self) -> Vec<String> {
         let mut names = Vec::new();

@@ -154,8 +154,7 @@ impl Binder {
     }
 
     /// Folds what the Actions asked for into the built-in verdict: the verdict and reason to use
-    /// instead (if any), and the factors, denial and claims into `evaluated`. An Action's challenge
-    /// of a request the built-in decision challenges already keeps the built-in reason.
+    /// instead (if any), and the factors, denial and claims into `evaluated`.
     fn combine(
         &self,
         evaluated: &mut Evaluated,
@@ -165,19 +164,11 @@ impl Binder {
         evaluated.claims = (!requests.claims.is_empty()).then(|| requests.claims.clone());
         let on_error = self.actions.as_ref().map_or(OnError::Challenge, |a| a.on_error());
         let decided = requests.verdict(on_error);
-        let (verdict, reason) = match decided {
-            Some(decided) => {
-                evaluated.factors = decided.factors;
-                evaluated.deny = decided.deny;
-                let keep_builtin = builtin == Verdict::Challenge && decided.reason == Reason::ActionChallenge;
-                if keep_builtin {
-                    (None, None)
-                } else {
-                    (Some(decided.verdict), Some(decided.reason))
-                }
-            }
-            None => (None, None),
-        };
+        let (verdict, reason) = Requests::over(decided.as_ref(), builtin).unzip();
+        if let Some(decided) = decided {
+            evaluated.factors = decided.factors;
+            evaluated.deny = decided.deny;
+        }
         if !requests.errors.is_empty() {
             let decided = verdict.map_or(builtin.as_str(), Verdict::as_str);
             self.audit_action_errors(requests, decided, Timestamp::now());

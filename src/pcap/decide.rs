@@ -6,6 +6,12 @@
 //! The engine's writes are merged into the per-key metadata as the proxy merges them into the
 //! session record. Nothing here decides: choosing the key and feeding `engine::decide` is all.
 //!
+//! With `--actions`, the Action files run on each decided hello after the engine, as the proxy runs
+//! them on a login (CONTRACT §11), with the event fields a capture can fill: `request.ip`,
+//! `request.hostname` (SNI), `security_context`, and `session` (the key, its metadata); their
+//! decision folds into the engine's by the proxy's rules and their valid session writes are kept
+//! (an invalid set is not applied).
+//!
 //! Memory is bounded: at most `max_sessions` keys are kept; the least recently seen is forgotten
 //! first (its next hello binds afresh).
 
@@ -16,6 +22,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use crate::actions::{js, Actions, Requests};
 use crate::engine::{self, CompareKey, Event, Observed, Policy, Reason, Route, Verdict};
 use crate::fingerprint;
 use crate::hello::Transport;
@@ -149,6 +156,8 @@ pub struct Decider {
     policy: Policy,
     session_key: SessionKey,
     sessions: Sessions,
+    /// `--actions`, and the runtime they run in.
+    actions: Option<(Actions, Option<js::Engine>)>,
 }
 
 impl Decider {
@@ -157,7 +166,14 @@ impl Decider {
             policy: Policy { compare: options.compare, ..Policy::default() },
             session_key: options.session_key,
             sessions: Sessions { cap: options.max_sessions.max(1), ..Sessions::default() },
+            actions: None,
         }
+    }
+
+    /// Runs these Actions on each decided hello.
+    pub fn with_actions(mut self, actions: Option<Actions>) -> Self {
+        self.actions = actions.map(|actions| (actions, None));
+        self
     }
 
     /// The decision for one record, with the session's metadata updated by the engine's writes.
@@ -190,15 +206,26 @@ impl Decider {
             observed: Some(observed(&record.fingerprints)),
         };
         let mut decision = engine::decide(&event, &self.policy);
+        let (mut verdict, mut reason) = (decision.verdict, decision.reason);
+        let mut edits = Vec::new();
+        if let Some((actions, engine)) = &mut self.actions {
+            let event = action_event(actions, record, &key, metadata, (verdict, reason), stored.as_deref());
+            let requests =
+                Requests::combine(&js::run_all(engine, &actions.sources(), &event.to_string(), actions.limits()));
+            if let Some(over) = Requests::over(requests.verdict(actions.on_error()).as_ref(), verdict) {
+                (verdict, reason) = over;
+                decision.writes = engine::Writes::default();
+            }
+            edits = requests.session;
+        }
         if metadata.merge(decision.writes.iter()).is_err() {
             decision = decision.after_write_failure();
+            (verdict, reason) = (decision.verdict, decision.reason);
         }
-        Decided {
-            decision: decision.verdict.into(),
-            reason: DecisionReason::Engine(decision.reason),
-            session_key: Some(key),
-            stored,
+        if let Ok(edited) = metadata.edited(&edits) {
+            *metadata = edited;
         }
+        Decided { decision: verdict.into(), reason: DecisionReason::Engine(reason), session_key: Some(key), stored }
     }
 }
 
@@ -231,6 +258,34 @@ impl Sessions {
         self.by_use.insert(now, key.to_owned());
         &mut self.by_key.entry(key.to_owned()).or_insert_with(|| (Metadata::new(), now)).0
     }
+}
+
+/// The `event` an Action reads for a replayed hello: what a capture can fill.
+fn action_event(
+    actions: &Actions,
+    record: &Record,
+    key: &str,
+    metadata: &Metadata,
+    (verdict, reason): (Verdict, Reason),
+    stored: Option<&str>,
+) -> serde_json::Value {
+    let all = &record.fingerprints;
+    let mut request = serde_json::json!({"ip": record.src.to_string(), "method": "POST", "query": {}, "body": {}});
+    if let Some(sni) = &record.sni {
+        request["hostname"] = sni.clone().into();
+    }
+    let metadata: serde_json::Map<String, serde_json::Value> =
+        metadata.iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
+    serde_json::json!({
+        "request": request,
+        "security_context": {"ja3": all.ja3, "ja4": all.ja4, "ja4_stable": all.ja4_stable, "ja3n": all.ja3n},
+        "session": {"id": key, "metadata": metadata},
+        "user": {},
+        "client": {},
+        "transaction": {"requested_scopes": [], "protocol": "oidc-basic-profile"},
+        "helloguard": {"decision": verdict.as_str(), "reason": reason.as_str(), "stored": stored},
+        "secrets": actions.secrets(),
+    })
 }
 
 /// The observed fingerprints of a replayed hello, as the proxy hands them to the engine.

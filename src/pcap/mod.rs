@@ -68,14 +68,14 @@ pub fn fuzz_quic(data: &[u8]) {
 /// at all (a file read partly, up to a truncated or corrupt record, is reported but is no failure).
 pub fn run(
     paths: &[impl AsRef<Path>],
-    options: &Options,
+    (options, actions): (&Options, Option<crate::actions::Actions>),
     format: Format,
     out: impl Write,
     err: &mut dyn Write,
 ) -> io::Result<bool> {
     let mut writer = RecordWriter::new(out, format);
     let mut summary = Summary::default();
-    let mut decider = options.decide.map(Decider::new);
+    let mut decider = options.decide.map(|decide| Decider::new(decide).with_actions(actions));
     // Counted here, not through `summary`, which `replay` holds while records are emitted. Every
     // decision is listed, zeros too.
     let mut decisions: BTreeMap<&'static str, u64> =

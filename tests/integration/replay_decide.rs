@@ -172,3 +172,37 @@ fn without_decide_records_are_unchanged() {
     let output = Command::new(BIN).args(["replay", "--compare", "ja3"]).arg(&hrr).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn actions_fold_into_the_replayed_decisions() {
+    let Some(vectors) = common::vectors() else { return };
+    let latest = foxio(&vectors, "latest.pcapng");
+    let dir = tempfile::tempdir().unwrap();
+    let deny = dir.path().join("deny.js");
+    std::fs::write(
+        &deny,
+        "exports.onExecutePostLogin = async (event, api) => {\n  if (event.security_context.ja4.startsWith('t12')) api.access.deny('TLS 1.2 is closed');\n};\n",
+    )
+    .unwrap();
+    let (records, stderr) = replay(&["--decide", "--actions", deny.to_str().unwrap()], &[&latest]);
+    assert_eq!(field(&records, "decision"), ["bind", "deny", "allow", "allow", "allow"]);
+    assert_eq!(records[1]["reason"], "action_deny");
+    assert!(stderr.contains("deny 1"), "{stderr}");
+
+    // The adaptive example comparing ja3, as the reference does: every later Chrome hello has
+    // another extension order, so another ja3, and is challenged by the Action; the TLS 1.2
+    // client is challenged by the engine already (its reason stays).
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/actions/adaptive.js");
+    let ja3 = dir.path().join("adaptive-ja3.js");
+    let text = std::fs::read_to_string(shipped)
+        .unwrap()
+        .replace("const COMPARE = [\"ja4_stable\"];", "const COMPARE = [\"ja3\"];");
+    std::fs::write(&ja3, text).unwrap();
+    let both = format!("{},{}", ja3.display(), deny.display());
+    let (records, _) = replay(&["--decide", "--actions", &both], &[&latest]);
+    assert_eq!(field(&records, "decision"), ["bind", "deny", "challenge", "challenge", "challenge"]);
+    assert_eq!(
+        field(&records, "reason"),
+        ["first_binding", "action_deny", "action_challenge", "action_challenge", "action_challenge"]
+    );
+}
