@@ -269,11 +269,36 @@ fn located(source: &Source, error: &CaughtError<'_>) -> SyntaxError {
         _ => String::new(),
     };
     let (line, column) = place_in(&stack, file).unwrap_or((1, 1));
+    let lines = js_lines(&source.text);
+    if line as usize > lines.len() {
+        // On the wrapper's closing line: the file ended inside a construct it never closed.
+        let column = lines.last().map_or(0, |last| last.chars().count()) as u32 + 1;
+        let message = format!("unexpected end of the file ({text})");
+        return SyntaxError { file: file.clone(), line: lines.len() as u32, column, message };
+    }
     // Columns on the first line count the wrapper's head.
     let column = if line == 1 { column.saturating_sub(WRAPPER_HEAD.len() as u32).max(1) } else { column };
-    let column =
-        token_column(source.text.lines().nth(line.saturating_sub(1) as usize).unwrap_or_default(), column, &text);
+    let column = token_column(lines[line.saturating_sub(1) as usize], column, &text);
     SyntaxError { file: file.clone(), line, column, message: text }
+}
+
+/// The lines of `text` as JavaScript counts them: CR LF, LF, CR, U+2028 and U+2029 each end one.
+/// Never empty (an empty file is one empty line).
+pub fn js_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}') {
+            lines.push(&text[start..at]);
+            if c == '\r' && chars.peek().is_some_and(|&(_, next)| next == '\n') {
+                chars.next();
+            }
+            start = chars.peek().map_or(text.len(), |&(next, _)| next);
+        }
+    }
+    lines.push(&text[start..]);
+    lines
 }
 
 /// The column of the token a syntax error names. QuickJS's line is right, but inside a function
@@ -498,6 +523,26 @@ mod tests {
         .unwrap_err();
         assert_eq!((deep.line, deep.column), (5, 15), "{deep}");
         assert!(compiled("exports.onExecutePostLogin = async (event, api) => {};").is_ok());
+    }
+
+    #[test]
+    fn a_file_that_ends_inside_a_construct_is_reported_at_its_end() {
+        // CR, CR LF and U+2028 end lines as LF does; the file's last line is the empty one after
+        // its final LF.
+        for (text, line) in [("\n\n~\rg\ng?D\n", 6), ("let a = {\r\n  b: 1,\r\n", 3), ("x\u{2028}if (x) {", 2)] {
+            let error = compiled(text).unwrap_err();
+            let last = text.rsplit(['\n', '\r', '\u{2028}']).next().unwrap().chars().count() as u32;
+            assert_eq!((error.line, error.column), (line, last + 1), "{text:?}: {error}");
+            assert!(error.message.starts_with("unexpected end of the file"), "{error}");
+        }
+    }
+
+    #[test]
+    fn lines_are_counted_as_javascript_counts_them() {
+        assert_eq!(js_lines(""), [""]);
+        assert_eq!(js_lines("a\r\nb\rc\nd\u{2029}e\n"), ["a", "b", "c", "d", "e", ""]);
+        let error = compiled("exports.x = 1;\u{2028}\r\n  let 1x = 2;").unwrap_err();
+        assert_eq!(error.line, 3, "{error}");
     }
 
     #[test]
