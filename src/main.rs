@@ -179,7 +179,7 @@ enum Command {
 #[derive(Subcommand)]
 enum ActionsCommand {
     /// Run Action files, in order, on one `event` (a JSON file in the shape the proxy builds, see
-    /// README "Actions") and print what they decided, wrote and claimed as one JSON object:
+    /// docs/ACTIONS.md) and print what they decided, wrote and claimed as one JSON object:
     /// `decision`, `reason`, `challenge`, `additional_factors`, `deny`, `session_metadata` and
     /// `refresh_token_metadata` (each record's metadata after the writes, only when written),
     /// `claims` and `error`. `console` output goes to stderr. Exit status 1 when an Action failed
