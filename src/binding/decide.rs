@@ -112,7 +112,11 @@ impl Binder {
     ) -> Evaluated {
         let builtin_runs = !self.policy.builtin_off && event.route != Route::Token;
         let builtin = builtin_runs.then(|| decide(event, &self.policy));
-        let requests = self.run_actions(facts, records, builtin.as_ref()).await;
+        // Boxed: without Actions, this future stays as small as the built-in decision needs.
+        let requests = match self.actions {
+            Some(_) => Box::pin(self.run_actions(facts, records, builtin.as_ref())).await,
+            None => None,
+        };
         let mut decision = builtin.unwrap_or(Decision {
             verdict: Verdict::Allow,
             reason: Reason::NoSession,
@@ -223,6 +227,9 @@ impl Binder {
         for (kind, edits, current) in
             [(RecordKind::Session, session_edits, session_map), (RecordKind::RefreshToken, token_edits, token_map)]
         {
+            if edits.is_empty() {
+                continue;
+            }
             if let Err(error) = current.edited(edits) {
                 evaluated.refused = Some(kind.wrap(&error));
                 evaluated.held = Held::default();
