@@ -8,12 +8,14 @@
 //! | [`js`] | the engine: one QuickJS runtime per worker on its own thread, the sandbox, time and memory limits |
 //! | [`requests`] | what an Action asked for through `api`, read back, and the decision it makes |
 //! | [`offline`] | `helloguard actions test`: Actions run on one `event` without a proxy |
+//! | [`geoip`] | `event.request.geoip` from a MaxMind DB file |
 //! | [`options`] | `[actions]` and `[actions.secrets]` |
 //!
 //! Files are compiled at start (one that does not compile stops `serve`, naming file:line:column),
 //! reloaded when they change and on SIGHUP; a file that does not compile then keeps the previous
-//! version in service.
+//! version in service. The GeoIP database is read with them, and reloaded the same way.
 
+pub mod geoip;
 pub mod js;
 pub mod offline;
 pub mod options;
@@ -31,6 +33,7 @@ pub use requests::{ActionDecision, ActionVerdict, Edit, Requests};
 /// The configured Action files, at the versions in service.
 pub struct Actions {
     files: Vec<PathBuf>,
+    geoip_database: Option<PathBuf>,
     current: RwLock<Loaded>,
     limits: Limits,
     on_error: OnError,
@@ -38,10 +41,12 @@ pub struct Actions {
     versions: AtomicU64,
 }
 
-/// The sources in service and the files' modification times when they were read.
+/// The sources and the GeoIP database in service, and the files' modification times when they
+/// were read.
 #[derive(Clone, Default)]
 struct Loaded {
     sources: Arc<Vec<Arc<Source>>>,
+    geoip: Option<Arc<geoip::GeoIp>>,
     modified: Vec<Option<SystemTime>>,
 }
 
@@ -54,6 +59,8 @@ pub enum LoadError {
     Read { path: String, message: String },
     #[error("actions.secrets.{name}: {message}")]
     Secret { name: String, message: String },
+    #[error("actions.geoip_database {path}: {message}")]
+    GeoIp { path: String, message: String },
 }
 
 impl Actions {
@@ -66,6 +73,7 @@ impl Actions {
         let limits = Limits { timeout: config.timeout.0, memory: config.memory_limit.0 };
         let actions = Self {
             files,
+            geoip_database: config.geoip_database.as_deref().map(|p| config.resolve(p)),
             current: RwLock::default(),
             limits,
             on_error: config.on_error,
@@ -100,12 +108,24 @@ impl Actions {
         self.current.read().unwrap_or_else(|p| p.into_inner()).sources.clone()
     }
 
+    /// `event.request.geoip` for the client address `ip`, when a database is configured and
+    /// places it.
+    pub fn geoip(&self, ip: &str) -> Option<serde_json::Value> {
+        let geoip = self.current.read().unwrap_or_else(|p| p.into_inner()).geoip.clone()?;
+        geoip.lookup(ip)
+    }
+
+    /// The Action files and the GeoIP database: what a change reloads.
+    fn watched(&self) -> impl Iterator<Item = &PathBuf> {
+        self.files.iter().chain(&self.geoip_database)
+    }
+
     /// Reads the files again if any changed (or all of them when `force`): `Ok(true)` when a new
     /// set is in service. A set in which a file cannot be read or does not compile leaves the
     /// previous one in service (logged; the error is returned for the caller to count).
     pub fn reload(&self, force: bool) -> Result<bool, LoadError> {
         let before = self.current.read().unwrap_or_else(|p| p.into_inner()).modified.clone();
-        if !force && self.files.iter().map(|f| modified(f)).eq(before.iter().copied()) {
+        if !force && self.watched().map(|f| modified(f)).eq(before.iter().copied()) {
             return Ok(false);
         }
         match self.read_all() {
@@ -116,7 +136,7 @@ impl Actions {
             }
             Err(error) => {
                 // Not tried again until a file changes again (or SIGHUP): one error per change.
-                let stamps = self.files.iter().map(|f| modified(f)).collect();
+                let stamps = self.watched().map(|f| modified(f)).collect();
                 self.current.write().unwrap_or_else(|p| p.into_inner()).modified = stamps;
                 tracing::error!(%error, "Actions not reloaded; the previous version stays in service");
                 Err(error)
@@ -137,7 +157,16 @@ impl Actions {
             js::check(&source, self.limits)?;
             sources.push(Arc::new(source));
         }
-        Ok(Loaded { sources: Arc::new(sources), modified: stamps })
+        let geoip = match &self.geoip_database {
+            Some(path) => {
+                stamps.push(modified(path));
+                let opened = geoip::GeoIp::open(path);
+                let message = |message| LoadError::GeoIp { path: path.display().to_string(), message };
+                Some(Arc::new(opened.map_err(message)?))
+            }
+            None => None,
+        };
+        Ok(Loaded { sources: Arc::new(sources), geoip, modified: stamps })
     }
 
     /// The file names, for audit lines.

@@ -24,6 +24,8 @@ pub struct ActionsConfig {
     pub on_error: OnError,
     /// `event.secrets`: NAME = "env:VARIABLE".
     pub secrets: BTreeMap<String, String>,
+    /// A MaxMind DB City file for `event.request.geoip`, relative to the config file's directory.
+    pub geoip_database: Option<PathBuf>,
     /// The config file's directory (set by the loader, not by the file).
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -37,6 +39,7 @@ impl Default for ActionsConfig {
             memory_limit: ByteSize(16 * 1024 * 1024),
             on_error: OnError::Challenge,
             secrets: BTreeMap::new(),
+            geoip_database: None,
             base_dir: None,
         }
     }

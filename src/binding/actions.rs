@@ -91,6 +91,9 @@ fn event(
     let mut event = Map::new();
     let mut http = Map::new();
     http.insert("ip".into(), facts.client_ip.into());
+    if let Some(geoip) = actions.geoip(facts.client_ip) {
+        http.insert("geoip".into(), geoip);
+    }
     http.insert("method".into(), request.method.clone().into());
     if let Some(hostname) = &request.hostname {
         http.insert("hostname".into(), hostname.clone().into());

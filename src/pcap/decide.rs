@@ -270,7 +270,11 @@ fn action_event(
     stored: Option<&str>,
 ) -> serde_json::Value {
     let all = &record.fingerprints;
-    let mut request = serde_json::json!({"ip": record.src.to_string(), "method": "POST", "query": {}, "body": {}});
+    let ip = record.src.to_string();
+    let mut request = serde_json::json!({"ip": ip, "method": "POST", "query": {}, "body": {}});
+    if let Some(geoip) = actions.geoip(&ip) {
+        request["geoip"] = geoip;
+    }
     if let Some(sni) = &record.sni {
         request["hostname"] = sni.clone().into();
     }

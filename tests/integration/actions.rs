@@ -468,3 +468,34 @@ async fn the_demo_shows_the_tenant_and_the_claims_it_received() {
     let whoami = request(&running, OWNER, "GET", "/whoami", &[("cookie", &cookie)], "").await;
     assert_eq!(whoami.json["session_metadata"], json!({"tenant_id": "acme", "sid": sid}), "{}", whoami.json);
 }
+
+#[tokio::test]
+async fn geoip_places_the_client_for_the_action() {
+    // A database that places loopback in New Zealand, and an Action that claims the country.
+    let dir = tempfile::tempdir().unwrap();
+    let mut database = maxminddb_writer::Database::default();
+    database.metadata.database_type = "GeoLite2-City".into();
+    let record = database.insert_value(json!({"country": {"iso_code": "NZ"}})).unwrap();
+    database.insert_node("127.0.0.0/8".parse::<maxminddb_writer::paths::IpAddrWithMask>().unwrap(), record);
+    let path = dir.path().join("city.mmdb");
+    std::fs::write(&path, database.write_to(Vec::new()).unwrap()).unwrap();
+    let source = "exports.onExecutePostLogin = async (event, api) => {\n  \
+                  api.idToken.setCustomClaim('country', event.request.geoip?.countryCode ?? 'unknown');\n};\n";
+    let scene = Scene::with_source(source, |config| config.actions.geoip_database = Some(path.clone())).await;
+    let (answer, seen) = scene.send(OWNER, "POST", "/login", &[FORM], "username=alice").await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(decoded(&seen[0], "helloguard-claims").unwrap()["id_token"], json!({"country": "NZ"}));
+
+    // Without a database the field is undefined, never invented.
+    let scene = Scene::with_source(source, |_| {}).await;
+    let (_, seen) = scene.send(OWNER, "POST", "/login", &[FORM], "username=alice").await;
+    assert_eq!(decoded(&seen[0], "helloguard-claims").unwrap()["id_token"], json!({"country": "unknown"}));
+
+    // A file that is not a database stops the start, naming the key.
+    std::fs::write(&path, b"not a database").unwrap();
+    let mut config = Config::default();
+    config.actions.post_login = vec![example("tenant.js")];
+    config.actions.geoip_database = Some(path.clone());
+    let error = helloguard::actions::Actions::load(&config.actions).err().expect("refused");
+    assert!(error.to_string().starts_with("actions.geoip_database "), "{error}");
+}
