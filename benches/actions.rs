@@ -36,29 +36,8 @@ const JA4: &str = "t13d1516h2_8daaf6152771_e5627efa2ab1";
 const JA4_STABLE: &str = "t13d1515h2_8daaf6152771_f37e75b10bcc";
 
 /// Twenty lines in the reference's style: read the request and the session, compare, write,
-/// claim.
-const ACTION: &str = r#"
-exports.onExecutePostLogin = async (event, api) => {
-  const metadata = event.session?.metadata ?? {};
-  const seen = event.security_context ?? {};
-  const tenant = event.request.query["ext-tenantId"] ?? metadata.tenant_id ?? "default";
-  if (metadata.tenant_id !== tenant) {
-    api.session.setMetadata("tenant_id", tenant);
-  }
-  const logins = Number(metadata.logins ?? "0") + 1;
-  api.session.setMetadata("logins", String(logins));
-  if (metadata.aa_ja4_stable && metadata.aa_ja4_stable !== seen.ja4_stable) {
-    api.authentication.challengeWith({ type: "otp" }, {
-      additionalFactors: [{ type: "push-notification" }, { type: "phone" }],
-    });
-  }
-  if (event.helloguard?.decision === "challenge") {
-    console.log("built-in challenge", event.helloguard.reason);
-  }
-  api.idToken.setCustomClaim("https://example.com/tenant", tenant);
-  api.accessToken.setCustomClaim("https://example.com/logins", logins);
-};
-"#;
+/// claim (shared with `js_engines`, which runs the same file in QuickJS and boa).
+const ACTION: &str = include_str!("support/login_action.js");
 
 fn binder(store: Arc<dyn Store>, actions: Option<Arc<Actions>>) -> Binder {
     let audit = Arc::new(JsonLines::new(std::io::sink()));

@@ -149,7 +149,7 @@ impl Binder {
         };
         let outcome = if evaluated.refused.is_some() { Outcome::Rejected } else { decision.outcome(&self.policy) };
         let names = requests.as_ref().map(|r| (r.files.clone(), r.claim_names()));
-        self.record_decision_with(facts, &decision, event.stored, user_id, outcome, error.as_deref(), names.as_ref());
+        self.record_decision(facts, &decision, event.stored, user_id, outcome, error.as_deref(), names.as_ref());
         evaluated.verdict = decision.verdict;
         evaluated.reason = decision.reason.as_str();
         evaluated.session_id = decision.session_id.map(str::to_owned);
@@ -202,22 +202,34 @@ impl Binder {
                 plan.push((kind, id.to_owned(), edits));
             }
         };
-        // The session's writes: with the built-in ones when it is the compared record.
-        match records.session {
-            Some(session) => {
-                let mut edits = if target == Some(Target::Session) { built_in.clone() } else { Vec::new() };
-                edits.extend(session_edits.iter().cloned());
-                add(RecordKind::Session, &session.record.id, edits);
+        // Each record's writes: with the built-in ones when it is the compared record; held when
+        // the record does not exist yet.
+        let held = &mut evaluated.held;
+        let records_and_edits = [
+            (
+                RecordKind::Session,
+                Target::Session,
+                records.session.map(|s| &s.record.id),
+                session_edits,
+                &mut held.session,
+            ),
+            (
+                RecordKind::RefreshToken,
+                Target::RefreshToken,
+                records.refresh_token.map(|t| &t.record.id),
+                token_edits,
+                &mut held.refresh_token,
+            ),
+        ];
+        for (kind, which, id, action_edits, held) in records_and_edits {
+            match id {
+                Some(id) => {
+                    let mut edits = if target == Some(which) { built_in.clone() } else { Vec::new() };
+                    edits.extend(action_edits.iter().cloned());
+                    add(kind, id, edits);
+                }
+                None => *held = action_edits.clone(),
             }
-            None => evaluated.held.session = session_edits.clone(),
-        }
-        match records.refresh_token {
-            Some(token) => {
-                let mut edits = if target == Some(Target::RefreshToken) { built_in.clone() } else { Vec::new() };
-                edits.extend(token_edits.iter().cloned());
-                add(RecordKind::RefreshToken, &token.record.id, edits);
-            }
-            None => evaluated.held.refresh_token = token_edits.clone(),
         }
         // The Actions' writes are validated before anything is written (or forwarded): one that
         // fails refuses the request. (A built-in write that fails is `metadata_write_failed`.)

@@ -119,23 +119,10 @@ impl Binder {
         StoreFailure { backend }
     }
 
-    /// The audit event and the count of one response-phase decision.
-    fn record_decision(
-        &self,
-        facts: &Facts<'_>,
-        decision: &Decision<'_>,
-        stored: Option<&Metadata>,
-        user_id: Option<&str>,
-        outcome: Outcome,
-        error: Option<&str>,
-    ) {
-        self.record_decision_with(facts, decision, stored, user_id, outcome, error, None);
-    }
-
     /// The audit event and the count of one decision, with the Actions that ran and the claims
-    /// they set.
+    /// they set (`None` in the response phase, where no Action runs).
     #[allow(clippy::too_many_arguments)]
-    fn record_decision_with(
+    fn record_decision(
         &self,
         facts: &Facts<'_>,
         decision: &Decision<'_>,

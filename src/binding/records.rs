@@ -112,7 +112,15 @@ impl Binder {
         }
         let decision = if error.is_some() { decision.after_write_failure() } else { decision };
         let user_id = session.user_id.as_deref();
-        self.record_decision(facts, &decision, Some(&stored_before), user_id, Outcome::Forwarded, error.as_deref());
+        self.record_decision(
+            facts,
+            &decision,
+            Some(&stored_before),
+            user_id,
+            Outcome::Forwarded,
+            error.as_deref(),
+            None,
+        );
         Ok(Some(id))
     }
 
@@ -231,6 +239,7 @@ impl Binder {
                 successor.user_id.as_deref(),
                 Outcome::Forwarded,
                 None,
+                None,
             );
             return Ok(Some(new_id));
         }
@@ -263,6 +272,7 @@ impl Binder {
             record.user_id.as_deref(),
             Outcome::Forwarded,
             error.as_deref(),
+            None,
         );
         Ok(Some(new_id))
     }
@@ -299,7 +309,7 @@ impl Binder {
 
     fn confirmed(&self, facts: &Facts<'_>, decision: &crate::engine::Decision<'_>, error: Option<String>) {
         let decision = if error.is_some() { decision.after_write_failure() } else { *decision };
-        self.record_decision(facts, &decision, None, None, Outcome::Forwarded, error.as_deref());
+        self.record_decision(facts, &decision, None, None, Outcome::Forwarded, error.as_deref(), None);
     }
 
     /// CONTRACT §6.4: a proxied request on a live session moves `last_interacted_at` (and the idle

@@ -126,3 +126,15 @@ pub fn records(message: &[u8], record_size: usize) -> Vec<u8> {
     }
     out
 }
+
+/// The adaptive-security example (`examples/actions/adaptive.js`) comparing `compare` instead of
+/// what it ships with.
+pub fn adaptive_action(dir: &std::path::Path, compare: &str) -> PathBuf {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/actions/adaptive.js");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    let line = "const COMPARE = [\"ja4_stable\"];";
+    assert!(text.contains(line), "the example names what it compares on one line");
+    let file = dir.join(format!("adaptive-{compare}.js"));
+    std::fs::write(&file, text.replace(line, &format!("const COMPARE = [\"{compare}\"];"))).unwrap();
+    file
+}

@@ -143,21 +143,23 @@ fn login_page(action: &str) -> String {
     )
 }
 
+/// `GET /authorize` as a login route: the browser's later visits, which carry the session cookie.
+fn authorize_route() -> RouteConfig {
+    RouteConfig {
+        kind: RouteKind::Login,
+        path: "/authorize".to_owned(),
+        methods: vec!["GET".to_owned()],
+        client_id: Some("demo".to_owned()),
+        case_sensitive: false,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_logged_in_chromium_is_not_challenged_on_new_connections() {
     if !chromium::available() {
         return;
     }
-    let running = start(|config| {
-        config.routes.push(RouteConfig {
-            kind: RouteKind::Login,
-            path: "/authorize".to_owned(),
-            methods: vec!["GET".to_owned()],
-            client_id: Some("demo".to_owned()),
-            case_sensitive: false,
-        })
-    })
-    .await;
+    let running = start(|config| config.routes.push(authorize_route())).await;
     let forwarder = Forwarder::start(running.addr).await;
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("profile");
@@ -194,18 +196,6 @@ async fn a_logged_in_chromium_is_not_challenged_on_new_connections() {
     assert_eq!(running.events.reasons().iter().filter(|r| *r == "fingerprint_match").count(), RUNS);
 }
 
-/// The adaptive-security example (`examples/actions/adaptive.js`) comparing `compare` instead of
-/// what it ships with.
-fn adaptive_action(dir: &Path, compare: &str) -> std::path::PathBuf {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/actions/adaptive.js");
-    let text = std::fs::read_to_string(shipped).unwrap();
-    let line = "const COMPARE = [\"ja4_stable\"];";
-    assert!(text.contains(line), "the example names what it compares on one line");
-    let file = dir.join(format!("adaptive-{compare}.js"));
-    std::fs::write(&file, text.replace(line, &format!("const COMPARE = [\"{compare}\"];"))).unwrap();
-    file
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_action_comparing_ja3_challenges_chromium_and_one_comparing_ja4_stable_does_not() {
     if !chromium::available() {
@@ -213,16 +203,10 @@ async fn an_action_comparing_ja3_challenges_chromium_and_one_comparing_ja4_stabl
     }
     for compare in ["ja3", "ja4_stable"] {
         let dir = tempfile::tempdir().unwrap();
-        let action = adaptive_action(dir.path(), compare);
+        let action = common::adaptive_action(dir.path(), compare);
         let running = start(|config| {
             config.actions.post_login = vec![action];
-            config.routes.push(RouteConfig {
-                kind: RouteKind::Login,
-                path: "/authorize".to_owned(),
-                methods: vec!["GET".to_owned()],
-                client_id: Some("demo".to_owned()),
-                case_sensitive: false,
-            })
+            config.routes.push(authorize_route())
         })
         .await;
         let forwarder = Forwarder::start(running.addr).await;

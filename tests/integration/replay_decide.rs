@@ -192,12 +192,7 @@ fn actions_fold_into_the_replayed_decisions() {
     // The adaptive example comparing ja3, as the reference does: every later Chrome hello has
     // another extension order, so another ja3, and is challenged by the Action; the TLS 1.2
     // client is challenged by the engine already (its reason stays).
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/actions/adaptive.js");
-    let ja3 = dir.path().join("adaptive-ja3.js");
-    let text = std::fs::read_to_string(shipped)
-        .unwrap()
-        .replace("const COMPARE = [\"ja4_stable\"];", "const COMPARE = [\"ja3\"];");
-    std::fs::write(&ja3, text).unwrap();
+    let ja3 = common::adaptive_action(dir.path(), "ja3");
     let both = format!("{},{}", ja3.display(), deny.display());
     let (records, _) = replay(&["--decide", "--actions", &both], &[&latest]);
     assert_eq!(field(&records, "decision"), ["bind", "deny", "challenge", "challenge", "challenge"]);
